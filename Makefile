@@ -1,0 +1,43 @@
+# Two commands matter on a fresh machine: `make run` and `make test`. Both bootstrap `.venv` first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast bench lock lint clean
+
+install: $(STAMP)
+
+# uv itself comes from a hash-pinned lock; everything else is synced from requirements-dev.lock.
+$(STAMP): requirements-bootstrap.lock requirements.lock requirements-dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements-bootstrap.lock
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements-dev.lock
+	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+run: install
+	$(BIN)/modelreg dev
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e and not faults" $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-bench.lock
+	$(BIN)/python -m bench
+
+lint: install
+	$(BIN)/ruff check shared services tests bench
+
+# Regenerate the hash-pinned locks (needs the package index).
+lock:
+	uv pip compile -q --generate-hashes -p 3.11 requirements.in -o requirements.lock
+	uv pip compile -q --generate-hashes -p 3.11 requirements-dev.in -o requirements-dev.lock
+	uv pip compile -q --generate-hashes -p 3.11 requirements-bootstrap.in -o requirements-bootstrap.lock
+
+clean:
+	rm -rf $(VENV) .modelreg .pytest_cache

@@ -1,0 +1,196 @@
+"""Error bodies in the seed's shapes, and the exception handlers that produce them.
+
+Every error is an `ErrorResponse` except request validation, which is the seed's `HTTPValidationError`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+
+log = structlog.get_logger("modelreg.api")
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    """Error detail model."""
+
+    message: Annotated[str, msgspec.Meta(title="Message", description="Human-readable error message")]
+    type: Annotated[str, msgspec.Meta(title="Type", description="Stable error type identifier (machine-readable)")]
+    code: Annotated[
+        str | None,
+        msgspec.Meta(
+            title="Code",
+            description="Fine-grained error code for programmatic handling (e.g., namespace_name_taken, "
+            "feature_extractor_not_found). Present only when consumers may need to branch on a specific "
+            "error condition.",
+        ),
+    ] = None
+    details: Annotated[
+        dict[str, Any] | None,
+        msgspec.Meta(
+            title="Details",
+            description="Optional structured details to help debugging (validation errors, IDs, etc.)",
+        ),
+    ] = None
+
+
+class ErrorResponse(msgspec.Struct, kw_only=True):
+    """Error response model."""
+
+    success: Annotated[
+        bool, msgspec.Meta(title="Success", description="Always false for error responses")
+    ] = False
+    status: Annotated[int, msgspec.Meta(title="Status", description="HTTP status code for this error")]
+    error: Annotated[ErrorDetail, msgspec.Meta(description="Error details payload")]
+
+
+class ValidationError(msgspec.Struct, kw_only=True):
+    loc: Annotated[list[str | int], msgspec.Meta(title="Location")]
+    msg: Annotated[str, msgspec.Meta(title="Message")]
+    type: Annotated[str, msgspec.Meta(title="Error Type")]
+
+
+class HTTPValidationError(msgspec.Struct, kw_only=True):
+    detail: Annotated[list[ValidationError], msgspec.Meta(title="Detail")] = msgspec.field(default_factory=list)
+
+
+class ApiError(Exception):
+    """A failure the client should see, with its seed-shaped error type and optional fine-grained code."""
+
+    status_code = 400
+    error_type = "BadRequestError"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.details = details
+
+
+class NotFoundError(ApiError):
+    status_code = 404
+    error_type = "NotFoundError"
+
+
+class ConflictError(ApiError):
+    status_code = 409
+    error_type = "ConflictError"
+
+
+class UnauthorizedError(ApiError):
+    status_code = 401
+    error_type = "UnauthorizedError"
+
+
+class ForbiddenError(ApiError):
+    status_code = 403
+    error_type = "ForbiddenError"
+
+
+class PayloadTooLargeError(ApiError):
+    status_code = 413
+    error_type = "PayloadTooLargeError"
+
+
+class ServiceUnavailableError(ApiError):
+    status_code = 503
+    error_type = "ServiceUnavailableError"
+
+
+# Types for errors Litestar raises itself (unknown route, wrong method, oversized body, ...).
+HTTP_ERROR_TYPES = {
+    400: "BadRequestError",
+    401: "UnauthorizedError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    406: "NotAcceptableError",
+    409: "ConflictError",
+    413: "PayloadTooLargeError",
+    415: "UnsupportedMediaTypeError",
+    429: "TooManyRequestsError",
+    503: "ServiceUnavailableError",
+}
+
+
+def error_response(
+    status: int,
+    error_type: str,
+    message: str,
+    code: str | None = None,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ErrorResponse]:
+    body = ErrorResponse(status=status, error=ErrorDetail(message=message, type=error_type, code=code, details=details))
+    return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
+
+
+def handle_api_error(_: Request, exc: ApiError) -> Response[ErrorResponse]:
+    return error_response(exc.status_code, exc.error_type, exc.message, exc.code, exc.details)
+
+
+def _validation_items(exc: ValidationException) -> list[ValidationError]:
+    items: list[ValidationError] = []
+    for entry in exc.extra if isinstance(exc.extra, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        source = entry.get("source") or "body"
+        loc: list[str | int] = [str(getattr(source, "value", source))]
+        if entry.get("key"):
+            loc.append(str(entry["key"]))
+        items.append(ValidationError(loc=loc, msg=str(entry.get("message", exc.detail)), type="value_error"))
+    if not items:
+        items.append(ValidationError(loc=["request"], msg=str(exc.detail), type="value_error"))
+    return items
+
+
+def handle_validation_error(_: Request, exc: ValidationException) -> Response[HTTPValidationError]:
+    return Response(
+        HTTPValidationError(detail=_validation_items(exc)),
+        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+        media_type=MediaType.JSON,
+    )
+
+
+def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorResponse]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("server error", status=status, detail=exc.detail)
+        return error_response(status, "InternalServerError", "Internal server error")
+    return error_response(
+        status, HTTP_ERROR_TYPES.get(status, "HTTPError"), str(exc.detail), headers=exc.headers or None
+    )
+
+
+def handle_unexpected_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
+    # Internals are logged, never returned.
+    log.exception("unhandled error", path=request.url.path, method=request.method)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error")
+
+
+EXCEPTION_HANDLERS = {
+    ApiError: handle_api_error,
+    ValidationException: handle_validation_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected_error,
+}
+
+
+def _error_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=ErrorResponse, description=description)
+
+
+# The seed's error responses, declared on every /v1 route.
+ERROR_RESPONSES: dict[int, ResponseSpec] = {
+    400: _error_spec("Bad Request"),
+    401: _error_spec("Unauthorized"),
+    403: _error_spec("Forbidden"),
+    422: ResponseSpec(data_container=HTTPValidationError, description="Validation Error"),
+    500: _error_spec("Internal Server Error"),
+}

@@ -1,0 +1,26 @@
+"""Liveness and readiness probes (public, outside /v1)."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from shared.adapters import mongo
+
+
+class HealthController(Controller):
+    path = "/health"
+    tags = ["Health"]
+
+    @get("/live", summary="Liveness probe")
+    async def live(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/ready", summary="Readiness probe: MongoDB answers")
+    async def ready(self, mongo_client: AsyncMongoClient) -> Response[dict[str, str]]:
+        try:
+            await mongo.ping(mongo_client)
+        except PyMongoError as exc:
+            return Response({"status": "unavailable", "mongodb": type(exc).__name__}, status_code=503)
+        return Response({"status": "ok", "mongodb": "ok"})

@@ -1,0 +1,141 @@
+"""`modelreg`: one command line for every process and a few operator tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from datetime import UTC, datetime
+
+from shared.logging import configure_logging
+from shared.settings import Settings, SettingsError
+
+
+def clock_sequence() -> int:
+    """A sequence that increases across processes and restarts: microseconds since the epoch."""
+    return int(datetime.now(UTC).timestamp() * 1_000_000)
+
+
+def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
+    import uvicorn
+
+    from services.api.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    return 0
+
+
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
+    from services.worker.main import run_worker
+
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
+    from services.devstack.stack import run_dev_stack
+
+    return run_dev_stack(settings, with_ray=not args.no_ray, demo=not args.no_demo)
+
+
+def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
+    from services.admin import register_model
+
+    model = asyncio.run(
+        register_model(
+            settings,
+            namespace_id=args.namespace,
+            model_id=args.model_id,
+            name=args.name,
+            version=args.version,
+            model_format=args.format,
+            archive_url=args.archive_url,
+            model_hash=args.hash,
+        )
+    )
+    print(model.model_id)
+    return 0
+
+
+def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
+    from services.admin import publish_event
+    from shared.contracts import DeploymentEvent
+
+    event = DeploymentEvent(
+        event_id=uuid.uuid4(),
+        event_type=f"deployment.{args.type}",
+        namespace_id=args.namespace,
+        model_id=args.model_id,
+        sequence=args.sequence if args.sequence is not None else clock_sequence(),
+        occurred_at=datetime.now(UTC),
+        endpoint=args.endpoint,
+        base_image=args.base_image,
+        ray_cluster_url=args.ray_cluster_url,
+        ray_deployment_name=args.ray_deployment_name,
+        message=args.message,
+    )
+    asyncio.run(publish_event(settings, event))
+    print(event.event_id)
+    return 0
+
+
+def cmd_schema(_: Settings, __: argparse.Namespace) -> int:
+    import msgspec
+
+    from shared.contracts import DeploymentCommand, DeploymentEvent
+
+    print(msgspec.json.format(msgspec.json.encode(msgspec.json.schema_components([DeploymentEvent, DeploymentCommand])[1])).decode())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelreg", description="Model registry with deployment tracking")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("api", help="serve the HTTP API").set_defaults(handler=cmd_api)
+    sub.add_parser("worker", help="apply deployment events from Kafka to MongoDB").set_defaults(handler=cmd_worker)
+    dev = sub.add_parser("dev", help="the whole stack on one machine, with embedded servers")
+    dev.add_argument("--no-ray", action="store_true", help="do not start Ray Serve and the bridge")
+    dev.add_argument("--no-demo", action="store_true", help="do not register and deploy the demo model")
+    dev.set_defaults(handler=cmd_dev)
+
+    models = sub.add_parser("models", help="operator tools for models").add_subparsers(dest="action", required=True)
+    register = models.add_parser("register", help="insert a model document (archive already stored)")
+    register.add_argument("--namespace", required=True)
+    register.add_argument("--model-id", required=True)
+    register.add_argument("--name", required=True)
+    register.add_argument("--version", default="1")
+    register.add_argument("--format", required=True, choices=["safetensors", "onnx", "pytorch", "huggingface"])
+    register.add_argument("--archive-url", required=True)
+    register.add_argument("--hash", required=True, help="sha256 of the archive")
+    register.set_defaults(handler=cmd_register)
+
+    events = sub.add_parser("events", help="deployment events").add_subparsers(dest="action", required=True)
+    publish = events.add_parser("publish", help="publish one deployment event")
+    publish.add_argument("--namespace", required=True)
+    publish.add_argument("--model-id", required=True)
+    publish.add_argument("--type", required=True, choices=["started", "ready", "unhealthy", "failed", "deleting", "deleted"])
+    publish.add_argument("--sequence", type=int, help="default: microseconds since the epoch")
+    publish.add_argument("--endpoint")
+    publish.add_argument("--base-image")
+    publish.add_argument("--ray-cluster-url")
+    publish.add_argument("--ray-deployment-name")
+    publish.add_argument("--message")
+    publish.set_defaults(handler=cmd_publish)
+    events.add_parser("schema", help="print the JSON Schema of events and commands").set_defaults(handler=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"modelreg: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format, service=args.command)
+    return args.handler(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""`modelreg worker`: wires MongoDB, Kafka and the applier together, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from aiokafka.errors import KafkaError
+from prometheus_client import start_http_server
+from pymongo.errors import PyMongoError
+
+from services.worker.applier import EventApplier
+from services.worker.consumer import DeploymentEventConsumer
+from shared.adapters import kafka, mongo
+from shared.adapters.mongo import ModelStore
+from shared.retry import Stopping, retry_with_backoff
+from shared.settings import Settings
+
+log = structlog.get_logger("modelreg.worker")
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    if stop is None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.api_host)
+    retry = dict(stop=stop, max_backoff_s=settings.worker_retry_max_backoff_s)
+    try:
+        client = await retry_with_backoff(
+            lambda: mongo.connect(settings), operation="connect_mongodb", retry_on=(PyMongoError,), **retry
+        )
+    except Stopping:
+        return
+    producer = kafka.make_producer(settings)
+    consumer = kafka.make_consumer(settings, settings.events_topic, group_id=settings.consumer_group)
+    try:
+        await retry_with_backoff(producer.start, operation="start_producer", retry_on=(KafkaError, OSError), **retry)
+        await retry_with_backoff(consumer.start, operation="start_consumer", retry_on=(KafkaError, OSError), **retry)
+        log.info("worker started", topic=settings.events_topic, group=settings.consumer_group)
+        applier = EventApplier(ModelStore(settings.history_limit))
+        await DeploymentEventConsumer(settings, consumer, producer, applier).run(stop)
+    except Stopping:
+        pass
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await client.close()
+        log.info("worker stopped")

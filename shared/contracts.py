@@ -1,0 +1,167 @@
+"""What crosses process boundaries: Kafka events and commands, and the seed's shared API shapes.
+
+Every struct here is a msgspec Struct; the JSON Schema in docs/events.md is generated from them
+(`modelreg schema`), so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Annotated, NamedTuple
+
+import msgspec
+
+# Ids travel inside the Kafka key "{namespace_id}/{model_id}", so they may not contain "/", blanks
+# or control characters.
+ID_PATTERN = r"^[^/\x00-\x20\x7f]{1,256}$"
+ResourceId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, max_length=256)]
+Url = Annotated[str, msgspec.Meta(max_length=2048)]
+ShortText = Annotated[str, msgspec.Meta(max_length=256)]
+Message = Annotated[str, msgspec.Meta(max_length=8192)]
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+# Mongo stores int64; anything larger could not be compared by the sequence guard.
+Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+class ModelKey(NamedTuple):
+    namespace_id: str
+    model_id: str
+
+    def kafka_key(self) -> bytes:
+        return f"{self.namespace_id}/{self.model_id}".encode()
+
+    def __str__(self) -> str:
+        return f"{self.namespace_id}/{self.model_id}"
+
+
+class ModelFormat(enum.StrEnum):
+    SAFETENSORS = "safetensors"
+    ONNX = "onnx"
+    PYTORCH = "pytorch"
+    HUGGINGFACE = "huggingface"
+
+
+class DeploymentStatus(enum.StrEnum):
+    NOT_DEPLOYED = "not_deployed"
+    PENDING = "pending"
+    DEPLOYED = "deployed"
+    UNHEALTHY = "unhealthy"
+    FAILED = "failed"
+    DELETING = "deleting"
+
+
+class EventType(enum.StrEnum):
+    STARTED = "deployment.started"
+    READY = "deployment.ready"
+    UNHEALTHY = "deployment.unhealthy"
+    FAILED = "deployment.failed"
+    DELETING = "deployment.deleting"
+    DELETED = "deployment.deleted"
+
+
+class CommandType(enum.StrEnum):
+    DEPLOY = "deploy"
+    UNDEPLOY = "undeploy"
+
+
+class DeploymentEvent(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A real state transition of a model's Ray Serve application (topic `model-deployment-events`)."""
+
+    event_id: uuid.UUID
+    event_type: EventType
+    namespace_id: ResourceId
+    model_id: ResourceId
+    sequence: Sequence
+    occurred_at: AwareDatetime
+    ray_cluster_url: Url | None = None
+    ray_deployment_name: ShortText | None = None
+    endpoint: Url | None = None
+    base_image: ShortText | None = None
+    message: Message | None = None
+
+    def __post_init__(self) -> None:
+        # A ready model must say where it answers; ModelDeploymentInfo requires both fields.
+        if self.event_type is EventType.READY and not (self.endpoint and self.base_image):
+            raise ValueError("deployment.ready requires endpoint and base_image")
+
+    @property
+    def key(self) -> ModelKey:
+        return ModelKey(self.namespace_id, self.model_id)
+
+
+class DeploymentCommand(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A request to deploy or undeploy a model (topic `model-deployment-commands`)."""
+
+    command_id: uuid.UUID
+    command_type: CommandType
+    namespace_id: ResourceId
+    model_id: ResourceId
+    requested_at: AwareDatetime
+
+    @property
+    def key(self) -> ModelKey:
+        return ModelKey(self.namespace_id, self.model_id)
+
+
+class ModelDeploymentInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """Deployment information for a model."""
+
+    endpoint: Annotated[str, msgspec.Meta(title="Endpoint", description="HTTP endpoint for model inference")]
+    base_image: Annotated[str, msgspec.Meta(title="Base Image", description="Docker image used for deployment")]
+    ray_cluster_url: Annotated[
+        str | None, msgspec.Meta(title="Ray Cluster Url", description="Ray cluster URL where model is deployed")
+    ] = None
+    ray_deployment_name: Annotated[
+        str | None, msgspec.Meta(title="Ray Deployment Name", description="Ray deployment name")
+    ] = None
+    deployed_at: Annotated[
+        datetime | None, msgspec.Meta(title="Deployed At", description="When the model was deployed")
+    ] = None
+
+
+class ModelResourceRequirements(msgspec.Struct, kw_only=True, frozen=True):
+    """Resource requirements for model deployment."""
+
+    num_cpus: Annotated[
+        float, msgspec.Meta(ge=0.1, le=64, title="Num Cpus", description="Number of CPUs")
+    ] = 1
+    num_gpus: Annotated[int, msgspec.Meta(ge=0, le=8, title="Num Gpus", description="Number of GPUs")] = 0
+    memory: Annotated[
+        int, msgspec.Meta(title="Memory", description="Memory in bytes (default 4GB)")
+    ] = 4294967296
+
+
+EVENT_DECODER = msgspec.json.Decoder(DeploymentEvent)
+COMMAND_DECODER = msgspec.json.Decoder(DeploymentCommand)
+JSON_ENCODER = msgspec.json.Encoder()
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return JSON_ENCODER.encode(message)
+
+
+class InvalidMessage(ValueError):
+    """A Kafka message that can never be applied; `reason` is a stable identifier for the DLQ header."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_event(key: bytes | None, value: bytes | None) -> DeploymentEvent:
+    """Decode and validate one record of the events topic, or raise InvalidMessage saying why not."""
+    if value is None:
+        raise InvalidMessage("empty_value", "record has no value")
+    try:
+        event = EVENT_DECODER.decode(value)
+    except msgspec.ValidationError as exc:
+        raise InvalidMessage("invalid_event", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidMessage("undecodable", str(exc)) from None
+    if key != event.key.kafka_key():
+        shown = key.decode("utf-8", "replace")[:300] if key is not None else None
+        raise InvalidMessage("key_mismatch", f"record key {shown!r} is not {str(event.key)!r}")
+    return event

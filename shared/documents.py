@@ -1,0 +1,119 @@
+"""Beanie documents: how models live in MongoDB (collection `custom_models`).
+
+The seed's fields come first with the seed's types and defaults. The bookkeeping fields after them are
+optional, so a document written by another service with only the seed's fields reads fine and takes events.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import pymongo
+from beanie import Document, Indexed
+from pydantic import BaseModel, Field
+
+from shared.contracts import DeploymentStatus, ModelFormat
+from shared.deployment_rules import DesiredState
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class DeploymentInfoFields(BaseModel):
+    ray_cluster_url: str | None = None
+    ray_deployment_name: str | None = None
+    endpoint: str
+    base_image: str
+    deployed_at: datetime | None = None
+
+
+class ResourceRequirementsFields(BaseModel):
+    num_cpus: float = Field(default=1, ge=0.1, le=64)
+    num_gpus: int = Field(default=0, ge=0, le=8)
+    memory: int = 4294967296
+
+
+class HistoryEntry(BaseModel):
+    """One applied deployment event, kept on the model it changed."""
+
+    event_id: str
+    event_type: str
+    sequence: int
+    occurred_at: datetime
+    applied_at: datetime
+    endpoint: str | None = None
+    ray_deployment_name: str | None = None
+    message: str | None = None
+
+
+class ModelDetails(BaseModel):
+    """Everything the details endpoint reads; also the projection that leaves the history out."""
+
+    model_id: str
+    namespace_id: str
+    name: str
+    version: str
+    model_archive_url: str
+    model_format: ModelFormat
+    model_hash: str
+    deployed: bool = False
+    deployment_info: DeploymentInfoFields | None = None
+    framework: str | None = None
+    task_type: str | None = None
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    resource_requirements: ResourceRequirementsFields = Field(default_factory=ResourceRequirementsFields)
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+    # Bookkeeping (absent on documents written by other services).
+    deployment_status: DeploymentStatus | None = None
+    deployment_message: str | None = None
+    last_event_sequence: int | None = None
+    observed_at: datetime | None = None
+    desired_state: DesiredState | None = None
+    desired_at: datetime | None = None
+
+
+class CustomModelDocument(Document, ModelDetails):
+    """Custom model document stored in MongoDB."""
+
+    deployment_history: list[HistoryEntry] = Field(default_factory=list)
+
+    class Settings:
+        name = "custom_models"
+        indexes = [
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("model_id", pymongo.ASCENDING)],
+                unique=True,
+                name="namespace_model_unique",
+            ),
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("name", pymongo.ASCENDING), ("version", pymongo.ASCENDING)],
+                unique=True,
+                name="namespace_name_version_unique",
+            ),
+            # Listing: a namespace's models in a stable order.
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("created_at", pymongo.DESCENDING), ("model_id", pymongo.ASCENDING)],
+                name="namespace_created",
+            ),
+        ]
+
+
+class ApiKeyDocument(Document):
+    """A namespace-scoped API key; only its hash is stored."""
+
+    prefix: Annotated[str, Indexed(unique=True)]
+    key_hash: str
+    namespaces: list[str] = Field(default_factory=list)
+    admin: bool = False
+    created_at: datetime = Field(default_factory=utc_now)
+    revoked: bool = False
+
+    class Settings:
+        name = "api_keys"
+
+
+DOCUMENT_MODELS: list[type[Document]] = [CustomModelDocument, ApiKeyDocument]

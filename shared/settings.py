@@ -1,0 +1,86 @@
+"""One typed settings object, read from MODELREG_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+
+ENV_PREFIX = "MODELREG_"
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class SettingsError(ValueError):
+    """A MODELREG_* variable is missing or malformed."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    # MongoDB
+    mongodb_url: str = "mongodb://127.0.0.1:27017"
+    mongodb_database: str = "modelreg"
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_idempotent: bool = True
+    events_topic: str = "model-deployment-events"
+    dlq_topic: str = "model-deployment-events.dlq"
+    commands_topic: str = "model-deployment-commands"
+    consumer_group: str = "modelreg-worker"
+    topic_partitions: PositiveInt = 3
+    # Worker tuning
+    worker_batch_max_records: PositiveInt = 500
+    worker_batch_timeout_ms: PositiveInt = 500
+    worker_session_timeout_ms: PositiveInt = 10_000
+    worker_heartbeat_interval_ms: PositiveInt = 3_000
+    worker_retry_max_backoff_s: float = 10.0
+    worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    history_limit: PositiveInt = 500
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: Port = 8000
+    # Ray Serve bridge
+    ray_address: str = "auto"
+    serve_host: str = "127.0.0.1"
+    serve_port: Port = 8001
+    bridge_poll_interval_s: float = 1.0
+    bridge_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    bridge_work_dir: str = ".modelreg/bridge"
+    base_image_onnx: str = "modelreg/serve-onnx:latest"
+    base_image_safetensors: str = "modelreg/serve-safetensors:latest"
+    base_image_pytorch: str = "modelreg/serve-pytorch:latest"
+    base_image_huggingface: str = "modelreg/serve-huggingface:latest"
+    # Archive storage
+    archive_root: str = ".modelreg/archives"
+    max_archive_bytes: PositiveInt = 2 * 1024**3
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        raw = {
+            name: environ[ENV_PREFIX + name.upper()]
+            for name in cls.__struct_fields__
+            if ENV_PREFIX + name.upper() in environ
+        }
+        try:
+            # strict=False lets "8000" become 8000 and "false" become False.
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(f"invalid {ENV_PREFIX}* setting: {exc}") from exc
+
+    def as_env(self) -> dict[str, str]:
+        """The settings as MODELREG_* variables, for starting child processes."""
+        env: dict[str, str] = {}
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            env[ENV_PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.adapters import kafka, mongo
+from shared.settings import Settings
+from tests.infra import Infra, start_infra
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    with contextlib.ExitStack() as stack:
+        yield start_infra(stack, tmp_path_factory.mktemp("infra"))
+
+
+def make_settings(infra: Infra, **overrides: Any) -> Settings:
+    suffix = uuid.uuid4().hex[:10]
+    values: dict[str, Any] = dict(
+        mongodb_url=infra.mongodb_url,
+        mongodb_database=f"test_{suffix}",
+        kafka_bootstrap_servers=infra.kafka_bootstrap_servers,
+        kafka_idempotent=infra.kafka_idempotent,
+        events_topic=f"events-{suffix}",
+        dlq_topic=f"events-{suffix}.dlq",
+        commands_topic=f"commands-{suffix}",
+        consumer_group=f"worker-{suffix}",
+        topic_partitions=3,
+        worker_session_timeout_ms=3000,
+        worker_heartbeat_interval_ms=500,
+        worker_batch_timeout_ms=200,
+        worker_retry_max_backoff_s=1.0,
+        archive_root="",
+        log_format="console",
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(infra: Infra, tmp_path) -> Settings:
+    return make_settings(infra, archive_root=str(tmp_path / "archives"), bridge_work_dir=str(tmp_path / "bridge"))
+
+
+@pytest.fixture
+async def topics(settings: Settings) -> Settings:
+    await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+    return settings
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Any]:
+    client = await mongo.connect(settings)
+    yield client[settings.mongodb_database]
+    await client.drop_database(settings.mongodb_database)
+    await client.close()
+
+
+@pytest.fixture
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = kafka.make_producer(settings)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 30, interval_s: float = 0.2) -> T:
+    """Poll until `check` returns a truthy value (or stops raising AssertionError)."""
+    deadline = time.monotonic() + timeout_s
+    last_error: AssertionError | None = None
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+        except AssertionError as exc:
+            last_error = exc
+        if time.monotonic() > deadline:
+            if last_error:
+                raise last_error
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        await asyncio.sleep(interval_s)
+
+
+async def read_topic(settings: Settings, topic: str, expected: int, timeout_s: float = 30) -> list[Any]:
+    """All records of a topic (at least `expected` of them), read without a consumer group."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(records) < expected and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+        # Anything beyond `expected` that is already there.
+        batch = await consumer.getmany(timeout_ms=500)
+        for partition_records in batch.values():
+            records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
