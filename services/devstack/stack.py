@@ -1,0 +1,132 @@
+"""`modelreg dev`: the whole stack on one machine.
+
+Starts SecantusDB (data under ./.modelreg/) and the tansu broker unless their URLs are given, creates the
+topics, then runs the API and the worker as child processes, exactly as production runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from services.devstack import embedded
+from shared.adapters import kafka
+from shared.settings import Settings
+
+STATE_DIR = Path(".modelreg")
+
+
+def _wait_http_ok(url: str, timeout_s: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} not ready after {timeout_s}s")
+
+
+class DevStack:
+    def __init__(self, settings: Settings, state_dir: Path = STATE_DIR) -> None:
+        self.settings = settings
+        self.state_dir = state_dir
+        self.servers: list[embedded.ServerProcess] = []
+        self.children: list[subprocess.Popen] = []
+
+    def start_servers(self) -> Settings:
+        """Start embedded MongoDB/Kafka where no URL was given; returns settings pointing at them."""
+        overrides: dict[str, object] = {}
+        logs = self.state_dir / "logs"
+        if "MODELREG_MONGODB_URL" not in os.environ:
+            mongo = embedded.secantus(self.state_dir / "mongodb", log_dir=logs).start()
+            self.servers.append(mongo)
+            overrides["mongodb_url"] = mongo.url
+        if "MODELREG_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+            broker = embedded.tansu(logs).start()
+            self.servers.append(broker)
+            overrides["kafka_bootstrap_servers"] = broker.url
+            if "MODELREG_KAFKA_IDEMPOTENT" not in os.environ:
+                overrides["kafka_idempotent"] = False
+        if overrides:
+            import msgspec
+
+            self.settings = msgspec.structs.replace(self.settings, **overrides)
+        return self.settings
+
+    def spawn(self, *command: str) -> subprocess.Popen:
+        env = {**os.environ, **self.settings.as_env()}
+        child = subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=env)
+        self.children.append(child)
+        return child
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            try:
+                child.wait(20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) -> int:
+    stack = DevStack(settings)
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        settings = stack.start_servers()
+        asyncio.run(
+            kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+        )
+        api = stack.spawn("api")
+        stack.spawn("worker")
+        api_url = f"http://{settings.api_host}:{settings.api_port}"
+        _wait_http_ok(f"{api_url}/health/ready", 60, api)
+        print_banner(settings, api_url)
+        while not stopping:
+            if any(child.poll() is not None for child in stack.children):
+                print("modelreg dev: a process exited; stopping the stack", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        stack.stop()
+
+
+def print_banner(settings: Settings, api_url: str) -> None:
+    lines = [
+        "",
+        "modelreg dev stack is up",
+        f"  API            {api_url}  (OpenAPI: {api_url}/schema/swagger)",
+        f"  MongoDB        {settings.mongodb_url}  database {settings.mongodb_database}",
+        f"  Kafka          {settings.kafka_bootstrap_servers}  topics {settings.events_topic}, {settings.dlq_topic}, "
+        f"{settings.commands_topic}",
+        "",
+        "Use these in another shell:",
+        f"  export MODELREG_MONGODB_URL={settings.mongodb_url} "
+        f"MODELREG_KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} "
+        f"MODELREG_KAFKA_IDEMPOTENT={str(settings.kafka_idempotent).lower()}",
+        "Press Ctrl-C to stop.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

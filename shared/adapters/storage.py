@@ -1,0 +1,122 @@
+"""Archive storage: a local directory by default, or an S3-compatible bucket when configured.
+
+Saving streams the upload while hashing it; fetching understands file://, plain paths and s3:// URLs,
+whichever storage wrote them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterable
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from shared.settings import Settings
+
+
+class ArchiveTooLargeError(ValueError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"archive exceeds {limit} bytes")
+        self.limit = limit
+
+
+class ArchiveNotFoundError(FileNotFoundError):
+    pass
+
+
+async def spool(chunks: AsyncIterable[bytes], directory: Path, max_bytes: int) -> tuple[Path, str, int]:
+    """Write a stream to a temporary file in `directory`, hashing as it goes; refuses more than max_bytes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    fd, name = tempfile.mkstemp(dir=directory, suffix=".part")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ArchiveTooLargeError(max_bytes)
+                digest.update(chunk)
+                handle.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, digest.hexdigest(), size
+
+
+def _s3_client(settings: Settings):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
+
+
+def _local_path(url: str) -> Path:
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return Path(url)
+
+
+class ArchiveStorage:
+    """Stores archives under `{namespace}/{model_id}.tar.gz` in the configured place."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = Path(settings.archive_root or ".modelreg/archives").resolve()
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.settings.s3_bucket)
+
+    async def save(self, spooled: Path, namespace_id: str, model_id: str) -> str:
+        """Move a spooled file into storage; returns its URL."""
+        relative = f"{namespace_id}/{model_id}.tar.gz"
+        if self.uses_s3:
+            bucket = self.settings.s3_bucket
+            await asyncio.to_thread(_s3_client(self.settings).upload_file, str(spooled), bucket, relative)
+            spooled.unlink(missing_ok=True)
+            return f"s3://{bucket}/{relative}"
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(spooled, target)
+        return target.as_uri()
+
+    async def fetch(self, url: str, destination: Path) -> Path:
+        """Copy the archive at `url` to `destination`."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        parsed = urlparse(url)
+        if parsed.scheme == "s3":
+            import botocore.exceptions
+
+            try:
+                await asyncio.to_thread(
+                    _s3_client(self.settings).download_file, parsed.netloc, parsed.path.lstrip("/"), str(destination)
+                )
+            except botocore.exceptions.ClientError as exc:
+                raise ArchiveNotFoundError(f"{url}: {exc}") from None
+            return destination
+        if parsed.scheme not in ("", "file"):
+            raise ArchiveNotFoundError(f"unsupported archive URL scheme {parsed.scheme!r}: {url}")
+        source = _local_path(url)
+        if not source.is_file():
+            raise ArchiveNotFoundError(f"no archive at {url}")
+        await asyncio.to_thread(shutil.copyfile, source, destination)
+        return destination
+
+    async def delete(self, url: str) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme == "s3":
+            await asyncio.to_thread(
+                _s3_client(self.settings).delete_object, Bucket=parsed.netloc, Key=parsed.path.lstrip("/")
+            )
+            return
+        if parsed.scheme in ("", "file"):
+            path = _local_path(url)
+            # Only ever delete inside our own root.
+            if path.resolve().is_relative_to(self.root):
+                path.unlink(missing_ok=True)
