@@ -108,14 +108,14 @@ class DeploymentCommand(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
 class ModelDeploymentInfo(msgspec.Struct, kw_only=True, frozen=True):
     """Deployment information for a model."""
 
-    endpoint: Annotated[str, msgspec.Meta(title="Endpoint", description="HTTP endpoint for model inference")]
-    base_image: Annotated[str, msgspec.Meta(title="Base Image", description="Docker image used for deployment")]
     ray_cluster_url: Annotated[
         str | None, msgspec.Meta(title="Ray Cluster Url", description="Ray cluster URL where model is deployed")
     ] = None
     ray_deployment_name: Annotated[
         str | None, msgspec.Meta(title="Ray Deployment Name", description="Ray deployment name")
     ] = None
+    endpoint: Annotated[str, msgspec.Meta(title="Endpoint", description="HTTP endpoint for model inference")]
+    base_image: Annotated[str, msgspec.Meta(title="Base Image", description="Docker image used for deployment")]
     deployed_at: Annotated[
         datetime | None, msgspec.Meta(title="Deployed At", description="When the model was deployed")
     ] = None

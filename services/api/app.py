@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "models": Provide(provide_model_service, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
+        logging_config=None,  # shared.logging configures structlog for the whole process
         openapi_config=OpenAPIConfig(
             title="Model Registry API",
             version="0.1.0",
