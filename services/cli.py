@@ -85,7 +85,11 @@ def cmd_schema(_: Settings, __: argparse.Namespace) -> int:
 
     from shared.contracts import DeploymentCommand, DeploymentEvent
 
-    print(msgspec.json.format(msgspec.json.encode(msgspec.json.schema_components([DeploymentEvent, DeploymentCommand])[1])).decode())
+    print(
+        msgspec.json.format(
+            msgspec.json.encode(msgspec.json.schema_components([DeploymentEvent, DeploymentCommand])[1])
+        ).decode()
+    )
     return 0
 
 
@@ -93,19 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelreg", description="Model registry with deployment tracking")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("api", help="serve the HTTP API").set_defaults(handler=cmd_api)
-    sub.add_parser("worker", help="apply deployment events from Kafka to MongoDB").set_defaults(handler=cmd_worker)
+    sub.add_parser("worker", help="apply deployment events from Kafka to MongoDB").set_defaults(
+        handler=cmd_worker
+    )
     dev = sub.add_parser("dev", help="the whole stack on one machine, with embedded servers")
     dev.add_argument("--no-ray", action="store_true", help="do not start Ray Serve and the bridge")
     dev.add_argument("--no-demo", action="store_true", help="do not register and deploy the demo model")
     dev.set_defaults(handler=cmd_dev)
 
-    models = sub.add_parser("models", help="operator tools for models").add_subparsers(dest="action", required=True)
+    models = sub.add_parser("models", help="operator tools for models").add_subparsers(
+        dest="action", required=True
+    )
     register = models.add_parser("register", help="insert a model document (archive already stored)")
     register.add_argument("--namespace", required=True)
     register.add_argument("--model-id", required=True)
     register.add_argument("--name", required=True)
     register.add_argument("--version", default="1")
-    register.add_argument("--format", required=True, choices=["safetensors", "onnx", "pytorch", "huggingface"])
+    register.add_argument(
+        "--format", required=True, choices=["safetensors", "onnx", "pytorch", "huggingface"]
+    )
     register.add_argument("--archive-url", required=True)
     register.add_argument("--hash", required=True, help="sha256 of the archive")
     register.set_defaults(handler=cmd_register)
@@ -114,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     publish = events.add_parser("publish", help="publish one deployment event")
     publish.add_argument("--namespace", required=True)
     publish.add_argument("--model-id", required=True)
-    publish.add_argument("--type", required=True, choices=["started", "ready", "unhealthy", "failed", "deleting", "deleted"])
+    publish.add_argument(
+        "--type", required=True, choices=["started", "ready", "unhealthy", "failed", "deleting", "deleted"]
+    )
     publish.add_argument("--sequence", type=int, help="default: microseconds since the epoch")
     publish.add_argument("--endpoint")
     publish.add_argument("--base-image")
@@ -122,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--ray-deployment-name")
     publish.add_argument("--message")
     publish.set_defaults(handler=cmd_publish)
-    events.add_parser("schema", help="print the JSON Schema of events and commands").set_defaults(handler=cmd_schema)
+    events.add_parser("schema", help="print the JSON Schema of events and commands").set_defaults(
+        handler=cmd_schema
+    )
     return parser
 
 

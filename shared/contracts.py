@@ -109,13 +109,16 @@ class ModelDeploymentInfo(msgspec.Struct, kw_only=True, frozen=True):
     """Deployment information for a model."""
 
     ray_cluster_url: Annotated[
-        str | None, msgspec.Meta(title="Ray Cluster Url", description="Ray cluster URL where model is deployed")
+        str | None,
+        msgspec.Meta(title="Ray Cluster Url", description="Ray cluster URL where model is deployed"),
     ] = None
     ray_deployment_name: Annotated[
         str | None, msgspec.Meta(title="Ray Deployment Name", description="Ray deployment name")
     ] = None
     endpoint: Annotated[str, msgspec.Meta(title="Endpoint", description="HTTP endpoint for model inference")]
-    base_image: Annotated[str, msgspec.Meta(title="Base Image", description="Docker image used for deployment")]
+    base_image: Annotated[
+        str, msgspec.Meta(title="Base Image", description="Docker image used for deployment")
+    ]
     deployed_at: Annotated[
         datetime | None, msgspec.Meta(title="Deployed At", description="When the model was deployed")
     ] = None
@@ -128,9 +131,9 @@ class ModelResourceRequirements(msgspec.Struct, kw_only=True, frozen=True):
         float, msgspec.Meta(ge=0.1, le=64, title="Num Cpus", description="Number of CPUs")
     ] = 1
     num_gpus: Annotated[int, msgspec.Meta(ge=0, le=8, title="Num Gpus", description="Number of GPUs")] = 0
-    memory: Annotated[
-        int, msgspec.Meta(title="Memory", description="Memory in bytes (default 4GB)")
-    ] = 4294967296
+    memory: Annotated[int, msgspec.Meta(title="Memory", description="Memory in bytes (default 4GB)")] = (
+        4294967296
+    )
 
 
 EVENT_DECODER = msgspec.json.Decoder(DeploymentEvent)

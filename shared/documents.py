@@ -90,13 +90,21 @@ class CustomModelDocument(Document, ModelDetails):
                 name="namespace_model_unique",
             ),
             pymongo.IndexModel(
-                [("namespace_id", pymongo.ASCENDING), ("name", pymongo.ASCENDING), ("version", pymongo.ASCENDING)],
+                [
+                    ("namespace_id", pymongo.ASCENDING),
+                    ("name", pymongo.ASCENDING),
+                    ("version", pymongo.ASCENDING),
+                ],
                 unique=True,
                 name="namespace_name_version_unique",
             ),
             # Listing: a namespace's models in a stable order.
             pymongo.IndexModel(
-                [("namespace_id", pymongo.ASCENDING), ("created_at", pymongo.DESCENDING), ("model_id", pymongo.ASCENDING)],
+                [
+                    ("namespace_id", pymongo.ASCENDING),
+                    ("created_at", pymongo.DESCENDING),
+                    ("model_id", pymongo.ASCENDING),
+                ],
                 name="namespace_created",
             ),
         ]

@@ -25,7 +25,10 @@ async def retry_with_backoff(
     max_backoff_s: float = 10.0,
     on_retry: Callable[[str], None] | None = None,
 ) -> T:
-    """Call until it succeeds, sleeping 0.2 s, 0.4 s, … (capped) between failures; Stopping once `stop` is set."""
+    """Call until it succeeds, sleeping 0.2 s, 0.4 s, … (capped) between failures.
+
+    Raises Stopping instead of retrying once `stop` is set.
+    """
     delay = 0.2
     while True:
         try:
@@ -35,7 +38,9 @@ async def retry_with_backoff(
                 raise Stopping(operation) from exc
             if on_retry is not None:
                 on_retry(operation)
-            log.warning("operation failed, retrying", operation=operation, error=repr(exc)[:500], delay_s=delay)
+            log.warning(
+                "operation failed, retrying", operation=operation, error=repr(exc)[:500], delay_s=delay
+            )
             try:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
             except TimeoutError:

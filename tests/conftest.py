@@ -48,7 +48,9 @@ def make_settings(infra: Infra, **overrides: Any) -> Settings:
 
 @pytest.fixture
 def settings(infra: Infra, tmp_path) -> Settings:
-    return make_settings(infra, archive_root=str(tmp_path / "archives"), bridge_work_dir=str(tmp_path / "bridge"))
+    return make_settings(
+        infra, archive_root=str(tmp_path / "archives"), bridge_work_dir=str(tmp_path / "bridge")
+    )
 
 
 @pytest.fixture
@@ -94,7 +96,10 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 30, i
 async def read_topic(settings: Settings, topic: str, expected: int, timeout_s: float = 30) -> list[Any]:
     """All records of a topic (at least `expected` of them), read without a consumer group."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap_servers, auto_offset_reset="earliest", enable_auto_commit=False
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     records: list[Any] = []

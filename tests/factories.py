@@ -14,7 +14,9 @@ _counter = itertools.count(1)
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def seed_model_document(namespace_id: str = "ns_test", model_id: str | None = None, **overrides: Any) -> dict[str, Any]:
+def seed_model_document(
+    namespace_id: str = "ns_test", model_id: str | None = None, **overrides: Any
+) -> dict[str, Any]:
     """A document with only the seed's fields, as another service might insert it."""
     model_id = model_id or f"model_{next(_counter)}"
     document = {

@@ -34,7 +34,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         never = asyncio.Event()
         client = await asyncio.wait_for(
             retry_with_backoff(
-                lambda: mongo.connect(settings), operation="connect_mongodb", stop=never, retry_on=(PyMongoError,)
+                lambda: mongo.connect(settings),
+                operation="connect_mongodb",
+                stop=never,
+                retry_on=(PyMongoError,),
             ),
             timeout=STARTUP_TIMEOUT_S,
         )

@@ -21,7 +21,9 @@ class ErrorDetail(msgspec.Struct, kw_only=True):
     """Error detail model."""
 
     message: Annotated[str, msgspec.Meta(title="Message", description="Human-readable error message")]
-    type: Annotated[str, msgspec.Meta(title="Type", description="Stable error type identifier (machine-readable)")]
+    type: Annotated[
+        str, msgspec.Meta(title="Type", description="Stable error type identifier (machine-readable)")
+    ]
     code: Annotated[
         str | None,
         msgspec.Meta(
@@ -57,7 +59,9 @@ class ValidationError(msgspec.Struct, kw_only=True):
 
 
 class HTTPValidationError(msgspec.Struct, kw_only=True):
-    detail: Annotated[list[ValidationError], msgspec.Meta(title="Detail")] = msgspec.field(default_factory=list)
+    detail: Annotated[list[ValidationError], msgspec.Meta(title="Detail")] = msgspec.field(
+        default_factory=list
+    )
 
 
 class ApiError(Exception):
@@ -66,7 +70,9 @@ class ApiError(Exception):
     status_code = 400
     error_type = "BadRequestError"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
@@ -127,7 +133,9 @@ def error_response(
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[ErrorResponse]:
-    body = ErrorResponse(status=status, error=ErrorDetail(message=message, type=error_type, code=code, details=details))
+    body = ErrorResponse(
+        status=status, error=ErrorDetail(message=message, type=error_type, code=code, details=details)
+    )
     return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 

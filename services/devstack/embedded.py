@@ -29,7 +29,9 @@ def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen | None 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{process.args[0]} exited with {process.returncode} before listening on {port}")
+            raise RuntimeError(
+                f"{process.args[0]} exited with {process.returncode} before listening on {port}"
+            )
         with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
             return
         time.sleep(0.1)
@@ -90,7 +92,17 @@ def secantus(data_dir: Path, port: int | None = None, log_dir: Path | None = Non
     port = port or free_port()
     return ServerProcess(
         name="mongodb",
-        args=[sys.executable, "-m", "secantus", "--host", LOOPBACK, "--port", str(port), "--storage-path", str(data_dir)],
+        args=[
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--storage-path",
+            str(data_dir),
+        ],
         port=port,
         url=f"mongodb://{LOOPBACK}:{port}",
         log_path=(log_dir or data_dir.parent) / "secantus.log",

@@ -96,7 +96,9 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
     try:
         settings = stack.start_servers()
         asyncio.run(
-            kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+            kafka.ensure_topics(
+                settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic]
+            )
         )
         api = stack.spawn("api")
         stack.spawn("worker")
@@ -119,8 +121,8 @@ def print_banner(settings: Settings, api_url: str) -> None:
         "modelreg dev stack is up",
         f"  API            {api_url}  (OpenAPI: {api_url}/schema/swagger)",
         f"  MongoDB        {settings.mongodb_url}  database {settings.mongodb_database}",
-        f"  Kafka          {settings.kafka_bootstrap_servers}  topics {settings.events_topic}, {settings.dlq_topic}, "
-        f"{settings.commands_topic}",
+        f"  Kafka          {settings.kafka_bootstrap_servers}",
+        f"  Topics         {settings.events_topic}, {settings.dlq_topic}, {settings.commands_topic}",
         "",
         "Use these in another shell:",
         f"  export MODELREG_MONGODB_URL={settings.mongodb_url} "

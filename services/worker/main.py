@@ -42,8 +42,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     producer = kafka.make_producer(settings)
     consumer = kafka.make_consumer(settings, settings.events_topic, group_id=settings.consumer_group)
     try:
-        await retry_with_backoff(producer.start, operation="start_producer", retry_on=(KafkaError, OSError), **retry)
-        await retry_with_backoff(consumer.start, operation="start_consumer", retry_on=(KafkaError, OSError), **retry)
+        await retry_with_backoff(
+            producer.start, operation="start_producer", retry_on=(KafkaError, OSError), **retry
+        )
+        await retry_with_backoff(
+            consumer.start, operation="start_consumer", retry_on=(KafkaError, OSError), **retry
+        )
         log.info("worker started", topic=settings.events_topic, group=settings.consumer_group)
         applier = EventApplier(ModelStore(settings.history_limit))
         await DeploymentEventConsumer(settings, consumer, producer, applier).run(stop)

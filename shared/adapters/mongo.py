@@ -87,7 +87,9 @@ class ModelStore:
         keys = list(keys)
         if not keys:
             return {}
-        found = CustomModelDocument.find({"$or": [key_filter(k) for k in keys]}, projection_model=ModelDetails)
+        found = CustomModelDocument.find(
+            {"$or": [key_filter(k) for k in keys]}, projection_model=ModelDetails
+        )
         return {ModelKey(d.namespace_id, d.model_id): observed_from_details(d) async for d in found}
 
     async def write_observed(self, changes: Sequence[ObservedChange], now: datetime) -> set[ModelKey]:

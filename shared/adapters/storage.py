@@ -95,7 +95,10 @@ class ArchiveStorage:
 
             try:
                 await asyncio.to_thread(
-                    _s3_client(self.settings).download_file, parsed.netloc, parsed.path.lstrip("/"), str(destination)
+                    _s3_client(self.settings).download_file,
+                    parsed.netloc,
+                    parsed.path.lstrip("/"),
+                    str(destination),
                 )
             except botocore.exceptions.ClientError as exc:
                 raise ArchiveNotFoundError(f"{url}: {exc}") from None

@@ -62,7 +62,9 @@ async def test_deployed_legacy_document_reports_deployed_with_full_info(client, 
         "base_image": "rayproject/ray:2.60.0",
         "deployed_at": datetime(2026, 3, 1, 12, 0, 0),
     }
-    await db.custom_models.insert_one(seed_model_document("ns_a", "model_b", deployed=True, deployment_info=info))
+    await db.custom_models.insert_one(
+        seed_model_document("ns_a", "model_b", deployed=True, deployment_info=info)
+    )
 
     body = (await client.get("/v1/namespaces/ns_a/models/model_b")).json()
 
@@ -70,7 +72,13 @@ async def test_deployed_legacy_document_reports_deployed_with_full_info(client, 
     assert body["model"]["deployed"] is True
     assert body["model"]["deployment_status"] == "deployed"
     returned = body["model"]["deployment_info"]
-    assert set(returned) == {"ray_cluster_url", "ray_deployment_name", "endpoint", "base_image", "deployed_at"}
+    assert set(returned) == {
+        "ray_cluster_url",
+        "ray_deployment_name",
+        "endpoint",
+        "base_image",
+        "deployed_at",
+    }
     assert returned["endpoint"] == info["endpoint"]
     assert_rfc3339_with_zone(returned["deployed_at"])
 
@@ -107,14 +115,21 @@ async def test_unknown_route_and_wrong_method_use_error_response(client, db) -> 
 
 
 async def test_corrupt_document_gives_500_without_internals(client, db) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "broken", model_format="tensorflow-savedmodel"))
+    await db.custom_models.insert_one(
+        seed_model_document("ns_a", "broken", model_format="tensorflow-savedmodel")
+    )
 
     response = await client.get("/v1/namespaces/ns_a/models/broken")
 
     assert response.status_code == 500
     body = response.json()
     seed_validator("ErrorResponse").validate(body)
-    assert body["error"] == {"message": "Internal server error", "type": "InternalServerError", "code": None, "details": None}
+    assert body["error"] == {
+        "message": "Internal server error",
+        "type": "InternalServerError",
+        "code": None,
+        "details": None,
+    }
     assert "tensorflow" not in response.text and "Traceback" not in response.text
 
 
@@ -132,7 +147,9 @@ def _types(prop: dict[str, Any]) -> set[str]:
         if "$ref" in variant:
             found.add(variant["$ref"].rsplit("/", 1)[-1])
         elif "type" in variant:
-            found.add(variant["type"] if isinstance(variant["type"], str) else "|".join(sorted(variant["type"])))
+            found.add(
+                variant["type"] if isinstance(variant["type"], str) else "|".join(sorted(variant["type"]))
+            )
     return found
 
 

@@ -27,7 +27,12 @@ class ModelController(Controller):
         description="Get detailed information about a specific model.",
         operation_id="get_model_v1_namespaces__namespace_id__models__model_id__get",
         response_description="Successful Response",
-        responses={**ERROR_RESPONSES, 404: ResponseSpec(data_container=ErrorResponse, description="Model not found")},
+        responses={
+            **ERROR_RESPONSES,
+            404: ResponseSpec(data_container=ErrorResponse, description="Model not found"),
+        },
     )
-    async def get_model(self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService) -> ModelDetailResponse:
+    async def get_model(
+        self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService
+    ) -> ModelDetailResponse:
         return await models.get_details(ModelKey(namespace_id, model_id))

@@ -29,15 +29,11 @@ class CustomModelDocument(msgspec.Struct, kw_only=True):
     model_format: Annotated[ModelFormatName, _meta("Model Format", "Model format/framework")]
     model_hash: Annotated[str, _meta("Model Hash", "SHA256 hash of model file")]
     deployed: Annotated[bool, _meta("Deployed", "Whether model is deployed")] = False
-    deployment_info: Annotated[
-        ModelDeploymentInfo | None, msgspec.Meta(description="Deployment details")
-    ] = None
-    framework: Annotated[
-        str | None, _meta("Framework", "ML framework (e.g., sentence-transformers)")
-    ] = None
-    task_type: Annotated[
-        str | None, _meta("Task Type", "Task type (e.g., embedding, classification)")
-    ] = None
+    deployment_info: Annotated[ModelDeploymentInfo | None, msgspec.Meta(description="Deployment details")] = (
+        None
+    )
+    framework: Annotated[str | None, _meta("Framework", "ML framework (e.g., sentence-transformers)")] = None
+    task_type: Annotated[str | None, _meta("Task Type", "Task type (e.g., embedding, classification)")] = None
     input_schema: Annotated[dict[str, Any] | None, _meta("Input Schema", "Input schema JSON")] = None
     output_schema: Annotated[dict[str, Any] | None, _meta("Output Schema", "Output schema JSON")] = None
     resource_requirements: Annotated[
@@ -59,7 +55,8 @@ class CustomModelDocument(msgspec.Struct, kw_only=True):
         ),
     ] = "not_deployed"
     deployment_message: Annotated[
-        str | None, _meta("Deployment Message", "Reason given with the last deployment event (e.g. why it failed)")
+        str | None,
+        _meta("Deployment Message", "Reason given with the last deployment event (e.g. why it failed)"),
     ] = None
 
 

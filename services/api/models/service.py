@@ -24,13 +24,22 @@ def _aware(value: datetime | None) -> datetime | None:
 def to_view(details: ModelDetails) -> CustomModelDocument:
     observed = observed_from_details(details)
     raw = details.model_dump(
-        exclude={"deployment_status", "deployment_message", "last_event_sequence", "observed_at", "desired_state", "desired_at"}
+        exclude={
+            "deployment_status",
+            "deployment_message",
+            "last_event_sequence",
+            "observed_at",
+            "desired_state",
+            "desired_at",
+        }
     )
     raw["created_at"] = _aware(details.created_at)
     raw["updated_at"] = _aware(details.updated_at)
     if raw["deployment_info"] is not None:
         raw["deployment_info"]["deployed_at"] = _aware(raw["deployment_info"]["deployed_at"])
-    raw["deployment_status"] = str(effective_status(observed, details.desired_state, _aware(details.desired_at)))
+    raw["deployment_status"] = str(
+        effective_status(observed, details.desired_state, _aware(details.desired_at))
+    )
     raw["deployment_message"] = details.deployment_message
     return msgspec.convert(raw, CustomModelDocument, from_attributes=True)
 
