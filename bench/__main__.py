@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -167,6 +168,8 @@ def write_results(path: Path, tables: list[Table], argv: list[str], info: dict[s
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers started below are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with bench_stack(with_mlflow=not args.no_mlflow) as stack:
         tables = asyncio.run(run(args, stack))
     info = machine()

@@ -7,7 +7,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
 
 from bench.load import percentile
 from bench.read_api import NAMESPACE
@@ -31,17 +31,17 @@ async def run(
     latencies: list[float] = []
     lost = polls = 0
     poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=stack.api_url, limits=limits, timeout=10) as http:
+    connector = aiohttp.TCPConnector(limit=MAX_CONCURRENT_POLLS)
+    async with aiohttp.ClientSession(stack.api_url, connector=connector) as http:
 
         async def watch(model_id: str, token: str, sent_at: float) -> None:
             nonlocal lost, polls
             url = f"/v1/namespaces/{NAMESPACE}/models/{model_id}"
             while time.perf_counter() - sent_at < GIVE_UP_S:
-                async with poll_slots:
-                    response = await http.get(url)
+                async with poll_slots, http.get(url) as response:
                     polls += 1
-                if response.status_code == 200 and response.json()["model"]["deployment_message"] == token:
+                    body = await response.json() if response.status == 200 else None
+                if body is not None and body["model"]["deployment_message"] == token:
                     latencies.append(time.perf_counter() - sent_at)
                     return
                 await asyncio.sleep(POLL_INTERVAL_S)

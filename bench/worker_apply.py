@@ -99,7 +99,9 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
     try:
         await collection.drop()
         await collection.insert_many([model_document(m) for m in ids])
+        # The same indexes the registry's collection has for these writes.
         await collection.create_index([("namespace_id", 1), ("model_id", 1)], unique=True)
+        await collection.create_index([("namespace_id", 1), ("model_id", 1), ("last_event_sequence", 1)])
         sequence = dict.fromkeys(ids, 0)
 
         async def sequential() -> float:
