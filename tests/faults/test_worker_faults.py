@@ -251,15 +251,12 @@ async def _more_than(count: Any, threshold: int) -> bool:
 
 
 async def _applied_when_back(env: ProofEnv) -> int:
-    async def count() -> int | None:
-        with contextlib.suppress(PyMongoError):
-            return await env.applied_events()
-        return None
+    """Applied events once the database answers again (wrapped in a tuple: 0 is a valid answer)."""
 
-    result = await eventually(lambda: _truthy_count(count), timeout_s=60)
-    return result[0]
+    async def count() -> tuple[int] | None:
+        try:
+            return (await env.applied_events(),)
+        except PyMongoError:
+            return None
 
-
-async def _truthy_count(count: Callable[[], Any]) -> tuple[int] | None:
-    value = await count()
-    return None if value is None else (value,)
+    return (await eventually(count, timeout_s=60))[0]
