@@ -173,11 +173,19 @@ GENERATORS: list[tuple[Callable[[random.Random], Record], int]] = [
 ]
 
 
+def half_megabyte_message(rng: random.Random) -> Record:
+    key, body = _valid_dict(rng)
+    body["message"] = "y" * 512 * 1024  # far past the limit, still inside the broker's message size
+    return key, json.dumps(body).encode(), INVALID
+
+
 def malformed_records(count: int, seed: int) -> list[tuple[str, Record]]:
+    """`count` records: a few half-megabyte ones, the rest drawn from GENERATORS by weight."""
     rng = random.Random(seed)
     generators = [g for g, _ in GENERATORS]
     weights = [w for _, w in GENERATORS]
-    chosen = rng.choices(generators, weights=weights, k=count)
+    chosen = [half_megabyte_message] * 3 + rng.choices(generators, weights=weights, k=count - 3)
+    rng.shuffle(chosen)
     return [(generate.__name__, generate(rng)) for generate in chosen]
 
 
@@ -196,7 +204,7 @@ async def test_ten_thousand_malformed_records_all_dead_lettered_nothing_changed(
     await db.custom_models.insert_many(seed_documents([*MODELS, "fz_canary"], namespace_id=NAMESPACE))
     before = await snapshot(db)
     records = malformed_records(MALFORMED_COUNT, seed=2026)
-    assert len({kind for kind, _ in records}) == len(GENERATORS)
+    assert len({kind for kind, _ in records}) == len(GENERATORS) + 1  # every kind is in the mix
 
     worker = ServiceProcess("worker", topics, tmp_path / "worker.log").start()
     try:
