@@ -38,6 +38,7 @@ lock:
 	uv pip compile -q --generate-hashes -p 3.11 requirements.in -o requirements.lock
 	uv pip compile -q --generate-hashes -p 3.11 requirements-dev.in -o requirements-dev.lock
 	uv pip compile -q --generate-hashes -p 3.11 requirements-bootstrap.in -o requirements-bootstrap.lock
+	uv pip compile -q --generate-hashes -p 3.11 requirements-bench.in -o requirements-bench.lock
 
 clean:
 	rm -rf $(VENV) .modelreg .pytest_cache

@@ -98,6 +98,15 @@ class CustomModelDocument(Document, ModelDetails):
                 unique=True,
                 name="namespace_name_version_unique",
             ),
+            # The worker's compare-and-set filter (key + last_event_sequence), answered from the index alone.
+            pymongo.IndexModel(
+                [
+                    ("namespace_id", pymongo.ASCENDING),
+                    ("model_id", pymongo.ASCENDING),
+                    ("last_event_sequence", pymongo.ASCENDING),
+                ],
+                name="namespace_model_sequence_guard",
+            ),
             # Listing: a namespace's models in a stable order.
             pymongo.IndexModel(
                 [

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
@@ -24,6 +25,18 @@ from shared.retry import retry_with_backoff
 from shared.settings import Settings
 
 STARTUP_TIMEOUT_S = 60
+
+# Request count and latency by route template (not raw path: one series per route, whatever the ids) and
+# status. Scrapes of /metrics itself are left out so they do not drown the API's own traffic.
+PROMETHEUS = PrometheusConfig(
+    app_name="modelreg-api", prefix="modelreg_api", group_path=True, exclude=["^/metrics"]
+)
+
+
+class MetricsController(PrometheusController):
+    """Prometheus text exposition at /metrics (operational, so not part of the documented API)."""
+
+    include_in_schema = False
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -55,7 +68,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return ModelService(state.model_store)
 
     return Litestar(
-        route_handlers=[ModelController, HealthController],
+        route_handlers=[ModelController, HealthController, MetricsController],
+        middleware=[PROMETHEUS.middleware],
         lifespan=[mongo_lifespan],
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),

@@ -87,8 +87,14 @@ class ModelStore:
         keys = list(keys)
         if not keys:
             return {}
+        # One $in per namespace rather than an $or of (namespace, model) pairs: each is a single scan of the
+        # unique (namespace_id, model_id) index, where an $or is planned clause by clause.
+        by_namespace: dict[str, list[str]] = {}
+        for key in keys:
+            by_namespace.setdefault(key.namespace_id, []).append(key.model_id)
+        clauses = [{"namespace_id": ns, "model_id": {"$in": ids}} for ns, ids in by_namespace.items()]
         found = CustomModelDocument.find(
-            {"$or": [key_filter(k) for k in keys]}, projection_model=ModelDetails
+            clauses[0] if len(clauses) == 1 else {"$or": clauses}, projection_model=ModelDetails
         )
         return {ModelKey(d.namespace_id, d.model_id): observed_from_details(d) async for d in found}
 

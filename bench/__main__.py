@@ -1,0 +1,186 @@
+"""`python -m bench`: every benchmark in one run on embedded servers, ratios measured side by side.
+
+Defaults keep the whole run to a few minutes; the flags make each part longer or larger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bench import latency, read_api, worker_apply
+from bench.stack import RESULTS_DIR, BenchStack, bench_stack, rss_bytes
+from bench.tables import Table
+from shared.adapters import kafka
+
+ALL = ("read", "worker", "latency")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", default=",".join(ALL), help=f"comma-separated subset of {', '.join(ALL)}")
+    parser.add_argument("--models", type=int, default=1000, help="models registered (read and worker)")
+    parser.add_argument("--read-seconds", type=float, default=5, help="measured seconds per read cell")
+    parser.add_argument("--clients", default="1,8,32", help="concurrent read clients, comma-separated")
+    parser.add_argument("--events-per-model", type=int, default=50, help="worker events per model")
+    parser.add_argument("--limit-seconds", type=float, default=5, help="seconds per raw-update limit")
+    parser.add_argument("--latency-rate", type=float, default=100, help="events per second")
+    parser.add_argument("--latency-seconds", type=float, default=30, help="seconds of latency probes")
+    parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
+    parser.add_argument(
+        "--results",
+        default=str(RESULTS_DIR / "RESULTS.md"),
+        help="where to write the results ('' for nowhere)",
+    )
+    return parser.parse_args(argv)
+
+
+def machine() -> dict[str, str]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    import os
+
+    return {
+        "cpu": cpu,
+        "cores (nproc)": str(os.cpu_count()),
+        "memory": f"{mem_kb / 1024**2:.1f} GiB",
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "commit": commit,
+    }
+
+
+async def wait_ready(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=5) as http:
+        while True:
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not ready after {timeout_s}s")
+            await asyncio.sleep(0.2)
+
+
+async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
+    selected = {part.strip() for part in args.only.split(",") if part.strip()}
+    unknown = selected - set(ALL)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    with_mlflow = "read" in selected and not args.no_mlflow
+    settings = stack.settings
+    mlflow_start = asyncio.create_task(asyncio.to_thread(stack.mlflow.start, 120)) if with_mlflow else None
+
+    print("starting api and worker ...", file=sys.stderr)
+    await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+    ids = await read_api.seed_models(stack, args.models)
+    stack.api.start()
+    stack.worker.start()
+    await wait_ready(f"{stack.api_url}/health/ready")
+    if mlflow_start is not None:
+        await mlflow_start
+        print(f"registering {len(ids)} models in MLflow ...", file=sys.stderr)
+        await read_api.seed_mlflow(stack.mlflow.url, ids)
+    await asyncio.sleep(2)  # let start-up allocations settle before the idle reading
+    memory = Table("Memory (RSS)", ["process", "idle MiB", "under load MiB", "load"])
+    idle = {"api": rss_bytes(stack.api.process.pid), "worker": rss_bytes(stack.worker.process.pid)}
+    if with_mlflow:
+        idle["mlflow"] = rss_bytes(stack.mlflow.process.pid)
+
+    tables: list[Table] = []
+    peaks: dict[str, tuple[int, str]] = {}
+    if "read" in selected:
+        print("read benchmark ...", file=sys.stderr)
+        clients = [int(c) for c in args.clients.split(",")]
+        read = await read_api.run(stack, ids, args.read_seconds, clients, with_mlflow)
+        tables += [read.table, read.ratios]
+        peaks["api"] = (read.peak_rss["api"], f"read, {max(clients)} clients")
+        if with_mlflow:
+            peaks["mlflow"] = (read.peak_rss["mlflow"], f"read, {max(clients)} clients")
+    if "worker" in selected:
+        print("worker benchmark ...", file=sys.stderr)
+        worker = await worker_apply.run(stack, ids, args.events_per_model, args.limit_seconds)
+        tables.append(worker.table)
+        peaks["worker"] = (worker.peak_rss, f"{len(ids) * args.events_per_model:,} events")
+    if "latency" in selected:
+        print("latency benchmark ...", file=sys.stderr)
+        tables.append(
+            await latency.run(
+                stack, ids, args.latency_rate, args.latency_seconds, first_sequence=args.events_per_model + 1
+            )
+        )
+    for process, idle_bytes in idle.items():
+        peak, load = peaks.get(process, (0, ""))
+        memory.add(process, f"{idle_bytes / 2**20:.0f}", f"{peak / 2**20:.0f}" if peak else "n/a", load)
+    tables.append(memory)
+    return tables
+
+
+def write_results(path: Path, tables: list[Table], argv: list[str], info: dict[str, str]) -> None:
+    command = "python -m bench" + (" " + shlex.join(argv) if argv else "")
+    lines = [
+        "# Benchmark results",
+        "",
+        "The last run of `make bench` (or the command below), written by the run itself. "
+        "Every ratio compares figures measured in that same run, on the same machine, against the same "
+        "embedded servers (SecantusDB for MongoDB, tansu for Kafka). The load generator runs on the same "
+        "machine and shares its cores, so absolute figures are lower bounds; the ratios are the point.",
+        "",
+        f"- command: `{command}`",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        *(f"- {name}: {value}" for name, value in info.items()),
+        "",
+    ]
+    for table in tables:
+        lines += [table.markdown(), ""]
+    path.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers started below are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with bench_stack(with_mlflow=not args.no_mlflow) as stack:
+        tables = asyncio.run(run(args, stack))
+    info = machine()
+    print()
+    for table in tables:
+        print(table.text(), end="\n\n")
+    if args.results:
+        write_results(Path(args.results), tables, argv, info)
+        print(f"written to {args.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Event → visible: time from producing an event to the first GET response that shows it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+
+import aiohttp
+
+from bench.load import percentile
+from bench.read_api import NAMESPACE
+from bench.stack import BenchStack
+from bench.tables import Table
+from shared.adapters import kafka
+from shared.contracts import DeploymentEvent, EventType, encode
+
+POLL_INTERVAL_S = 0.01
+# At most this many GETs in flight for all probes together, so watching does not become the load.
+MAX_CONCURRENT_POLLS = 4
+GIVE_UP_S = 30
+
+
+async def run(
+    stack: BenchStack, ids: list[str], rate: float, duration_s: float, first_sequence: int
+) -> Table:
+    settings = stack.settings
+    producer = kafka.make_producer(settings, linger_ms=0)
+    await producer.start()
+    latencies: list[float] = []
+    lost = polls = 0
+    poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+    connector = aiohttp.TCPConnector(limit=MAX_CONCURRENT_POLLS)
+    async with aiohttp.ClientSession(stack.api_url, connector=connector) as http:
+
+        async def watch(model_id: str, token: str, sent_at: float) -> None:
+            nonlocal lost, polls
+            url = f"/v1/namespaces/{NAMESPACE}/models/{model_id}"
+            while time.perf_counter() - sent_at < GIVE_UP_S:
+                async with poll_slots, http.get(url) as response:
+                    polls += 1
+                    body = await response.json() if response.status == 200 else None
+                if body is not None and body["model"]["deployment_message"] == token:
+                    latencies.append(time.perf_counter() - sent_at)
+                    return
+                await asyncio.sleep(POLL_INTERVAL_S)
+            lost += 1
+
+        watchers = []
+        count = int(rate * duration_s)
+        started = time.perf_counter()
+        try:
+            for i in range(count):
+                await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
+                model_id = ids[i % len(ids)]
+                token = f"latency probe {i}"
+                evt = DeploymentEvent(
+                    event_id=uuid.uuid4(),
+                    event_type=EventType.STARTED,
+                    namespace_id=NAMESPACE,
+                    model_id=model_id,
+                    sequence=first_sequence + i,
+                    occurred_at=datetime.now(UTC),
+                    message=token,
+                )
+                sent_at = time.perf_counter()
+                await producer.send(settings.events_topic, value=encode(evt), key=evt.key.kafka_key())
+                watchers.append(asyncio.create_task(watch(model_id, token, sent_at)))
+            achieved_rate = count / (time.perf_counter() - started)
+            await asyncio.gather(*watchers)
+            poll_rate = polls / (time.perf_counter() - started)
+        finally:
+            await producer.stop()
+
+    latencies.sort()
+    table = Table(
+        f"Event → visible in GET: {rate:g} events/s for {duration_s:g} s",
+        ["events", "achieved events/s", "p50 ms", "p99 ms", "max ms", "not seen in 30 s"],
+    )
+    table.add(
+        count,
+        f"{achieved_rate:.1f}",
+        f"{percentile(latencies, 0.5) * 1000:.1f}",
+        f"{percentile(latencies, 0.99) * 1000:.1f}",
+        f"{latencies[-1] * 1000:.1f}" if latencies else "n/a",
+        lost,
+    )
+    table.notes.append(
+        f"each event is watched by a poller (GET every {POLL_INTERVAL_S * 1000:g} ms, at most "
+        f"{MAX_CONCURRENT_POLLS} GETs in flight overall: {poll_rate:,.0f} GET/s on average), so figures "
+        "include up to one poll round and the watching's own load on the API and the database"
+    )
+    return table

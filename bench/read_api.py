@@ -1,0 +1,185 @@
+"""Read path: GET model details vs. the limit (raw find_one on the same server) vs. MLflow's registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass
+
+import aiohttp
+import httpx
+from pymongo import AsyncMongoClient
+
+from bench.load import LoadResult, closed_loop
+from bench.stack import BenchStack, rss_bytes
+from bench.tables import Table
+
+NAMESPACE = "ns_bench"
+
+
+def model_document(model_id: str) -> dict:
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    return {
+        "model_id": model_id,
+        "namespace_id": NAMESPACE,
+        "name": f"name-{model_id}",
+        "version": "1.0.0",
+        "model_archive_url": f"s3://models/{NAMESPACE}/{model_id}.tar.gz",
+        "model_format": "onnx",
+        "model_hash": "0" * 64,
+        "deployed": False,
+        "deployment_info": None,
+        "framework": None,
+        "task_type": "classification",
+        "input_schema": {"x": "float[]"},
+        "output_schema": None,
+        "resource_requirements": {"num_cpus": 1.0, "num_gpus": 0, "memory": 4294967296},
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def model_ids(count: int) -> list[str]:
+    return [f"model_{i:05d}" for i in range(count)]
+
+
+async def seed_models(stack: BenchStack, count: int) -> list[str]:
+    ids = model_ids(count)
+    client: AsyncMongoClient = AsyncMongoClient(stack.settings.mongodb_url)
+    try:
+        collection = client[stack.settings.mongodb_database].custom_models
+        await collection.delete_many({})
+        # The unique (namespace_id, model_id) index is created by the API at start-up, as in production.
+        await collection.insert_many([model_document(m) for m in ids])
+    finally:
+        await client.close()
+    return ids
+
+
+async def seed_mlflow(url: str, ids: list[str]) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+        semaphore = asyncio.Semaphore(8)
+
+        async def create(model_id: str) -> None:
+            async with semaphore:
+                response = await http.post(
+                    "/api/2.0/mlflow/registered-models/create", json={"name": f"{NAMESPACE}.{model_id}"}
+                )
+                if response.status_code != 200 and "RESOURCE_ALREADY_EXISTS" not in response.text:
+                    raise RuntimeError(f"mlflow create failed: {response.status_code} {response.text[:200]}")
+
+        await asyncio.gather(*(create(m) for m in ids))
+
+
+class PeakRss:
+    """Samples a process tree's RSS while a block runs; keeps the highest value."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        self.pid, self.interval_s, self.peak = pid, interval_s, 0
+        self._task: asyncio.Task | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_bytes(self.pid))
+            await asyncio.sleep(self.interval_s)
+
+    async def __aenter__(self) -> PeakRss:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+@dataclass
+class ReadResults:
+    table: Table
+    ratios: Table
+    peak_rss: dict[str, int]
+
+
+async def run(
+    stack: BenchStack, ids: list[str], duration_s: float, concurrencies: list[int], with_mlflow: bool
+) -> ReadResults:
+    rng = random.Random(7)
+    keys = [rng.choice(ids) for _ in range(100_000)]
+    results: dict[tuple[str, int], LoadResult] = {}
+    peaks = {"api": 0, "mlflow": 0}
+    mongo: AsyncMongoClient = AsyncMongoClient(stack.settings.mongodb_url, maxPoolSize=max(concurrencies))
+    collection = mongo[stack.settings.mongodb_database].custom_models
+    # aiohttp as the load generator: it costs the shared cores far less per request than httpx does.
+    api_http = aiohttp.ClientSession(stack.api_url, connector=aiohttp.TCPConnector(limit=max(concurrencies)))
+    mlflow_http = (
+        aiohttp.ClientSession(stack.mlflow.url, connector=aiohttp.TCPConnector(limit=max(concurrencies)))
+        if with_mlflow and stack.mlflow
+        else None
+    )
+
+    async def api(i: int) -> bool:
+        async with api_http.get(f"/v1/namespaces/{NAMESPACE}/models/{keys[i % len(keys)]}") as response:
+            await response.read()
+            return response.status == 200
+
+    async def limit(i: int) -> bool:
+        # What the API's own read does, without HTTP, validation or serialisation around it.
+        doc = await collection.find_one(
+            {"namespace_id": NAMESPACE, "model_id": keys[i % len(keys)]}, {"deployment_history": 0}
+        )
+        return doc is not None
+
+    async def mlflow(i: int) -> bool:
+        assert mlflow_http is not None
+        name = f"{NAMESPACE}.{keys[i % len(keys)]}"
+        async with mlflow_http.get(
+            "/api/2.0/mlflow/registered-models/get", params={"name": name}
+        ) as response:
+            await response.read()
+            return response.status == 200
+
+    try:
+        for concurrency in concurrencies:
+            async with PeakRss(stack.api.process.pid) as api_peak:
+                results["API", concurrency] = await closed_loop(api, concurrency, duration_s)
+            peaks["api"] = max(peaks["api"], api_peak.peak)
+            results["limit: find_one", concurrency] = await closed_loop(limit, concurrency, duration_s)
+            if mlflow_http is not None:
+                async with PeakRss(stack.mlflow.process.pid) as mlflow_peak:
+                    results["MLflow", concurrency] = await closed_loop(mlflow, concurrency, duration_s)
+                peaks["mlflow"] = max(peaks["mlflow"], mlflow_peak.peak)
+    finally:
+        await api_http.close()
+        if mlflow_http is not None:
+            await mlflow_http.close()
+        await mongo.close()
+
+    table = Table(
+        f"Read: GET model details, {len(ids)} models, {duration_s:g} s per cell",
+        ["clients", "target", "req/s", "p50 ms", "p99 ms", "errors"],
+    )
+    ratios = Table(
+        "Read ratios (same run)",
+        ["clients", "API/limit req/s", "API/MLflow req/s", "API/limit p99", "API/MLflow p99"],
+    )
+    for concurrency in concurrencies:
+        for target in ("API", "limit: find_one", "MLflow"):
+            r = results.get((target, concurrency))
+            if r is not None:
+                table.add(
+                    concurrency, target, f"{r.rps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", r.errors
+                )
+        api_r, limit_r = results["API", concurrency], results["limit: find_one", concurrency]
+        mlflow_r = results.get(("MLflow", concurrency))
+        ratios.add(
+            concurrency,
+            f"{api_r.rps / limit_r.rps:.2f}",
+            f"{api_r.rps / mlflow_r.rps:.2f}" if mlflow_r else "n/a",
+            f"{api_r.p99_ms / limit_r.p99_ms:.2f}",
+            f"{api_r.p99_ms / mlflow_r.p99_ms:.2f}" if mlflow_r else "n/a",
+        )
+    return ReadResults(table, ratios, peaks)

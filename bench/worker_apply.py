@@ -1,0 +1,187 @@
+"""Write path: events pushed to the topic until the DB shows every model's last sequence, vs. raw updates."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient, UpdateOne
+
+from bench.read_api import NAMESPACE, PeakRss, model_document
+from bench.stack import BenchStack
+from bench.tables import Table
+from shared.adapters import kafka
+from shared.contracts import DeploymentEvent, EventType, encode
+
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event_stream(ids: list[str], per_model: int, seed: int) -> list[DeploymentEvent]:
+    """`per_model` events for every model, sequences 1..per_model, models interleaved at random."""
+    rng = random.Random(seed)
+    order = [m for m in ids for _ in range(per_model)]
+    rng.shuffle(order)
+    next_sequence = dict.fromkeys(ids, 0)
+    events = []
+    for model_id in order:
+        next_sequence[model_id] += 1
+        sequence = next_sequence[model_id]
+        event_type = rng.choice(list(EventType))
+        extra = {}
+        if event_type is EventType.READY:
+            extra = {"endpoint": f"http://serve:8000/{NAMESPACE}/{model_id}", "base_image": "serve-onnx:1"}
+        events.append(
+            DeploymentEvent(
+                event_id=uuid.UUID(int=rng.getrandbits(128)),
+                event_type=event_type,
+                namespace_id=NAMESPACE,
+                model_id=model_id,
+                sequence=sequence,
+                occurred_at=BASE_TIME + timedelta(seconds=sequence),
+                message=f"step {sequence}",
+                **extra,
+            )
+        )
+    return events
+
+
+async def produce(producer: AIOKafkaProducer, topic: str, events: list[DeploymentEvent]) -> None:
+    pending = [await producer.send(topic, value=encode(e), key=e.key.kafka_key()) for e in events]
+    await asyncio.gather(*pending)
+
+
+def _update(model_id: str, sequence: int, now: datetime, history_limit: int) -> tuple[dict, dict]:
+    """The same guarded write the worker makes for one model (compare-and-set on the sequence)."""
+    return (
+        {"namespace_id": NAMESPACE, "model_id": model_id, "last_event_sequence": sequence - 1 or None},
+        {
+            "$set": {
+                "deployed": False,
+                "deployment_info": None,
+                "deployment_status": "pending",
+                "deployment_message": f"step {sequence}",
+                "last_event_sequence": sequence,
+                "observed_at": now,
+                "updated_at": now,
+            },
+            "$push": {
+                "deployment_history": {
+                    "$each": [
+                        {
+                            "event_id": str(uuid.uuid4()),
+                            "event_type": "deployment.started",
+                            "sequence": sequence,
+                            "occurred_at": now,
+                            "applied_at": now,
+                            "endpoint": None,
+                            "ray_deployment_name": None,
+                            "message": f"step {sequence}",
+                        }
+                    ],
+                    "$slice": -history_limit,
+                }
+            },
+        },
+    )
+
+
+async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> dict[str, float]:
+    """Conditional single-document updates per second on the same server, in a collection of their own."""
+    client: AsyncMongoClient = AsyncMongoClient(stack.settings.mongodb_url, journal=True)
+    collection = client[stack.settings.mongodb_database].limit_models
+    history_limit = stack.settings.history_limit
+    batch = stack.settings.worker_batch_max_records
+    try:
+        await collection.drop()
+        await collection.insert_many([model_document(m) for m in ids])
+        # The same indexes the registry's collection has for these writes.
+        await collection.create_index([("namespace_id", 1), ("model_id", 1)], unique=True)
+        await collection.create_index([("namespace_id", 1), ("model_id", 1), ("last_event_sequence", 1)])
+        sequence = dict.fromkeys(ids, 0)
+
+        async def sequential() -> float:
+            done, started = 0, time.perf_counter()
+            while time.perf_counter() - started < duration_s:
+                model_id = ids[done % len(ids)]
+                sequence[model_id] += 1
+                filter_, update = _update(model_id, sequence[model_id], datetime.now(UTC), history_limit)
+                result = await collection.update_one(filter_, update)
+                assert result.matched_count == 1, "the guard must match: sequences are tracked exactly"
+                done += 1
+            return done / (time.perf_counter() - started)
+
+        async def bulk() -> float:
+            # The worker's shape: one unordered bulk of `batch` guarded updates in flight at a time.
+            done, started, cursor = 0, time.perf_counter(), 0
+            while time.perf_counter() - started < duration_s:
+                chosen = [ids[(cursor + k) % len(ids)] for k in range(min(batch, len(ids)))]
+                cursor += len(chosen)
+                now = datetime.now(UTC)
+                operations = []
+                for model_id in chosen:
+                    sequence[model_id] += 1
+                    operations.append(UpdateOne(*_update(model_id, sequence[model_id], now, history_limit)))
+                result = await collection.bulk_write(operations, ordered=False)
+                assert result.matched_count == len(operations)
+                done += len(operations)
+            return done / (time.perf_counter() - started)
+
+        return {"sequential update_one": await sequential(), f"bulk_write of {batch}": await bulk()}
+    finally:
+        await collection.drop()
+        await client.close()
+
+
+@dataclass
+class WorkerResults:
+    table: Table
+    peak_rss: int
+
+
+async def run(stack: BenchStack, ids: list[str], per_model: int, limit_seconds: float) -> WorkerResults:
+    settings = stack.settings
+    events = event_stream(ids, per_model, seed=5)
+    client: AsyncMongoClient = AsyncMongoClient(settings.mongodb_url)
+    collection = client[settings.mongodb_database].custom_models
+    producer = kafka.make_producer(settings, linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        await collection.update_many(
+            {"namespace_id": NAMESPACE},
+            {"$unset": {"last_event_sequence": "", "deployment_history": "", "deployment_status": ""}},
+        )
+        async with PeakRss(stack.worker.process.pid) as worker_peak:
+            started = time.perf_counter()
+            await produce(producer, settings.events_topic, events)
+            produced_s = time.perf_counter() - started
+            while await collection.count_documents(
+                {"namespace_id": NAMESPACE, "last_event_sequence": per_model}
+            ) < len(ids):
+                await asyncio.sleep(0.25)
+            elapsed = time.perf_counter() - started
+    finally:
+        await producer.stop()
+        await client.close()
+    limits = await raw_limits(stack, ids, limit_seconds)
+
+    worker_rate = len(events) / elapsed
+    table = Table(
+        f"Worker: {len(events):,} events over {len(ids):,} models, produce → DB shows every last sequence",
+        ["measure", "per second", "worker/limit"],
+    )
+    table.add("worker: applied events", f"{worker_rate:,.0f}", "")
+    for name, rate in limits.items():
+        table.add(f"limit: {name} (guarded, journaled)", f"{rate:,.0f}", f"{worker_rate / rate:.2f}")
+    table.notes.append(
+        f"{elapsed:.1f} s end to end; producing took {produced_s:.1f} s of it (the worker consumed meanwhile)"
+    )
+    table.notes.append(
+        "the worker writes each model once per batch whatever the number of its events in that batch, so "
+        "events/s may exceed the single-document write rate"
+    )
+    return WorkerResults(table, worker_peak.peak)
