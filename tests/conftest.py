@@ -116,3 +116,18 @@ async def read_topic(settings: Settings, topic: str, expected: int, timeout_s: f
     finally:
         await consumer.stop()
     return records
+
+
+@pytest.fixture
+async def make_key(db, settings: Settings) -> Callable[..., Awaitable[str]]:
+    """Create an API key: `await make_key("ns_a", "ns_b")` or `await make_key(admin=True)`."""
+    from services.keys.service import KeyService
+    from shared.adapters.mongo import ApiKeyStore
+
+    service = KeyService(ApiKeyStore(), settings.api_key_pepper)
+
+    async def create(*namespaces: str, admin: bool = False) -> str:
+        key, _ = await service.create(list(namespaces), admin=admin)
+        return key
+
+    return create
