@@ -75,3 +75,15 @@ async def with_key_service(settings: Settings, action):
         return await action(KeyService(ApiKeyStore(), settings.api_key_pepper))
     finally:
         await client.close()
+
+
+def dev_key_banner(key: str, key_file: Path) -> str:
+    return "\n".join(
+        [
+            f"  API key        {key}",
+            f"                 (admin, every namespace; kept in {key_file})",
+            f"  export MODELREG_KEY=$(cat {key_file})",
+            '  curl -H "Authorization: Bearer $MODELREG_KEY" ...   (see docs/api.md)',
+            "",
+        ]
+    )
