@@ -114,6 +114,18 @@ async def test_keys_are_bound_to_the_pepper_they_were_hashed_with(topics, db, ma
         error_of(await client.get("/v1/namespaces/ns_a/models"), 401, "UnauthorizedError", "invalid_api_key")
 
 
+async def test_options_preflight_needs_no_key_and_reveals_nothing(client, db) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    for path in (
+        "/v1/namespaces/ns_a/models",
+        "/v1/namespaces/ns_a/models/m1",
+        "/v1/namespaces/ns_a/models/nope",
+    ):
+        response = await client.options(path)
+        assert response.status_code == 204 and response.content == b""
+        assert "OPTIONS" in response.headers["allow"]
+
+
 async def test_health_and_openapi_stay_public(client, db) -> None:
     assert (await client.get("/health/live")).status_code == 200
     assert (await client.get("/health/ready")).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -244,3 +245,20 @@ async def test_archives_the_registry_did_not_write_are_left_alone(client, db, tm
 
     assert (await client.delete(f"{BASE}/m1")).json()["deleted"] is True
     assert foreign.read_bytes() == b"not ours"
+
+
+async def test_concurrent_requests_each_get_a_consistent_answer(client, db, topics) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+
+    responses = await asyncio.gather(*(client.post(f"{BASE}/m1/deploy") for _ in range(6)))
+
+    accepted = [r for r in responses if r.status_code == 202]
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["error"]["code"] == "concurrent_request"
+        else:
+            assert response.status_code == 202 and response.json()["deployment_status"] == "pending"
+    assert accepted
+    sent = await commands(topics, len(accepted))
+    assert sorted(str(c.command_id) for c in sent) == sorted(r.json()["command_id"] for r in accepted)
+    assert (await db.custom_models.find_one({"model_id": "m1"}))["desired_state"] == "deployed"

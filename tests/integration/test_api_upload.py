@@ -307,3 +307,45 @@ async def test_the_unique_index_decides_when_two_inserts_race(db) -> None:
     assert sum(r is None for r in results) == 1
     assert all(isinstance(r, DuplicateModelError) for r in results if r is not None)
     assert await db.custom_models.count_documents({"name": "same"}) == 1
+
+
+@pytest.fixture
+def s3_settings(topics, tmp_path, monkeypatch):
+    """Settings storing archives in a bucket of a local S3-compatible server."""
+    import boto3
+
+    from services.devstack.embedded import moto
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        monkeypatch.setenv(name, value)
+    server = moto(tmp_path).start()
+    try:
+        boto3.client("s3", endpoint_url=server.url).create_bucket(Bucket="models")
+        yield msgspec.structs.replace(topics, s3_endpoint_url=server.url, s3_bucket="models")
+    finally:
+        server.stop()
+
+
+async def test_archives_go_to_s3_when_a_bucket_is_configured(s3_settings, db, make_key) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_settings.s3_endpoint_url)
+    archive = make_archive({"weights.safetensors": os.urandom(10_000)})
+    async with api_client(s3_settings, await make_key("ns_a")) as client:
+        response = await upload(client, "ns_a", archive, model_format="safetensors")
+
+        assert response.status_code == 201, response.text
+        body = response.json()
+        assert body["model_archive_url"] == f"s3://models/ns_a/{body['model_id']}.tar.gz"
+        stored = s3.get_object(Bucket="models", Key=f"ns_a/{body['model_id']}.tar.gz")["Body"].read()
+        assert stored == archive
+        assert stored_files(s3_settings) == []  # nothing kept locally, not even the spool file
+
+        assert (await client.delete(f"/v1/namespaces/ns_a/models/{body['model_id']}")).json()[
+            "deleted"
+        ] is True
+        assert s3.list_objects_v2(Bucket="models").get("KeyCount") == 0

@@ -30,8 +30,8 @@ def namespace_not_found(namespace_id: str) -> NotFoundError:
 
 def namespace_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     namespace_id = connection.path_params.get("namespace_id")
-    if namespace_id is None:
-        return
+    if namespace_id is None or connection.scope["method"] == "OPTIONS":
+        return  # OPTIONS (CORS preflight) is answered without a key and reveals no data
     principal: Principal = connection.user
     if principal.can_access(namespace_id):
         return

@@ -53,7 +53,7 @@ from shared.settings import Settings
 log = structlog.get_logger("modelreg.api")
 
 # Compare-and-set rounds for a deployment request before answering 409 (other requests keep winning).
-MAX_REQUEST_ROUNDS = 3
+MAX_REQUEST_ROUNDS = 5
 COMMAND_FOR = {DesiredState.DEPLOYED: CommandType.DEPLOY, DesiredState.NOT_DEPLOYED: CommandType.UNDEPLOY}
 _FIELD_IN_ERROR = re.compile(r"at `\$\.([A-Za-z0-9_]+)`|field `([^`]+)`")
 
