@@ -135,6 +135,15 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_topics(settings: Settings, _: argparse.Namespace) -> int:
+    from shared.adapters.kafka import ensure_topics
+
+    topics = [settings.events_topic, settings.dlq_topic, settings.commands_topic]
+    asyncio.run(ensure_topics(settings, topics))
+    print("\n".join(topics))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelreg", description="Model registry with deployment tracking")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-ray", action="store_true", help="do not start Ray Serve and the bridge")
     dev.add_argument("--no-demo", action="store_true", help="do not register and deploy the demo model")
     dev.set_defaults(handler=cmd_dev)
+
+    topics = sub.add_parser("topics", help="Kafka topics").add_subparsers(dest="action", required=True)
+    topics.add_parser("create", help="create the events, DLQ and commands topics if missing").set_defaults(
+        handler=cmd_topics
+    )
 
     models = sub.add_parser("models", help="operator tools for models").add_subparsers(
         dest="action", required=True

@@ -180,3 +180,21 @@ async def test_served_openapi_declares_the_seed_components(client) -> None:
         if "content" in seed_response:
             seed_ref = seed_response["content"]["application/json"]["schema"]["$ref"]
             assert operation["responses"][status]["content"]["application/json"]["schema"]["$ref"] == seed_ref
+
+
+async def test_ready_reports_503_while_mongodb_is_down(infra, tmp_path) -> None:
+    from services.devstack import embedded
+    from tests.conftest import make_settings
+
+    server = embedded.secantus(tmp_path / "db", log_dir=tmp_path).start()
+    try:
+        settings = make_settings(infra, mongodb_url=server.url)
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            assert (await client.get("/health/ready")).status_code == 200
+            server.kill()
+            response = await client.get("/health/ready")
+            assert response.status_code == 503
+            assert response.json()["status"] == "unavailable"
+            assert (await client.get("/health/live")).status_code == 200
+    finally:
+        server.stop()
