@@ -93,6 +93,48 @@ def cmd_schema(_: Settings, __: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    from services.keys.service import InvalidKeyRequest, with_key_service
+
+    try:
+        key, record = asyncio.run(
+            with_key_service(settings, lambda keys: keys.create(args.namespace, args.admin))
+        )
+    except InvalidKeyRequest as exc:
+        print(f"modelreg keys create: {exc}", file=sys.stderr)
+        return 2
+    scope = "every namespace (admin)" if record.admin else ", ".join(record.namespaces)
+    if record.admin and record.namespaces:
+        scope += f"; listed: {', '.join(record.namespaces)}"
+    print(f"Created API key {record.prefix} for {scope}.")
+    print("It is shown only this once; send it as 'Authorization: Bearer <key>'.")
+    print(key)
+    return 0
+
+
+def cmd_keys_list(settings: Settings, _: argparse.Namespace) -> int:
+    from services.keys.service import with_key_service
+
+    records = asyncio.run(with_key_service(settings, lambda keys: keys.list()))
+    print(f"{'PREFIX':<14} {'CREATED':<20} {'STATE':<8} {'ADMIN':<6} NAMESPACES")
+    for record in records:
+        state = "revoked" if record.revoked else "active"
+        created = record.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        admin = "yes" if record.admin else "no"
+        print(f"{record.prefix:<14} {created:<20} {state:<8} {admin:<6} {', '.join(record.namespaces)}")
+    return 0
+
+
+def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    from services.keys.service import with_key_service
+
+    if not asyncio.run(with_key_service(settings, lambda keys: keys.revoke(args.prefix))):
+        print(f"modelreg keys revoke: no key with prefix {args.prefix!r}", file=sys.stderr)
+        return 1
+    print(f"Revoked API key {args.prefix}.")
+    return 0
+
+
 def cmd_topics(settings: Settings, _: argparse.Namespace) -> int:
     from shared.adapters.kafka import ensure_topics
 
@@ -151,6 +193,18 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser("schema", help="print the JSON Schema of events and commands").set_defaults(
         handler=cmd_schema
     )
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key; prints it alone on the last line, once")
+    create.add_argument(
+        "--namespace", action="append", default=[], help="a namespace the key may use (repeatable)"
+    )
+    create.add_argument("--admin", action="store_true", help="the key may use every namespace")
+    create.set_defaults(handler=cmd_keys_create)
+    keys.add_parser("list", help="list keys (prefixes only)").set_defaults(handler=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by its prefix")
+    revoke.add_argument("prefix")
+    revoke.set_defaults(handler=cmd_keys_revoke)
     return parser
 
 

@@ -136,3 +136,35 @@ def effective_status(
     if observed.status is DeploymentStatus.NOT_DEPLOYED:
         return DeploymentStatus.NOT_DEPLOYED
     return DeploymentStatus.DELETING
+
+
+class RequestOutcome(enum.StrEnum):
+    """What the API does with a deploy or undeploy request."""
+
+    PUBLISH = "publish"  # record the wish and send the command (again, if one is already on its way)
+    UNCHANGED = "unchanged"  # the model is already where the request wants it: nothing to send
+    REFUSED = "refused"  # the opposite transition is under way and would race the new one
+
+
+class RequestDecision(msgspec.Struct, kw_only=True, frozen=True):
+    outcome: RequestOutcome
+    reason: str | None = None
+
+
+def decide_request(current: DeploymentStatus, requested: DesiredState) -> RequestDecision:
+    """The deploy/undeploy decision for a model whose reported (effective) status is `current`.
+
+    Deploying while an undeploy is still deleting the Serve application is refused: the application name
+    is the same and the new deployment could be torn down by the deletion in flight. Undeploying while a
+    deploy is pending is allowed: it is how a stuck deployment is cancelled, and commands for one model
+    are ordered.
+    """
+    if requested is DesiredState.DEPLOYED:
+        if current is DeploymentStatus.DEPLOYED:
+            return RequestDecision(outcome=RequestOutcome.UNCHANGED)
+        if current is DeploymentStatus.DELETING:
+            return RequestDecision(outcome=RequestOutcome.REFUSED, reason="undeploy_in_progress")
+        return RequestDecision(outcome=RequestOutcome.PUBLISH)
+    if current is DeploymentStatus.NOT_DEPLOYED:
+        return RequestDecision(outcome=RequestOutcome.UNCHANGED)
+    return RequestDecision(outcome=RequestOutcome.PUBLISH)

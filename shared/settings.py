@@ -41,6 +41,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # API
     api_host: str = "127.0.0.1"
     api_port: Port = 8000
+    # HMAC secret for stored API key hashes; changing it invalidates every key.
+    api_key_pepper: str = ""
+    api_command_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     # Ray Serve bridge
     ray_address: str = "auto"
     serve_host: str = "127.0.0.1"

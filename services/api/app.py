@@ -1,30 +1,41 @@
-"""The Litestar application: lifespan (MongoDB), dependencies, exception handlers, OpenAPI."""
+"""The Litestar application: lifespans (MongoDB, Kafka producer), dependencies, auth, errors, OpenAPI."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+import structlog
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from services.api.auth.guards import namespace_guard
+from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
+from services.api.auth.service import ApiKeyAuthenticator
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
 from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
 from shared.adapters import mongo
-from shared.adapters.mongo import ModelStore
+from shared.adapters.kafka import CommandPublisher
+from shared.adapters.mongo import ApiKeyStore, ModelStore
+from shared.adapters.storage import ArchiveStorage
 from shared.retry import retry_with_backoff
 from shared.settings import Settings
 
 STARTUP_TIMEOUT_S = 60
+SECURITY_SCHEME = "BearerApiKey"
+log = structlog.get_logger("modelreg.api")
 
 # Request count and latency by route template (not raw path: one series per route, whatever the ids) and
 # status. Scrapes of /metrics itself are left out so they do not drown the API's own traffic.
@@ -56,21 +67,52 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.mongo_client = client
         app.state.model_store = ModelStore(settings.history_limit)
+        app.state.authenticator = ApiKeyAuthenticator(ApiKeyStore(), settings.api_key_pepper)
         try:
             yield
         finally:
             await client.close()
 
+    @asynccontextmanager
+    async def kafka_lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Reads work without Kafka: connect in the background, and again on the first command if this fails.
+        publisher = CommandPublisher(settings)
+        app.state.command_publisher = publisher
+
+        async def connect_early() -> None:
+            try:
+                await publisher.start()
+            except Exception as exc:
+                log.warning("kafka producer not started yet", error=repr(exc)[:300])
+
+        early = asyncio.create_task(connect_early())
+        try:
+            yield
+        finally:
+            early.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await early
+            await publisher.close()
+
     def provide_mongo_client(state: State) -> AsyncMongoClient:
         return state.mongo_client
 
-    def provide_model_service(state: State) -> ModelService:
-        return ModelService(state.model_store)
+    storage = ArchiveStorage(settings)
 
+    def provide_model_service(state: State) -> ModelService:
+        return ModelService(state.model_store, storage, state.command_publisher, settings)
+
+    v1 = Router(
+        path="/v1",
+        route_handlers=[ModelController],
+        middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
+        guards=[namespace_guard],
+        security=[{SECURITY_SCHEME: []}],
+    )
     return Litestar(
-        route_handlers=[ModelController, HealthController, MetricsController],
+        route_handlers=[v1, HealthController, MetricsController],
         middleware=[PROMETHEUS.middleware],
-        lifespan=[mongo_lifespan],
+        lifespan=[mongo_lifespan, kafka_lifespan],
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
@@ -80,8 +122,20 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Model Registry API",
             version="0.1.0",
-            description="Registered models per namespace and their deployment state on Ray Serve.",
+            description=(
+                "Registered models per namespace and their deployment state on Ray Serve. Every /v1 route "
+                "needs 'Authorization: Bearer <key>' (keys: `modelreg keys create`)."
+            ),
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    SECURITY_SCHEME: SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="An API key from `modelreg keys create` (or printed by `modelreg dev`)",
+                    )
+                }
+            ),
         ),
     )

@@ -71,12 +71,18 @@ class ApiError(Exception):
     error_type = "BadRequestError"
 
     def __init__(
-        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
         self.details = details
+        self.headers = headers
 
 
 class NotFoundError(ApiError):
@@ -102,6 +108,11 @@ class ForbiddenError(ApiError):
 class PayloadTooLargeError(ApiError):
     status_code = 413
     error_type = "PayloadTooLargeError"
+
+
+class UnsupportedMediaTypeError(ApiError):
+    status_code = 415
+    error_type = "UnsupportedMediaTypeError"
 
 
 class ServiceUnavailableError(ApiError):
@@ -140,7 +151,7 @@ def error_response(
 
 
 def handle_api_error(_: Request, exc: ApiError) -> Response[ErrorResponse]:
-    return error_response(exc.status_code, exc.error_type, exc.message, exc.code, exc.details)
+    return error_response(exc.status_code, exc.error_type, exc.message, exc.code, exc.details, exc.headers)
 
 
 def _validation_items(exc: ValidationException) -> list[ValidationError]:
@@ -190,15 +201,15 @@ EXCEPTION_HANDLERS = {
 }
 
 
-def _error_spec(description: str) -> ResponseSpec:
+def error_spec(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=ErrorResponse, description=description)
 
 
 # The seed's error responses, declared on every /v1 route.
 ERROR_RESPONSES: dict[int, ResponseSpec] = {
-    400: _error_spec("Bad Request"),
-    401: _error_spec("Unauthorized"),
-    403: _error_spec("Forbidden"),
+    400: error_spec("Bad Request"),
+    401: error_spec("Unauthorized"),
+    403: error_spec("Forbidden"),
     422: ResponseSpec(data_container=HTTPValidationError, description="Validation Error"),
-    500: _error_spec("Internal Server Error"),
+    500: error_spec("Internal Server Error"),
 }

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from services.devstack import embedded
+from services.keys.service import dev_key_banner, with_key_service
 from shared.adapters import kafka
 from shared.settings import Settings
 
@@ -100,11 +101,14 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
                 settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic]
             )
         )
+        dev_key_file = stack.state_dir / "dev-api-key"
+        dev_key = asyncio.run(with_key_service(settings, lambda keys: keys.ensure_dev_key(dev_key_file)))
         api = stack.spawn("api")
         stack.spawn("worker")
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         _wait_http_ok(f"{api_url}/health/ready", 60, api)
         print_banner(settings, api_url)
+        print(dev_key_banner(dev_key, dev_key_file), flush=True)
         while not stopping:
             if any(child.poll() is not None for child in stack.children):
                 print("modelreg dev: a process exited; stopping the stack", file=sys.stderr)

@@ -8,11 +8,18 @@ from typing import Any
 
 import msgspec
 from beanie import init_beanie
-from pymongo import AsyncMongoClient, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
+from pymongo.errors import DuplicateKeyError
 
 from shared.contracts import DeploymentEvent, ModelDeploymentInfo, ModelKey
-from shared.deployment_rules import ObservedDeployment, status_for_legacy
-from shared.documents import DOCUMENT_MODELS, CustomModelDocument, ModelDetails
+from shared.deployment_rules import DesiredState, ObservedDeployment, status_for_legacy
+from shared.documents import (
+    DOCUMENT_MODELS,
+    ApiKeyDocument,
+    CustomModelDocument,
+    HistoryEntry,
+    ModelDetails,
+)
 from shared.settings import Settings
 
 
@@ -72,6 +79,26 @@ def _history_entry(event: DeploymentEvent, applied_at: datetime) -> dict[str, An
 
 def _to_document(value: msgspec.Struct | None) -> dict[str, Any] | None:
     return None if value is None else msgspec.to_builtins(value, builtin_types=(datetime,))
+
+
+class DuplicateModelError(Exception):
+    """Another model already has this namespace, name and version."""
+
+
+class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):
+    deployed: bool | None = None
+    task_type: str | None = None
+    model_format: str | None = None
+    name: str | None = None
+
+
+# Listing orders; model_id breaks ties so pages never overlap or skip.
+LIST_SORTS: dict[str, list[tuple[str, int]]] = {
+    "-created_at": [("created_at", DESCENDING), ("model_id", ASCENDING)],
+    "created_at": [("created_at", ASCENDING), ("model_id", ASCENDING)],
+    "name": [("name", ASCENDING), ("version", ASCENDING), ("model_id", ASCENDING)],
+    "-name": [("name", DESCENDING), ("version", DESCENDING), ("model_id", ASCENDING)],
+}
 
 
 class ModelStore:
@@ -142,3 +169,125 @@ class ModelStore:
             for c in changes
             if c.key in current and current[c.key].last_event_sequence != c.after.last_event_sequence
         }
+
+    # --- registry writes and reads of the API -------------------------------------------------------------
+
+    async def insert_model(self, details: ModelDetails) -> None:
+        """Insert a new model; the unique (namespace, name, version) index decides between racing uploads."""
+        document = CustomModelDocument(**details.model_dump())
+        try:
+            await document.insert()
+        except DuplicateKeyError as exc:
+            if "name" in ((exc.details or {}).get("keyPattern") or {}):
+                raise DuplicateModelError(f"{details.name} {details.version}") from None
+            raise
+
+    async def find_name_version(self, namespace_id: str, name: str, version: str) -> str | None:
+        """The model_id registered under this name and version, if any."""
+        found = await CustomModelDocument.get_pymongo_collection().find_one(
+            {"namespace_id": namespace_id, "name": name, "version": version}, {"model_id": 1}
+        )
+        return found["model_id"] if found else None
+
+    async def list_models(
+        self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
+    ) -> tuple[int, list[ModelDetails]]:
+        """One page of a namespace's models (history left out) and the number of models matching."""
+        query: dict[str, Any] = {"namespace_id": namespace_id}
+        for field in ("deployed", "task_type", "model_format", "name"):
+            value = getattr(where, field)
+            if value is not None:
+                query[field] = value
+        total = await CustomModelDocument.find(query).count()
+        page = (
+            await CustomModelDocument.find(query, projection_model=ModelDetails)
+            .sort(LIST_SORTS[sort])
+            .skip(offset)
+            .limit(limit)
+            .to_list()
+        )
+        return total, page
+
+    async def history_page(
+        self, key: ModelKey, offset: int, limit: int
+    ) -> tuple[int, list[HistoryEntry]] | None:
+        """Applied events of a model, newest first, and how many there are; None when the model is unknown.
+
+        Only the requested slice of the embedded history leaves the database.
+        """
+        history = {"$ifNull": ["$deployment_history", []]}
+        pipeline = [
+            {"$match": key_filter(key)},
+            {
+                "$project": {
+                    "_id": 0,
+                    "total": {"$size": history},
+                    "page": {"$slice": [{"$reverseArray": history}, offset, limit]},
+                }
+            },
+        ]
+        cursor = await CustomModelDocument.get_pymongo_collection().aggregate(pipeline)
+        rows = await cursor.to_list(1)
+        if not rows:
+            return None
+        return rows[0]["total"], [HistoryEntry.model_validate(entry) for entry in rows[0]["page"]]
+
+    async def set_desired(
+        self,
+        key: ModelKey,
+        desired: DesiredState | None,
+        desired_at: datetime | None,
+        *,
+        expected_desired_at: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Record what the user asked for, unless another request changed it since (compare-and-set).
+
+        The only deployment field the API writes; the observed state belongs to the worker.
+        """
+        result = await CustomModelDocument.get_pymongo_collection().update_one(
+            {**key_filter(key), "desired_at": expected_desired_at},
+            {
+                "$set": {
+                    "desired_state": None if desired is None else str(desired),
+                    "desired_at": desired_at,
+                    "updated_at": now,
+                }
+            },
+        )
+        return result.matched_count == 1
+
+    async def delete_model(self, key: ModelKey) -> bool:
+        result = await CustomModelDocument.get_pymongo_collection().delete_one(key_filter(key))
+        return result.deleted_count == 1
+
+
+class DuplicateKeyPrefixError(Exception):
+    """Another key already uses this prefix."""
+
+
+class ApiKeyStore:
+    """The `api_keys` collection: records of keys, looked up by their clear prefix."""
+
+    async def insert(
+        self, prefix: str, key_hash: str, namespaces: Sequence[str], admin: bool
+    ) -> ApiKeyDocument:
+        document = ApiKeyDocument(
+            prefix=prefix, key_hash=key_hash, namespaces=sorted(set(namespaces)), admin=admin
+        )
+        try:
+            return await document.insert()
+        except DuplicateKeyError:
+            raise DuplicateKeyPrefixError(prefix) from None
+
+    async def find(self, prefix: str) -> ApiKeyDocument | None:
+        return await ApiKeyDocument.find_one({"prefix": prefix})
+
+    async def list(self) -> list[ApiKeyDocument]:
+        return await ApiKeyDocument.find_all().sort([("created_at", ASCENDING)]).to_list()
+
+    async def revoke(self, prefix: str) -> bool:
+        result = await ApiKeyDocument.get_pymongo_collection().update_one(
+            {"prefix": prefix}, {"$set": {"revoked": True}}
+        )
+        return result.matched_count == 1

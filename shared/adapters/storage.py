@@ -73,6 +73,11 @@ class ArchiveStorage:
     def uses_s3(self) -> bool:
         return bool(self.settings.s3_bucket)
 
+    @property
+    def incoming_dir(self) -> Path:
+        """Where uploads are spooled: inside the root, so a local save is an atomic rename."""
+        return self.root / ".incoming"
+
     async def save(self, spooled: Path, namespace_id: str, model_id: str) -> str:
         """Move a spooled file into storage; returns its URL."""
         relative = f"{namespace_id}/{model_id}.tar.gz"
@@ -82,6 +87,8 @@ class ArchiveStorage:
             spooled.unlink(missing_ok=True)
             return f"s3://{bucket}/{relative}"
         target = self.root / relative
+        if not target.resolve().is_relative_to(self.root) or target.parent.parent != self.root:
+            raise ValueError(f"archive path {relative!r} leaves the archive root")
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(spooled, target)
         return target.as_uri()
@@ -110,6 +117,15 @@ class ArchiveStorage:
             raise ArchiveNotFoundError(f"no archive at {url}")
         await asyncio.to_thread(shutil.copyfile, source, destination)
         return destination
+
+    def owns(self, url: str) -> bool:
+        """Whether `url` is an archive this storage wrote (and so may delete)."""
+        parsed = urlparse(url)
+        if parsed.scheme == "s3":
+            return self.uses_s3 and parsed.netloc == self.settings.s3_bucket
+        if parsed.scheme in ("", "file"):
+            return _local_path(url).resolve().is_relative_to(self.root)
+        return False
 
     async def delete(self, url: str) -> None:
         parsed = urlparse(url)

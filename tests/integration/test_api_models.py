@@ -30,8 +30,10 @@ def assert_rfc3339_with_zone(value: str) -> None:
 
 
 @pytest.fixture
-async def client(settings, db) -> Any:
+async def client(settings, db, make_key) -> Any:
+    key = await make_key("ns_a", "other_ns")
     async with AsyncTestClient(app=create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
         yield client
 
 

@@ -12,8 +12,10 @@ from shared.contracts import DeploymentStatus, EventType, ModelDeploymentInfo
 from shared.deployment_rules import (
     DesiredState,
     ObservedDeployment,
+    RequestOutcome,
     apply_event,
     apply_events,
+    decide_request,
     effective_status,
     group_by_model,
     is_newer,
@@ -191,3 +193,50 @@ def test_any_delivery_order_with_duplicates_and_batches_converges(stream, data) 
         if latest.event_type is EventType.READY:
             assert final.deployment_info.endpoint == latest.endpoint
             assert final.deployment_info.deployed_at == latest.occurred_at
+
+
+# --- deploy / undeploy requests
+
+REQUEST_TABLE = {
+    # (current status, requested) → outcome
+    (DeploymentStatus.NOT_DEPLOYED, DesiredState.DEPLOYED): RequestOutcome.PUBLISH,
+    (DeploymentStatus.PENDING, DesiredState.DEPLOYED): RequestOutcome.PUBLISH,
+    (DeploymentStatus.DEPLOYED, DesiredState.DEPLOYED): RequestOutcome.UNCHANGED,
+    (DeploymentStatus.UNHEALTHY, DesiredState.DEPLOYED): RequestOutcome.PUBLISH,
+    (DeploymentStatus.FAILED, DesiredState.DEPLOYED): RequestOutcome.PUBLISH,
+    (DeploymentStatus.DELETING, DesiredState.DEPLOYED): RequestOutcome.REFUSED,
+    (DeploymentStatus.NOT_DEPLOYED, DesiredState.NOT_DEPLOYED): RequestOutcome.UNCHANGED,
+    (DeploymentStatus.PENDING, DesiredState.NOT_DEPLOYED): RequestOutcome.PUBLISH,
+    (DeploymentStatus.DEPLOYED, DesiredState.NOT_DEPLOYED): RequestOutcome.PUBLISH,
+    (DeploymentStatus.UNHEALTHY, DesiredState.NOT_DEPLOYED): RequestOutcome.PUBLISH,
+    (DeploymentStatus.FAILED, DesiredState.NOT_DEPLOYED): RequestOutcome.PUBLISH,
+    (DeploymentStatus.DELETING, DesiredState.NOT_DEPLOYED): RequestOutcome.PUBLISH,
+}
+
+
+def test_the_request_table_covers_every_status_and_request() -> None:
+    assert set(REQUEST_TABLE) == {(s, d) for s in DeploymentStatus for d in DesiredState}
+
+
+@pytest.mark.parametrize(("current", "requested"), list(REQUEST_TABLE))
+def test_decide_request(current, requested) -> None:
+    decision = decide_request(current, requested)
+    assert decision.outcome is REQUEST_TABLE[(current, requested)]
+    assert (decision.reason is not None) is (decision.outcome is RequestOutcome.REFUSED)
+
+
+@given(st.sampled_from(list(DeploymentStatus)), st.sampled_from(list(DesiredState)))
+def test_a_published_request_is_reported_as_its_transition(current, requested) -> None:
+    """Right after a published request (nothing newer observed), the model reports the requested direction."""
+    decision = decide_request(current, requested)
+    if decision.outcome is not RequestOutcome.PUBLISH:
+        return
+    before = ObservedDeployment(
+        deployed=current is DeploymentStatus.DEPLOYED, status=current, observed_at=BASE_TIME
+    )
+    reported = effective_status(before, requested, BASE_TIME + timedelta(seconds=1))
+    if requested is DesiredState.DEPLOYED:
+        assert reported is DeploymentStatus.PENDING
+    else:
+        assert reported in (DeploymentStatus.DELETING, DeploymentStatus.NOT_DEPLOYED)
+        assert (reported is DeploymentStatus.NOT_DEPLOYED) is (current is DeploymentStatus.NOT_DEPLOYED)

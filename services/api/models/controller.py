@@ -4,21 +4,41 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_304_NOT_MODIFIED
 
-from services.api.errors import ERROR_RESPONSES, ErrorResponse
-from services.api.models.schemas import ModelDetailResponse
-from services.api.models.service import ModelService
+from services.api.errors import ERROR_RESPONSES, ErrorResponse, error_spec
+from services.api.models.openapi import UploadOperation
+from services.api.models.schemas import (
+    DeploymentHistoryResponse,
+    DeploymentRequestResponse,
+    ListSort,
+    ModelDeleteResponse,
+    ModelDetailResponse,
+    ModelFormatName,
+    ModelListResponse,
+    ModelUploadResponse,
+)
+from services.api.models.service import ModelService, etag_matches
+from shared.adapters.mongo import ModelFilter
 from shared.contracts import ModelKey
+from shared.deployment_rules import DesiredState
 
 NamespaceId = Annotated[str, Parameter(title="Namespace Id", min_length=1, max_length=256)]
 ModelId = Annotated[str, Parameter(title="Model Id", min_length=1, max_length=256)]
+Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size")]
+Offset = Annotated[int, Parameter(ge=0, le=1_000_000, description="Items to skip")]
+FilterText = Annotated[str | None, Parameter(min_length=1, max_length=256)]
+
+NOT_FOUND = {404: error_spec("Model not found")}
+CONFLICT = error_spec("Conflict")
+UNAVAILABLE = {503: error_spec("The command broker is unavailable; nothing was recorded")}
 
 
 class ModelController(Controller):
-    path = "/v1/namespaces/{namespace_id:str}/models"
+    path = "/namespaces/{namespace_id:str}/models"
     tags = ["Custom Models"]
 
     @get(
@@ -29,10 +49,161 @@ class ModelController(Controller):
         response_description="Successful Response",
         responses={
             **ERROR_RESPONSES,
+            304: ResponseSpec(
+                data_container=None, description="Not Modified (the If-None-Match ETag matches)"
+            ),
             404: ResponseSpec(data_container=ErrorResponse, description="Model not found"),
         },
     )
     async def get_model(
+        self,
+        namespace_id: NamespaceId,
+        model_id: ModelId,
+        models: ModelService,
+        if_none_match: Annotated[
+            str | None, Parameter(header="If-None-Match", description="ETag of a copy the client holds")
+        ] = None,
+    ) -> Response[ModelDetailResponse]:
+        body, etag = await models.get_details_encoded(ModelKey(namespace_id, model_id))
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if etag_matches(if_none_match, etag):
+            return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(content=body, media_type=MediaType.JSON, headers=headers)
+
+    @get(
+        "/",
+        summary="List models",
+        description="A page of the namespace's models, newest first by default; stable order across pages.",
+        operation_id="list_models_v1_namespaces__namespace_id__models_get",
+        responses={**ERROR_RESPONSES, 404: error_spec("Namespace not found (or not readable with this key)")},
+    )
+    async def list_models(
+        self,
+        namespace_id: NamespaceId,
+        models: ModelService,
+        limit: Limit = 20,
+        offset: Offset = 0,
+        deployed: bool | None = None,
+        task_type: FilterText = None,
+        model_format: ModelFormatName | None = None,
+        name: FilterText = None,
+        sort: Annotated[ListSort, Parameter(description="Order; model_id breaks ties")] = "-created_at",
+    ) -> ModelListResponse:
+        where = ModelFilter(deployed=deployed, task_type=task_type, model_format=model_format, name=name)
+        return await models.list_models(namespace_id, where, sort, offset, limit)
+
+    @post(
+        "/",
+        summary="Upload a model",
+        description=(
+            "Upload a model archive (.tar.gz) as multipart/form-data with its metadata. The archive is "
+            "stored and hashed (SHA-256) while it streams in; it must be a readable gzip'd tar with no "
+            "links, absolute paths or '..' members."
+        ),
+        operation_id="upload_model_v1_namespaces__namespace_id__models_post",
+        operation_class=UploadOperation,
+        status_code=HTTP_201_CREATED,
+        # The upload enforces its own limits while streaming (MODELREG_MAX_ARCHIVE_BYTES).
+        request_max_body_size=None,
+        responses={
+            **ERROR_RESPONSES,
+            409: error_spec("A model with this name and version already exists (code model_version_exists)"),
+            413: error_spec("The archive or a form field is too large"),
+            415: error_spec("The body is not multipart/form-data"),
+        },
+    )
+    async def upload_model(
+        self, namespace_id: NamespaceId, request: Request, models: ModelService
+    ) -> Response[ModelUploadResponse]:
+        result = await models.upload(
+            namespace_id, request.stream(), request.headers.get("content-type"), request.content_length
+        )
+        location = f"/v1/namespaces/{namespace_id}/models/{result.model_id}"
+        return Response(result, status_code=HTTP_201_CREATED, headers={"Location": location})
+
+    @delete(
+        "/{model_id:str}",
+        summary="Delete a model",
+        description=(
+            "Undeploys the model first if it is (or is being) deployed, by sending an undeploy command, then "
+            "removes its record and archive. Deleting a model that is already gone answers the same way, "
+            "with deleted=false."
+        ),
+        operation_id="delete_model_v1_namespaces__namespace_id__models__model_id__delete",
+        status_code=HTTP_200_OK,
+        responses={**ERROR_RESPONSES, **UNAVAILABLE},
+    )
+    async def delete_model(
         self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService
-    ) -> ModelDetailResponse:
-        return await models.get_details(ModelKey(namespace_id, model_id))
+    ) -> ModelDeleteResponse:
+        return await models.delete(ModelKey(namespace_id, model_id))
+
+    @post(
+        "/{model_id:str}/deploy",
+        summary="Deploy a model",
+        description=(
+            "Asks the deployment bridge to deploy the model on Ray Serve. 202: the command was sent and "
+            "the model is pending; 200: the model is already deployed, nothing was sent. 409 (code "
+            "transition_in_progress) while an undeploy is still running."
+        ),
+        operation_id="deploy_model_v1_namespaces__namespace_id__models__model_id__deploy_post",
+        status_code=HTTP_202_ACCEPTED,
+        responses={
+            **ERROR_RESPONSES,
+            **NOT_FOUND,
+            200: ResponseSpec(data_container=DeploymentRequestResponse, description="Already deployed"),
+            409: CONFLICT,
+            **UNAVAILABLE,
+        },
+    )
+    async def deploy_model(
+        self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService
+    ) -> Response[DeploymentRequestResponse]:
+        return await self._request(models, ModelKey(namespace_id, model_id), DesiredState.DEPLOYED)
+
+    @delete(
+        "/{model_id:str}/deploy",
+        summary="Undeploy a model",
+        description=(
+            "Asks the deployment bridge to remove the model from Ray Serve. 202: the command was sent "
+            "and the model is deleting; 200: the model is not deployed, nothing was sent. Undeploying a "
+            "pending model cancels its deployment."
+        ),
+        operation_id="undeploy_model_v1_namespaces__namespace_id__models__model_id__deploy_delete",
+        status_code=HTTP_202_ACCEPTED,
+        responses={
+            **ERROR_RESPONSES,
+            **NOT_FOUND,
+            200: ResponseSpec(data_container=DeploymentRequestResponse, description="Not deployed"),
+            409: CONFLICT,
+            **UNAVAILABLE,
+        },
+    )
+    async def undeploy_model(
+        self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService
+    ) -> Response[DeploymentRequestResponse]:
+        return await self._request(models, ModelKey(namespace_id, model_id), DesiredState.NOT_DEPLOYED)
+
+    @staticmethod
+    async def _request(
+        models: ModelService, key: ModelKey, desired: DesiredState
+    ) -> Response[DeploymentRequestResponse]:
+        result, sent = await models.request_deployment(key, desired)
+        return Response(result, status_code=HTTP_202_ACCEPTED if sent else HTTP_200_OK)
+
+    @get(
+        "/{model_id:str}/events",
+        summary="Deployment history of a model",
+        description="The deployment events applied to the model, newest first.",
+        operation_id="list_model_events_v1_namespaces__namespace_id__models__model_id__events_get",
+        responses={**ERROR_RESPONSES, **NOT_FOUND},
+    )
+    async def model_events(
+        self,
+        namespace_id: NamespaceId,
+        model_id: ModelId,
+        models: ModelService,
+        limit: Limit = 20,
+        offset: Offset = 0,
+    ) -> DeploymentHistoryResponse:
+        return await models.history(ModelKey(namespace_id, model_id), offset, limit)

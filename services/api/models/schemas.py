@@ -65,3 +65,139 @@ class ModelDetailResponse(msgspec.Struct, kw_only=True):
 
     success: Annotated[bool, msgspec.Meta(title="Success")] = True
     model: CustomModelDocument
+
+
+# --- Upload -----------------------------------------------------------------------------------------------
+
+# Visible text without control characters, not blank.
+LABEL_PATTERN = r"^(?=.*\S)[^\x00-\x1f\x7f]+$"
+GIB = 1024**3
+
+
+class UploadForm(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The text fields of a model upload (multipart/form-data, next to the `file` archive)."""
+
+    name: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=256, pattern=LABEL_PATTERN, description="Model name")
+    ]
+    version: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=128, pattern=LABEL_PATTERN, description="Model version")
+    ]
+    model_format: Annotated[ModelFormatName, msgspec.Meta(description="Model format/framework")]
+    framework: (
+        Annotated[str, msgspec.Meta(max_length=256, description="ML framework (e.g., sentence-transformers)")]
+        | None
+    ) = None
+    task_type: (
+        Annotated[
+            str, msgspec.Meta(max_length=256, description="Task type (e.g., embedding, classification)")
+        ]
+        | None
+    ) = None
+    num_cpus: Annotated[float, msgspec.Meta(ge=0.1, le=64, description="Number of CPUs")] = 1
+    num_gpus: Annotated[int, msgspec.Meta(ge=0, le=8, description="Number of GPUs")] = 0
+    memory_gb: Annotated[float, msgspec.Meta(gt=0, le=1024, description="Memory in GB (stored as bytes)")] = 4
+
+    @property
+    def memory_bytes(self) -> int:
+        return round(self.memory_gb * GIB)
+
+
+class ModelUploadResponse(msgspec.Struct, kw_only=True):
+    """Response model for a model upload."""
+
+    success: Annotated[bool, msgspec.Meta(title="Success")] = True
+    model_id: Annotated[str, _meta("Model Id", "Unique model identifier")]
+    deployment_status: Annotated[DeploymentStatusName, _meta("Deployment Status", "Deployment status")]
+    endpoint: Annotated[str | None, _meta("Endpoint", "Inference endpoint, once deployed")] = None
+    model_archive_url: Annotated[str, _meta("Model Archive Url", "URL of the stored model archive")]
+
+
+# --- Listing ----------------------------------------------------------------------------------------------
+
+ListSort = Literal["-created_at", "created_at", "name", "-name"]
+
+
+class ModelListResponse(msgspec.Struct, kw_only=True):
+    """One page of a namespace's models."""
+
+    success: Annotated[bool, msgspec.Meta(title="Success")] = True
+    models: Annotated[list[CustomModelDocument], msgspec.Meta(title="Models")]
+    total: Annotated[int, _meta("Total", "Models matching the filters, over all pages")]
+    limit: Annotated[int, msgspec.Meta(title="Limit")]
+    offset: Annotated[int, msgspec.Meta(title="Offset")]
+    next_offset: Annotated[
+        int | None, _meta("Next Offset", "Offset of the next page; null on the last page")
+    ] = None
+
+
+# --- Deployment requests ----------------------------------------------------------------------------------
+
+
+class DeploymentRequestResponse(msgspec.Struct, kw_only=True):
+    """Outcome of a deploy or undeploy request."""
+
+    success: Annotated[bool, msgspec.Meta(title="Success")] = True
+    model_id: Annotated[str, _meta("Model Id", "Unique model identifier")]
+    deployment_status: Annotated[
+        DeploymentStatusName,
+        _meta("Deployment Status", "Status after the request (pending / deleting when sent)"),
+    ]
+    command_id: Annotated[
+        str | None,
+        _meta("Command Id", "Id of the command sent to the deployment bridge; null when none was needed"),
+    ] = None
+
+
+class ModelDeleteResponse(msgspec.Struct, kw_only=True):
+    """Outcome of a model deletion (the same whether or not the model still existed)."""
+
+    success: Annotated[bool, msgspec.Meta(title="Success")] = True
+    model_id: Annotated[str, _meta("Model Id", "Unique model identifier")]
+    deleted: Annotated[
+        bool, _meta("Deleted", "Whether this request removed the model (false: it was already gone)")
+    ]
+    undeploy_command_id: Annotated[
+        str | None,
+        _meta("Undeploy Command Id", "Id of the undeploy command sent first, if the model was deployed"),
+    ] = None
+
+
+# --- Deployment history -----------------------------------------------------------------------------------
+
+
+class DeploymentHistoryEvent(msgspec.Struct, kw_only=True):
+    """A deployment event that changed the model."""
+
+    event_id: Annotated[str, msgspec.Meta(title="Event Id")]
+    event_type: Annotated[
+        Literal[
+            "deployment.started",
+            "deployment.ready",
+            "deployment.unhealthy",
+            "deployment.failed",
+            "deployment.deleting",
+            "deployment.deleted",
+        ],
+        msgspec.Meta(title="Event Type"),
+    ]
+    sequence: Annotated[int, _meta("Sequence", "Per-model order of events")]
+    occurred_at: Annotated[datetime, _meta("Occurred At", "When the transition happened")]
+    applied_at: Annotated[datetime, _meta("Applied At", "When the registry applied it")]
+    endpoint: Annotated[str | None, msgspec.Meta(title="Endpoint")] = None
+    ray_deployment_name: Annotated[str | None, msgspec.Meta(title="Ray Deployment Name")] = None
+    message: Annotated[str | None, msgspec.Meta(title="Message")] = None
+
+
+class DeploymentHistoryResponse(msgspec.Struct, kw_only=True):
+    """A page of a model's deployment history, newest first."""
+
+    success: Annotated[bool, msgspec.Meta(title="Success")] = True
+    model_id: Annotated[str, _meta("Model Id", "Unique model identifier")]
+    events: Annotated[list[DeploymentHistoryEvent], msgspec.Meta(title="Events")]
+    total: Annotated[int, _meta("Total", "Events kept for this model")]
+    limit: Annotated[int, msgspec.Meta(title="Limit")]
+    offset: Annotated[int, msgspec.Meta(title="Offset")]
+    next_offset: Annotated[
+        int | None, _meta("Next Offset", "Offset of the next page; null on the last page")
+    ] = None

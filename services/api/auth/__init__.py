@@ -1,0 +1,1 @@
+"""Authentication (Bearer API keys) and namespace authorization of the /v1 routes."""

@@ -1,0 +1,49 @@
+"""Namespace authorization: a key only reaches the namespaces it was created for (admin keys reach all).
+
+Reads of another namespace answer exactly as if nothing were there (404), so a key cannot probe which
+models exist elsewhere; writes answer 403.
+"""
+
+from __future__ import annotations
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from services.api.errors import ForbiddenError, NotFoundError
+from shared.api_keys import Principal
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def model_not_found(namespace_id: str, model_id: str) -> NotFoundError:
+    return NotFoundError(
+        "Model not found",
+        details={"resource": "model", "namespace_id": namespace_id, "model_id": model_id},
+    )
+
+
+def namespace_not_found(namespace_id: str) -> NotFoundError:
+    return NotFoundError(
+        "Namespace not found", details={"resource": "namespace", "namespace_id": namespace_id}
+    )
+
+
+def namespace_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    namespace_id = connection.path_params.get("namespace_id")
+    if namespace_id is None or connection.scope["method"] == "OPTIONS":
+        return  # OPTIONS (CORS preflight) is answered without a key and reveals no data
+    principal: Principal = connection.user
+    if principal.can_access(namespace_id):
+        return
+    if connection.scope["method"] in READ_METHODS:
+        model_id = connection.path_params.get("model_id")
+        raise (
+            model_not_found(namespace_id, model_id)
+            if model_id is not None
+            else namespace_not_found(namespace_id)
+        )
+    raise ForbiddenError(
+        "This API key has no access to the namespace",
+        code="namespace_forbidden",
+        details={"namespace_id": namespace_id},
+    )

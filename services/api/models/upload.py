@@ -1,0 +1,143 @@
+"""Reading a model upload (multipart/form-data) as a stream: the archive goes straight to a spool file.
+
+Litestar's form parsing would buffer the whole file before the handler runs; here the archive part is hashed
+and written as it arrives, so an oversized upload is refused after `max_archive_bytes`, not after the whole
+body, and memory stays flat whatever the archive's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
+
+from services.api.errors import ApiError, PayloadTooLargeError, UnsupportedMediaTypeError
+from shared.adapters.storage import ArchiveTooLargeError, spool
+
+ARCHIVE_FIELD = "file"
+MAX_FIELD_BYTES = 64 * 1024
+MAX_PARTS = 32
+# Room for the text fields and part headers on top of the archive, for the Content-Length check.
+FORM_OVERHEAD_BYTES = MAX_PARTS * (MAX_FIELD_BYTES + 8 * 1024)
+
+ParserEvent = MultipartSegment | bytes | bytearray | None
+
+
+class SpooledArchive(msgspec.Struct, frozen=True):
+    path: Path
+    sha256: str
+    size: int
+    filename: str
+
+
+class ReceivedUpload(msgspec.Struct):
+    fields: dict[str, str]
+    archive: SpooledArchive | None = None
+
+    def discard(self) -> None:
+        if self.archive is not None:
+            self.archive.path.unlink(missing_ok=True)
+
+
+def multipart_boundary(content_type: str | None) -> str:
+    media_type, _, params = (content_type or "").partition(";")
+    if media_type.strip().lower() != "multipart/form-data":
+        raise UnsupportedMediaTypeError(
+            "The upload must be multipart/form-data (e.g. curl -F file=@model.tar.gz -F name=...)",
+            code="multipart_required",
+        )
+    for param in params.split(";"):
+        key, _, value = param.strip().partition("=")
+        if key.lower() == "boundary" and value.strip('"'):
+            return value.strip('"')
+    raise ApiError("multipart/form-data without a boundary", code="invalid_multipart")
+
+
+async def _parser_events(stream: AsyncIterator[bytes], boundary: str) -> AsyncIterator[ParserEvent]:
+    with PushMultipartParser(
+        boundary, max_segment_count=MAX_PARTS, max_header_count=8, max_header_size=4096
+    ) as parser:
+        async for chunk in stream:
+            if not chunk:
+                continue
+            for event in parser.parse(chunk):
+                yield event
+            if parser.closed:
+                break
+
+
+async def _segment_body(events: AsyncIterator[ParserEvent]) -> AsyncIterator[bytes]:
+    async for event in events:
+        if event is None:
+            return
+        yield bytes(event)
+
+
+async def read_upload(
+    stream: AsyncIterator[bytes], boundary: str, spool_dir: Path, max_archive_bytes: int
+) -> ReceivedUpload:
+    """Text fields in memory (each at most MAX_FIELD_BYTES), the `file` part spooled and hashed.
+
+    The caller owns the spooled file once this returns; on any error it is already removed.
+    """
+    received = ReceivedUpload(fields={})
+    events = _parser_events(stream, boundary)
+    try:
+        async for event in events:
+            if not isinstance(event, MultipartSegment):
+                continue  # the parser only yields data after a segment header, which is consumed below
+            name = event.name or ""
+            if event.filename is not None and name == ARCHIVE_FIELD:
+                if received.archive is not None:
+                    raise ApiError(
+                        "Only one archive may be uploaded", code="duplicate_field", details={"field": name}
+                    )
+                path, digest, size = await spool(_segment_body(events), spool_dir, max_archive_bytes)
+                received.archive = SpooledArchive(
+                    path=path, sha256=digest, size=size, filename=event.filename
+                )
+            else:
+                if name in received.fields:
+                    raise ApiError(
+                        f"Field {name!r} was sent twice", code="duplicate_field", details={"field": name}
+                    )
+                received.fields[name] = await _read_field(name, _segment_body(events), event.charset)
+    except ArchiveTooLargeError as exc:
+        received.discard()
+        raise PayloadTooLargeError(
+            f"The archive exceeds the limit of {exc.limit} bytes",
+            code="archive_too_large",
+            details={"max_archive_bytes": exc.limit},
+        ) from None
+    except ParserLimitReached as exc:
+        received.discard()
+        raise PayloadTooLargeError(
+            f"Too many or too large form parts: {exc}", code="form_too_large"
+        ) from None
+    except ParserError as exc:
+        received.discard()
+        raise ApiError(f"Malformed multipart/form-data body: {exc}", code="invalid_multipart") from None
+    except BaseException:
+        received.discard()
+        raise
+    finally:
+        await events.aclose()
+    return received
+
+
+async def _read_field(name: str, body: AsyncIterator[bytes], charset: str | None) -> str:
+    data = bytearray()
+    async for chunk in body:
+        data.extend(chunk)
+        if len(data) > MAX_FIELD_BYTES:
+            raise PayloadTooLargeError(
+                f"Form field {name!r} exceeds {MAX_FIELD_BYTES} bytes",
+                code="form_field_too_large",
+                details={"field": name, "max_bytes": MAX_FIELD_BYTES},
+            )
+    try:
+        return data.decode(charset or "utf-8")
+    except (UnicodeDecodeError, LookupError):
+        raise ApiError(f"Form field {name!r} is not valid text", code="invalid_field_encoding") from None

@@ -1,0 +1,89 @@
+"""Service layer of API key administration."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from shared.adapters import mongo
+from shared.adapters.mongo import ApiKeyStore, DuplicateKeyPrefixError
+from shared.api_keys import generate_key, is_valid_namespace, key_matches, key_prefix
+from shared.documents import ApiKeyDocument
+from shared.settings import Settings
+
+# A fresh prefix collides with an existing one about once in 2**48 draws; retrying is enough.
+PREFIX_ATTEMPTS = 3
+
+
+class InvalidKeyRequest(ValueError):
+    pass
+
+
+class KeyService:
+    def __init__(self, store: ApiKeyStore, pepper: str) -> None:
+        self.store = store
+        self.pepper = pepper
+
+    async def create(self, namespaces: Sequence[str], admin: bool = False) -> tuple[str, ApiKeyDocument]:
+        """A new key (returned once, never stored) and its record."""
+        bad = [ns for ns in namespaces if not is_valid_namespace(ns)]
+        if bad:
+            raise InvalidKeyRequest(f"invalid namespace id(s): {', '.join(map(repr, bad))}")
+        if not namespaces and not admin:
+            raise InvalidKeyRequest("a key needs at least one --namespace, or --admin")
+        for attempt in range(PREFIX_ATTEMPTS):
+            generated = generate_key(self.pepper)
+            try:
+                record = await self.store.insert(generated.prefix, generated.key_hash, namespaces, admin)
+            except DuplicateKeyPrefixError:
+                if attempt == PREFIX_ATTEMPTS - 1:
+                    raise
+                continue
+            return generated.key, record
+        raise AssertionError("unreachable")
+
+    async def list(self) -> list[ApiKeyDocument]:
+        return await self.store.list()
+
+    async def revoke(self, prefix: str) -> bool:
+        return await self.store.revoke(prefix)
+
+    async def is_usable(self, key: str) -> bool:
+        prefix = key_prefix(key)
+        record = await self.store.find(prefix) if prefix else None
+        return key_matches(key, record.key_hash if record else None, self.pepper) and not record.revoked
+
+    async def ensure_dev_key(self, key_file: Path) -> str:
+        """The development admin key kept in `key_file`, created (again) when missing or no longer valid."""
+        if key_file.is_file():
+            key = key_file.read_text().strip()
+            if await self.is_usable(key):
+                return key
+        key, _ = await self.create([], admin=True)
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
+
+
+async def with_key_service(settings: Settings, action):
+    """Run `action(KeyService)` with a MongoDB connection, for the command line."""
+    client = await mongo.connect(settings)
+    try:
+        return await action(KeyService(ApiKeyStore(), settings.api_key_pepper))
+    finally:
+        await client.close()
+
+
+def dev_key_banner(key: str, key_file: Path) -> str:
+    return "\n".join(
+        [
+            f"  API key        {key}",
+            f"                 (admin, every namespace; kept in {key_file})",
+            f"  export MODELREG_KEY=$(cat {key_file})",
+            '  curl -H "Authorization: Bearer $MODELREG_KEY" ...   (see docs/api.md)',
+            "",
+        ]
+    )

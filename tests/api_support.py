@@ -1,0 +1,66 @@
+"""Helpers for API tests: archives, authenticated clients, uploads."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar.testing import AsyncTestClient
+
+from services.api.app import create_app
+from shared.settings import Settings
+
+
+def make_archive(files: Mapping[str, bytes] | None = None) -> bytes:
+    """A .tar.gz holding `files` (name → content)."""
+    files = files if files is not None else {"model.onnx": b"\x08\x01onnx-bytes", "config.json": b"{}"}
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def make_archive_with(member: tarfile.TarInfo, content: bytes = b"") -> bytes:
+    """A .tar.gz with one hand-made member (links, absolute paths, devices...)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.addfile(member, io.BytesIO(content) if member.isfile() else None)
+    return buffer.getvalue()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@asynccontextmanager
+async def api_client(settings: Settings, key: str | None = None) -> AsyncIterator[AsyncTestClient]:
+    """The real app (lifespans included) against the test's MongoDB and Kafka, authenticated with `key`."""
+    async with AsyncTestClient(app=create_app(settings), timeout=60) as client:
+        if key is not None:
+            client.headers.update(bearer(key))
+        yield client
+
+
+def upload_form(
+    name: str = "resnet", version: str = "1.0.0", model_format: str = "onnx", **extra: Any
+) -> dict[str, str]:
+    form = {"name": name, "version": version, "model_format": model_format}
+    form.update({k: str(v) for k, v in extra.items()})
+    return form
+
+
+async def upload(
+    client: AsyncTestClient,
+    namespace_id: str,
+    archive: bytes | None = None,
+    filename: str = "model.tar.gz",
+    **form: Any,
+):
+    files = {"file": (filename, archive if archive is not None else make_archive(), "application/gzip")}
+    return await client.post(f"/v1/namespaces/{namespace_id}/models", data=upload_form(**form), files=files)

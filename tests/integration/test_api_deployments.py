@@ -1,0 +1,264 @@
+"""Deploy, undeploy and delete through the API: the desired state in MongoDB and the commands on Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import msgspec
+import pytest
+
+from services.devstack.embedded import free_port
+from shared.contracts import COMMAND_DECODER, CommandType, DeploymentCommand
+from tests.api_support import api_client, upload
+from tests.conftest import read_topic
+from tests.factories import seed_model_document
+from tests.integration.test_api_models import seed_validator
+
+BASE = "/v1/namespaces/ns_a/models"
+
+
+@pytest.fixture
+async def client(topics, db, make_key):
+    async with api_client(topics, await make_key("ns_a")) as client:
+        yield client
+
+
+async def commands(settings, expected: int) -> list[DeploymentCommand]:
+    records = await read_topic(settings, settings.commands_topic, expected=expected)
+    decoded = [COMMAND_DECODER.decode(r.value) for r in records]
+    for record, command in zip(records, decoded, strict=True):
+        assert record.key == command.key.kafka_key()
+    return decoded
+
+
+def observed(status: str, **fields) -> dict:
+    """A model as the worker leaves it after observing `status`."""
+    return {
+        "deployment_status": status,
+        "last_event_sequence": 5,
+        "observed_at": datetime(2026, 1, 2, tzinfo=UTC),
+        **fields,
+    }
+
+
+def deployed_fields() -> dict:
+    return observed(
+        "deployed",
+        deployed=True,
+        deployment_info={"endpoint": "http://serve/ns_a/m", "base_image": "img", "deployed_at": None},
+    )
+
+
+async def status_of(client, model_id: str) -> str:
+    response = await client.get(f"{BASE}/{model_id}")
+    assert response.status_code == 200
+    return response.json()["model"]["deployment_status"]
+
+
+def request_body(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"success", "model_id", "deployment_status", "command_id"}
+    return body
+
+
+async def test_deploy_records_the_wish_and_publishes_one_keyed_command(client, db, topics) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+
+    body = request_body(await client.post(f"{BASE}/m1/deploy"), 202)
+
+    assert body["deployment_status"] == "pending" and body["model_id"] == "m1"
+    (command,) = await commands(topics, 1)
+    assert command.command_type is CommandType.DEPLOY
+    assert (command.namespace_id, command.model_id) == ("ns_a", "m1")
+    assert str(command.command_id) == body["command_id"]
+    stored = await db.custom_models.find_one({"model_id": "m1"})
+    assert stored["desired_state"] == "deployed" and stored["desired_at"] is not None
+    # The API writes the wish only; the observed state is the worker's.
+    assert stored["deployed"] is False and "deployment_status" not in stored
+    assert await status_of(client, "m1") == "pending"
+
+
+async def test_repeating_a_request_in_flight_sends_the_command_again(client, db, topics) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+
+    first = request_body(await client.post(f"{BASE}/m1/deploy"), 202)
+    again = request_body(await client.post(f"{BASE}/m1/deploy"), 202)
+
+    assert again["deployment_status"] == "pending" and again["command_id"] != first["command_id"]
+    assert [c.command_type for c in await commands(topics, 2)] == [CommandType.DEPLOY] * 2
+
+
+async def test_requests_that_change_nothing_answer_200_without_a_command(client, db, topics) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "up", **deployed_fields()))
+    await db.custom_models.insert_one(seed_model_document("ns_a", "down"))
+
+    already_up = request_body(await client.post(f"{BASE}/up/deploy"), 200)
+    already_down = request_body(await client.delete(f"{BASE}/down/deploy"), 200)
+
+    assert (already_up["deployment_status"], already_up["command_id"]) == ("deployed", None)
+    assert (already_down["deployment_status"], already_down["command_id"]) == ("not_deployed", None)
+    # The only command on the topic is the one sent after them.
+    request_body(await client.delete(f"{BASE}/up/deploy"), 202)
+    assert [(c.command_type, c.model_id) for c in await commands(topics, 1)] == [(CommandType.UNDEPLOY, "up")]
+
+
+async def test_undeploy_reports_deleting_and_deploying_during_it_is_refused(client, db, topics) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1", **deployed_fields()))
+
+    undeploy = request_body(await client.delete(f"{BASE}/m1/deploy"), 202)
+    assert undeploy["deployment_status"] == "deleting"
+
+    refused = await client.post(f"{BASE}/m1/deploy")
+    assert refused.status_code == 409
+    body = refused.json()
+    seed_validator("ErrorResponse").validate(body)
+    assert body["error"]["type"] == "ConflictError" and body["error"]["code"] == "transition_in_progress"
+    assert body["error"]["details"] == {"deployment_status": "deleting", "reason": "undeploy_in_progress"}
+    assert await status_of(client, "m1") == "deleting"
+    assert [c.command_type for c in await commands(topics, 1)] == [CommandType.UNDEPLOY]
+
+
+async def test_undeploying_a_pending_model_cancels_its_deployment(client, db, topics) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+
+    request_body(await client.post(f"{BASE}/m1/deploy"), 202)
+    cancel = request_body(await client.delete(f"{BASE}/m1/deploy"), 202)
+
+    assert cancel["deployment_status"] == "not_deployed"  # nothing was observed deployed yet
+    assert [c.command_type for c in await commands(topics, 2)] == [CommandType.DEPLOY, CommandType.UNDEPLOY]
+
+
+@pytest.mark.parametrize("status", ["failed", "unhealthy"])
+async def test_failed_or_unhealthy_models_can_be_deployed_again(client, db, topics, status) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1", **observed(status)))
+
+    assert request_body(await client.post(f"{BASE}/m1/deploy"), 202)["deployment_status"] == "pending"
+    assert [c.command_type for c in await commands(topics, 1)] == [CommandType.DEPLOY]
+
+
+async def test_deploying_an_unknown_model_is_404(client, db) -> None:
+    for response in (await client.post(f"{BASE}/nope/deploy"), await client.delete(f"{BASE}/nope/deploy")):
+        assert response.status_code == 404
+        assert response.json()["error"]["message"] == "Model not found"
+
+
+@pytest.fixture
+def no_broker(settings):
+    """Settings whose Kafka address has nothing listening."""
+    return msgspec.structs.replace(
+        settings, kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", api_command_timeout_s=3.0
+    )
+
+
+async def test_without_a_broker_a_request_records_nothing_and_answers_503(no_broker, db, make_key) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    before = await db.custom_models.find_one({"model_id": "m1"})
+    async with api_client(no_broker, await make_key("ns_a")) as client:
+        response = await client.post(f"{BASE}/m1/deploy")
+
+        assert response.status_code == 503
+        body = response.json()
+        seed_validator("ErrorResponse").validate(body)
+        assert body["error"]["type"] == "ServiceUnavailableError"
+        assert body["error"]["code"] == "command_not_published"
+        after = await db.custom_models.find_one({"model_id": "m1"})
+        assert after["desired_state"] is None and after["desired_at"] is None
+        unchanged = {k: v for k, v in after.items() if k not in ("desired_state", "desired_at", "updated_at")}
+        assert unchanged == {k: v for k, v in before.items() if k != "updated_at"}
+        assert await status_of(client, "m1") == "not_deployed"
+        # Reads do not need the broker.
+        assert (await client.get(BASE)).status_code == 200
+
+
+async def test_without_a_broker_a_deployed_model_is_not_deleted(no_broker, db, make_key) -> None:
+    async with api_client(no_broker, await make_key("ns_a")) as client:
+        uploaded = (await upload(client, "ns_a")).json()
+        await db.custom_models.update_one({"model_id": uploaded["model_id"]}, {"$set": deployed_fields()})
+
+        response = await client.delete(f"{BASE}/{uploaded['model_id']}")
+
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "command_not_published"
+        assert await db.custom_models.count_documents({"model_id": uploaded["model_id"]}) == 1
+        assert archive_path(uploaded["model_archive_url"]).is_file()
+
+
+# --- deleting models
+
+
+def archive_path(url: str) -> Path:
+    return Path(unquote(urlparse(url).path))
+
+
+async def test_deleting_an_undeployed_model_removes_record_and_archive(client, db, topics) -> None:
+    uploaded = (await upload(client, "ns_a")).json()
+    path = archive_path(uploaded["model_archive_url"])
+    assert path.is_file()
+
+    response = await client.delete(f"{BASE}/{uploaded['model_id']}")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "success": True,
+        "model_id": uploaded["model_id"],
+        "deleted": True,
+        "undeploy_command_id": None,
+    }
+    assert await db.custom_models.count_documents({}) == 0
+    assert not path.exists()
+    assert (await client.get(f"{BASE}/{uploaded['model_id']}")).status_code == 404
+    again = await client.delete(f"{BASE}/{uploaded['model_id']}")
+    assert again.status_code == 200
+    assert again.json() == {
+        "success": True,
+        "model_id": uploaded["model_id"],
+        "deleted": False,
+        "undeploy_command_id": None,
+    }
+
+
+async def test_deleting_a_deployed_model_sends_undeploy_first(client, db, topics) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1", **deployed_fields()))
+
+    response = await client.delete(f"{BASE}/m1")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["deleted"] is True and body["undeploy_command_id"]
+    (command,) = await commands(topics, 1)
+    assert (
+        command.command_type is CommandType.UNDEPLOY
+        and str(command.command_id) == body["undeploy_command_id"]
+    )
+    assert await db.custom_models.count_documents({}) == 0
+
+
+async def test_archives_the_registry_did_not_write_are_left_alone(client, db, tmp_path) -> None:
+    foreign = tmp_path / "elsewhere" / "keep.tar.gz"
+    foreign.parent.mkdir()
+    foreign.write_bytes(b"not ours")
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1", model_archive_url=foreign.as_uri()))
+
+    assert (await client.delete(f"{BASE}/m1")).json()["deleted"] is True
+    assert foreign.read_bytes() == b"not ours"
+
+
+async def test_concurrent_requests_each_get_a_consistent_answer(client, db, topics) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+
+    responses = await asyncio.gather(*(client.post(f"{BASE}/m1/deploy") for _ in range(6)))
+
+    accepted = [r for r in responses if r.status_code == 202]
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["error"]["code"] == "concurrent_request"
+        else:
+            assert response.status_code == 202 and response.json()["deployment_status"] == "pending"
+    assert accepted
+    sent = await commands(topics, len(accepted))
+    assert sorted(str(c.command_id) for c in sent) == sorted(r.json()["command_id"] for r in accepted)
+    assert (await db.custom_models.find_one({"model_id": "m1"}))["desired_state"] == "deployed"
