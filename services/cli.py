@@ -33,6 +33,13 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bridge(settings: Settings, _: argparse.Namespace) -> int:
+    from services.serve_bridge.main import run_bridge
+
+    asyncio.run(run_bridge(settings))
+    return 0
+
+
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from services.devstack.stack import run_dev_stack
 
@@ -109,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="apply deployment events from Kafka to MongoDB").set_defaults(
         handler=cmd_worker
     )
+    sub.add_parser(
+        "bridge", help="run deploy/undeploy commands on Ray Serve and publish its events"
+    ).set_defaults(handler=cmd_bridge)
     dev = sub.add_parser("dev", help="the whole stack on one machine, with embedded servers")
     dev.add_argument("--no-ray", action="store_true", help="do not start Ray Serve and the bridge")
     dev.add_argument("--no-demo", action="store_true", help="do not register and deploy the demo model")

@@ -10,7 +10,7 @@ import msgspec
 from beanie import init_beanie
 from pymongo import AsyncMongoClient, UpdateOne
 
-from shared.contracts import DeploymentEvent, ModelDeploymentInfo, ModelKey
+from shared.contracts import DeploymentEvent, DeploymentStatus, ModelDeploymentInfo, ModelKey
 from shared.deployment_rules import ObservedDeployment, status_for_legacy
 from shared.documents import DOCUMENT_MODELS, CustomModelDocument, ModelDetails
 from shared.settings import Settings
@@ -30,6 +30,15 @@ async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_00
 
 async def ping(client: AsyncMongoClient) -> None:
     await client.admin.command("ping")
+
+
+# Statuses that mean a Serve application exists or is being made or removed.
+OBSERVED_ON_SERVE = (
+    DeploymentStatus.PENDING,
+    DeploymentStatus.DEPLOYED,
+    DeploymentStatus.UNHEALTHY,
+    DeploymentStatus.DELETING,
+)
 
 
 def key_filter(key: ModelKey) -> dict[str, str]:
@@ -136,3 +145,12 @@ class ModelStore:
             for c in changes
             if c.key in current and current[c.key].last_event_sequence != c.after.last_event_sequence
         }
+
+    async def keys_observed_on_serve(self) -> list[ModelKey]:
+        """Models whose observed state says Ray Serve has (or is making) an application for them."""
+        live = [str(s) for s in OBSERVED_ON_SERVE]
+        cursor = CustomModelDocument.get_pymongo_collection().find(
+            {"$or": [{"deployed": True}, {"deployment_status": {"$in": live}}]},
+            {"_id": 0, "namespace_id": 1, "model_id": 1},
+        )
+        return [ModelKey(d["namespace_id"], d["model_id"]) async for d in cursor]
