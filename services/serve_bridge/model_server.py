@@ -12,6 +12,7 @@ Errors use the registry's error shape: {"success": false, "status", "error": {"m
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,14 @@ class ModelServer:
         except ArchiveProblem as exc:
             raise ModelArchiveError(str(exc)) from None
         self.model = await asyncio.to_thread(load_model, spec.model_format, files, spec.task_type)
+        self.loaded_at = datetime.now(UTC)
 
     def describe(self) -> dict[str, Any]:
         return {
             "namespace_id": self.spec.namespace_id,
             "model_id": self.spec.model_id,
             "model_hash": self.spec.model_hash,
+            "loaded_at": self.loaded_at,
             **self.model.describe(),
         }
 

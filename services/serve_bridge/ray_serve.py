@@ -44,10 +44,11 @@ class RayServeAdapter:
             if not ray.is_initialized():
                 ray.init(address=self.settings.ray_address, log_to_driver=False, configure_logging=False)
             serve.start(http_options={"host": self.settings.serve_host, "port": self.settings.serve_port})
-            if "://" in self.settings.ray_address:
-                self._cluster_url = self.settings.ray_address
-            else:
-                self._cluster_url = ray.get_runtime_context().gcs_address
+            address = self.settings.ray_address
+            # "auto"/"local" say how to find the cluster, not where it is: report what Ray found.
+            if address in ("", "auto", "local"):
+                address = ray.get_runtime_context().gcs_address
+            self._cluster_url = address
         except Exception as exc:  # ray.init raises ConnectionError, RuntimeError and Ray's own errors
             raise ServeUnavailable(f"cannot connect to Ray at {self.settings.ray_address}: {exc}") from exc
 

@@ -148,12 +148,15 @@ def test_absence_is_only_news_when_an_application_was_there() -> None:
     assert transition(Reported(EventType.FAILED, True, "onnx-abababababababab"), None) is EventType.DELETED
 
 
+TORCH_MISSING = "services.serve_bridge.loaders.ModelLoadError: model_format 'pytorch' needs package 'torch'"
+
+
 def test_failure_reason_is_the_exception_line_of_rays_traceback() -> None:
     ray_message = (
         "The deployment failed to start 3 times in a row. This may be due to a problem with its "
         "constructor. Error:\n\x1b[36mray::ServeReplica:a:b.initialize_and_get_metadata()\x1b[39m\n"
         'Traceback (most recent call last):\n  File "x.py", line 1, in f\n'
-        "services.serve_bridge.loaders.ModelLoadError: model_format 'pytorch' needs the Python package 'torch'"
+        f"{TORCH_MISSING}"
     )
     observed = AppObservation(
         status="DEPLOY_FAILED",
@@ -161,9 +164,7 @@ def test_failure_reason_is_the_exception_line_of_rays_traceback() -> None:
         deployments={"pytorch-ab": DeploymentObservation("DEPLOY_FAILED", ray_message)},
     )
     reason = failure_reason(observed)
-    assert reason.startswith(
-        "services.serve_bridge.loaders.ModelLoadError: model_format 'pytorch' needs the Python package 'torch'"
-    )
+    assert reason.startswith(TORCH_MISSING)
     assert "failed to start 3 times in a row." in reason
     assert "\x1b" not in reason
     assert status_message(observed) == reason
