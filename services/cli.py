@@ -87,6 +87,22 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
+    from services.admin import publish_command
+    from shared.contracts import CommandType, DeploymentCommand
+
+    command = DeploymentCommand(
+        command_id=uuid.uuid4(),
+        command_type=CommandType(args.action),
+        namespace_id=args.namespace,
+        model_id=args.model_id,
+        requested_at=datetime.now(UTC),
+    )
+    asyncio.run(publish_command(settings, command))
+    print(command.command_id)
+    return 0
+
+
 def cmd_schema(_: Settings, __: argparse.Namespace) -> int:
     import msgspec
 
@@ -143,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--archive-url", required=True)
     register.add_argument("--hash", required=True, help="sha256 of the archive")
     register.set_defaults(handler=cmd_register)
+    for action in ("deploy", "undeploy"):
+        command = models.add_parser(action, help=f"publish a {action} command for the Ray Serve bridge")
+        command.add_argument("--namespace", required=True)
+        command.add_argument("--model-id", required=True)
+        command.set_defaults(handler=cmd_command)
 
     events = sub.add_parser("events", help="deployment events").add_subparsers(dest="action", required=True)
     publish = events.add_parser("publish", help="publish one deployment event")
