@@ -55,8 +55,10 @@ async def prepare_model_files(
             await storage.fetch(archive_url, archive)
         except ArchiveNotFoundError as exc:
             raise ArchiveProblem("archive_unavailable", f"cannot fetch the archive: {exc}") from None
-        except OSError as exc:
-            raise ArchiveProblem("archive_unavailable", f"cannot fetch {archive_url}: {exc}") from None
+        except Exception as exc:  # OSError, botocore's connection/credential errors, …: all mean "unreadable"
+            raise ArchiveProblem(
+                "archive_unavailable", f"cannot fetch the archive {archive_url}: {type(exc).__name__}: {exc}"
+            ) from None
         actual = await asyncio.to_thread(sha256_file, archive)
         if actual != expected:
             raise ArchiveProblem(

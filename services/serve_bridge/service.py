@@ -10,6 +10,7 @@ for models the registry still shows on Serve although Serve has no application f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import queue
 import threading
@@ -56,7 +57,7 @@ from shared.contracts import (
     decode_command,
 )
 from shared.documents import ResourceRequirementsFields
-from shared.retry import retry_with_backoff
+from shared.retry import Stopping, retry_with_backoff
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -99,7 +100,8 @@ class RayCalls:
                 outcome, failed = function(), False
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
                 outcome, failed = exc, True
-            loop.call_soon_threadsafe(_settle, future, outcome, failed)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, outcome, failed)
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -409,6 +411,20 @@ class BridgeService:
             except ServeUnavailable as exc:
                 log.warning("Ray Serve is not answering; command will be retried", error=str(exc))
                 await self.recover(generation)
+            except (Stopping, RayHung):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a command that breaks the bridge must not crash-loop it
+                log.exception("command failed unexpectedly", model=str(command.key))
+                await self._publish(
+                    command.key,
+                    EventType.FAILED,
+                    model_format=None,
+                    message=f"the bridge could not carry out the {command.command_type} command: "
+                    f"{type(exc).__name__}: {exc}",
+                )
+                self.reported.pop(command.key, None)
+                outcome = "error"
+                break
         metrics.COMMANDS.labels(command_type=str(command.command_type), outcome=outcome).inc()
         log.info(
             "command handled",
