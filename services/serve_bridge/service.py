@@ -252,7 +252,8 @@ class BridgeService:
             if key not in self.busy:
                 await self._announce(key, name, app)
         live = await self._retry("read_models", self.store.keys_observed_on_serve, (PyMongoError,))
-        for key in models_missing_from_serve(live, owned, self.busy):
+        missing = models_missing_from_serve(live, owned, self.busy)
+        for key in missing:
             await self._publish(
                 key,
                 EventType.DELETED,
@@ -260,7 +261,7 @@ class BridgeService:
                 message="Ray Serve has no application for this model",
             )
             self.reported[key] = Reported(EventType.DELETED, False)
-        log.info("reconciled with Ray Serve", applications=len(owned), missing=len(live) - len(owned))
+        log.info("reconciled with Ray Serve", applications=len(owned), missing=len(missing))
 
     async def poll_once(self) -> None:
         owned = await self._applications()
@@ -390,9 +391,9 @@ class BridgeService:
         finally:
             self.busy.discard(key)
 
-    async def _handle_record(self, record: ConsumerRecord) -> None:
+    def _decode(self, record: ConsumerRecord) -> DeploymentCommand | None:
         try:
-            command = decode_command(record.key, record.value)
+            return decode_command(record.key, record.value)
         except InvalidMessage as exc:
             metrics.COMMANDS.labels(command_type="unknown", outcome=exc.reason).inc()
             log.error(
@@ -402,7 +403,10 @@ class BridgeService:
                 partition=record.partition,
                 offset=record.offset,
             )
-            return
+            return None
+
+    async def carry_out(self, command: DeploymentCommand) -> None:
+        """Handle one command, through Ray reconnects; an unexpected error fails the model, not the bridge."""
         while True:
             generation = self.ray.generation
             try:
@@ -422,7 +426,7 @@ class BridgeService:
                     message=f"the bridge could not carry out the {command.command_type} command: "
                     f"{type(exc).__name__}: {exc}",
                 )
-                self.reported.pop(command.key, None)
+                self.reported.pop(command.key, None)  # the watcher re-reports what Serve really runs
                 outcome = "error"
                 break
         metrics.COMMANDS.labels(command_type=str(command.command_type), outcome=outcome).inc()
@@ -435,19 +439,38 @@ class BridgeService:
         )
 
     async def run_commands(self, consumer: AIOKafkaConsumer) -> None:
-        """Commands in order; each offset is committed once its command has been carried out."""
+        """Commands batch by batch; offsets are committed once the batch has been carried out.
+
+        A command states what the model should be, so of several for one model in a batch only the last
+        matters (one model's commands share a partition, so their order is the order they were sent).
+        """
         while not self.stop.is_set():
             batch = await consumer.getmany(timeout_ms=1000, max_records=50)
-            for tp, records in batch.items():
+            if not batch:
+                continue
+            latest: dict[ModelKey, DeploymentCommand] = {}
+            for records in batch.values():
                 for record in records:
-                    await self._handle_record(record)
-                    commit = functools.partial(self._commit, consumer, tp, record)
-                    await self._retry("commit", commit, (KafkaError, OSError))
+                    command = self._decode(record)
+                    if command is None:
+                        continue
+                    superseded = latest.pop(command.key, None)
+                    if superseded is not None:
+                        metrics.COMMANDS.labels(
+                            command_type=str(superseded.command_type), outcome="superseded"
+                        ).inc()
+                    latest[command.key] = command
+            for command in latest.values():
+                await self.carry_out(command)
+            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            await self._retry(
+                "commit", functools.partial(self._commit, consumer, offsets), (KafkaError, OSError)
+            )
 
     @staticmethod
-    async def _commit(consumer: AIOKafkaConsumer, tp: TopicPartition, record: ConsumerRecord) -> None:
+    async def _commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await consumer.commit({tp: record.offset + 1})
+            await consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError) as exc:
-            # Rebalanced: the new owner of the partition repeats the command, which is idempotent.
-            log.warning("commit refused after a rebalance; the command will be repeated", error=str(exc))
+            # Rebalanced: the new owner of the partitions repeats the commands, which are idempotent.
+            log.warning("commit refused after a rebalance; the commands will be repeated", error=str(exc))

@@ -39,6 +39,10 @@ async def test_models_deploy_answer_over_http_and_undeploy(stack: E2EStack) -> N
     )
     linear = await stack.register("linear", "onnx", onnx_archive, onnx_hash)
     weights = await stack.register("weights", "safetensors", st_archive, st_hash)
+    changed_mind = await stack.register("changed-mind", "onnx", onnx_archive, onnx_hash)
+    # Sent while no bridge runs: only the last command for a model counts.
+    await stack.command(changed_mind, CommandType.DEPLOY)
+    await stack.command(changed_mind, CommandType.UNDEPLOY)
     stack.start_bridge()
 
     await stack.command(linear, CommandType.DEPLOY)
@@ -65,6 +69,7 @@ async def test_models_deploy_answer_over_http_and_undeploy(stack: E2EStack) -> N
     assert {t["name"]: t["shape"] for t in manifest.json()["tensors"]} == {
         name: list(array.shape) for name, array in SAFETENSORS_TENSORS.items()
     }
+    assert [e["event_type"] for e in await stack.history(changed_mind)] == ["deployment.deleted"]
     history = [entry["event_type"] for entry in await stack.history(linear)]
     assert history[0] == "deployment.started" and history[-1] == "deployment.ready"
 
