@@ -72,7 +72,7 @@ def write_demo_archive(directory: Path) -> tuple[Path, str]:
     return path.resolve(), hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
-async def register_and_deploy(settings: Settings, archive: Path, digest: str) -> None:
+async def register_and_deploy(settings: Settings, archive: Path, digest: str, requested_at: datetime) -> None:
     try:
         await register_model(
             settings,
@@ -95,7 +95,7 @@ async def register_and_deploy(settings: Settings, archive: Path, digest: str) ->
             command_type=CommandType.DEPLOY,
             namespace_id=DEMO_KEY.namespace_id,
             model_id=DEMO_KEY.model_id,
-            requested_at=datetime.now(UTC),
+            requested_at=requested_at,
         ),
     )
 
@@ -108,10 +108,14 @@ def _get_json(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def follow_until_deployed(
-    api_url: str, interrupted: Callable[[], bool], timeout_s: float = 300
+    api_url: str, since: datetime, interrupted: Callable[[], bool], timeout_s: float = 300
 ) -> dict[str, Any] | None:
-    """Print the demo model's status as it changes; its details once deployed, None if it failed."""
+    """Print the demo model's status as it changes; its details once deployed, None if it failed.
+
+    A model kept from an earlier run may still show that run's state: only changes since `since` count.
+    """
     url = f"{api_url}/v1/namespaces/{DEMO_KEY.namespace_id}/models/{DEMO_KEY.model_id}"
+    since = since.replace(microsecond=since.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
     deadline = time.monotonic() + timeout_s
     shown = None
     while time.monotonic() < deadline and not interrupted():
@@ -121,6 +125,8 @@ def follow_until_deployed(
             time.sleep(0.5)
             continue
         status = model["deployment_status"]
+        if datetime.fromisoformat(model["updated_at"].replace("Z", "+00:00")) < since:
+            status = "waiting for the bridge"
         if status != shown:
             shown = status
             note = f"  ({model['deployment_message']})" if model.get("deployment_message") else ""
@@ -145,8 +151,9 @@ def run_demo(settings: Settings, state_dir: Path, api_url: str, interrupted: Cal
         )
         return
     print(f"Registering and deploying the demo model {DEMO_KEY} ({archive}) …", flush=True)
-    asyncio.run(register_and_deploy(settings, archive, digest))
-    model = follow_until_deployed(api_url, interrupted)
+    requested_at = datetime.now(UTC)
+    asyncio.run(register_and_deploy(settings, archive, digest, requested_at))
+    model = follow_until_deployed(api_url, requested_at, interrupted)
     details_url = f"{api_url}/v1/namespaces/{DEMO_KEY.namespace_id}/models/{DEMO_KEY.model_id}"
     lines = ["", "Try it:", f"  curl -s {details_url}"]
     if model is not None:
