@@ -30,8 +30,6 @@ from tests.conftest import eventually, make_settings
 from tests.factories import seed_model_document
 from tests.infra import Infra
 
-pytestmark = pytest.mark.e2e
-
 # Small enough that several models fit next to each other on a 2-CPU machine.
 TEST_RESOURCES = {"num_cpus": 0.25, "num_gpus": 0, "memory": 256 * 1024**2}
 
