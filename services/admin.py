@@ -1,10 +1,10 @@
-"""Operator actions used by the CLI: register a model document, publish an event."""
+"""Operator actions used by the CLI: register a model document, publish an event or a command."""
 
 from __future__ import annotations
 
 from shared.adapters import kafka, mongo
-from shared.contracts import DeploymentEvent, ModelFormat, encode
-from shared.documents import CustomModelDocument
+from shared.contracts import DeploymentCommand, DeploymentEvent, ModelFormat, encode
+from shared.documents import CustomModelDocument, ResourceRequirementsFields
 from shared.settings import Settings
 
 
@@ -18,6 +18,8 @@ async def register_model(
     model_format: str,
     archive_url: str,
     model_hash: str,
+    resource_requirements: ResourceRequirementsFields | None = None,
+    task_type: str | None = None,
 ) -> CustomModelDocument:
     client = await mongo.connect(settings)
     try:
@@ -29,6 +31,8 @@ async def register_model(
             model_archive_url=archive_url,
             model_format=ModelFormat(model_format),
             model_hash=model_hash,
+            resource_requirements=resource_requirements or ResourceRequirementsFields(),
+            task_type=task_type,
         )
         return await document.insert()
     finally:
@@ -40,5 +44,16 @@ async def publish_event(settings: Settings, event: DeploymentEvent) -> None:
     await producer.start()
     try:
         await producer.send_and_wait(settings.events_topic, value=encode(event), key=event.key.kafka_key())
+    finally:
+        await producer.stop()
+
+
+async def publish_command(settings: Settings, command: DeploymentCommand) -> None:
+    producer = kafka.make_producer(settings)
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            settings.commands_topic, value=encode(command), key=command.key.kafka_key()
+        )
     finally:
         await producer.stop()

@@ -33,6 +33,13 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bridge(settings: Settings, _: argparse.Namespace) -> int:
+    from services.serve_bridge.main import run_bridge
+
+    asyncio.run(run_bridge(settings))
+    return 0
+
+
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from services.devstack.stack import run_dev_stack
 
@@ -77,6 +84,22 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     )
     asyncio.run(publish_event(settings, event))
     print(event.event_id)
+    return 0
+
+
+def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
+    from services.admin import publish_command
+    from shared.contracts import CommandType, DeploymentCommand
+
+    command = DeploymentCommand(
+        command_id=uuid.uuid4(),
+        command_type=CommandType(args.action),
+        namespace_id=args.namespace,
+        model_id=args.model_id,
+        requested_at=datetime.now(UTC),
+    )
+    asyncio.run(publish_command(settings, command))
+    print(command.command_id)
     return 0
 
 
@@ -151,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="apply deployment events from Kafka to MongoDB").set_defaults(
         handler=cmd_worker
     )
+    sub.add_parser(
+        "bridge", help="run deploy/undeploy commands on Ray Serve and publish its events"
+    ).set_defaults(handler=cmd_bridge)
     dev = sub.add_parser("dev", help="the whole stack on one machine, with embedded servers")
     dev.add_argument("--no-ray", action="store_true", help="do not start Ray Serve and the bridge")
     dev.add_argument("--no-demo", action="store_true", help="do not register and deploy the demo model")
@@ -175,6 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--archive-url", required=True)
     register.add_argument("--hash", required=True, help="sha256 of the archive")
     register.set_defaults(handler=cmd_register)
+    for action in ("deploy", "undeploy"):
+        command = models.add_parser(action, help=f"publish a {action} command for the Ray Serve bridge")
+        command.add_argument("--namespace", required=True)
+        command.add_argument("--model-id", required=True)
+        command.set_defaults(handler=cmd_command)
 
     events = sub.add_parser("events", help="deployment events").add_subparsers(dest="action", required=True)
     publish = events.add_parser("publish", help="publish one deployment event")

@@ -168,3 +168,19 @@ def decode_event(key: bytes | None, value: bytes | None) -> DeploymentEvent:
         shown = key.decode("utf-8", "replace")[:300] if key is not None else None
         raise InvalidMessage("key_mismatch", f"record key {shown!r} is not {str(event.key)!r}")
     return event
+
+
+def decode_command(key: bytes | None, value: bytes | None) -> DeploymentCommand:
+    """Decode and validate one record of the commands topic, or raise InvalidMessage saying why not."""
+    if value is None:
+        raise InvalidMessage("empty_value", "record has no value")
+    try:
+        command = COMMAND_DECODER.decode(value)
+    except msgspec.ValidationError as exc:
+        raise InvalidMessage("invalid_command", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidMessage("undecodable", str(exc)) from None
+    if key != command.key.kafka_key():
+        shown = key.decode("utf-8", "replace")[:300] if key is not None else None
+        raise InvalidMessage("key_mismatch", f"record key {shown!r} is not {str(command.key)!r}")
+    return command

@@ -51,6 +51,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     bridge_poll_interval_s: float = 1.0
     bridge_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     bridge_work_dir: str = ".modelreg/bridge"
+    bridge_consumer_group: str = "modelreg-bridge"
+    # Serve applications are named "{serve_app_prefix}.{namespace_id}.{model_id}"; the bridge owns those.
+    serve_app_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "modelreg"
+    # Base of the endpoints published in events; default http://{serve_host}:{serve_port}.
+    serve_public_url: str | None = None
+    # Longest wait for one call to Ray before the bridge reconnects.
+    bridge_ray_timeout_s: float = 120.0
     base_image_onnx: str = "modelreg/serve-onnx:latest"
     base_image_safetensors: str = "modelreg/serve-safetensors:latest"
     base_image_pytorch: str = "modelreg/serve-pytorch:latest"

@@ -152,3 +152,56 @@ def moto(log_dir: Path, port: int | None = None) -> ServerProcess:
         url=f"http://{LOOPBACK}:{port}",
         log_path=log_dir / "moto.log",
     )
+
+
+def ray_head(
+    temp_dir: Path,
+    log_dir: Path,
+    num_cpus: float = 2,
+    object_store_memory: int = 256 * 1024**2,
+    port: int | None = None,
+) -> ServerProcess:
+    """A one-node Ray cluster (`ray start --head --block`) on free ports; `url` is its GCS address.
+
+    `temp_dir` must be a short path: Ray puts Unix sockets under it (about 100 characters allowed).
+    Ray workers run this interpreter, so they import the project like every other process here.
+    """
+    port = port or free_port()
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    (log_dir / "ray.log").unlink(missing_ok=True)  # wait_for_ray reads it: only this run's lines
+    return ServerProcess(
+        name="ray",
+        args=[
+            ray_cli,
+            "start",
+            "--head",
+            "--block",
+            f"--node-ip-address={LOOPBACK}",
+            f"--port={port}",
+            f"--num-cpus={num_cpus:g}",
+            f"--object-store-memory={object_store_memory}",
+            f"--ray-client-server-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--metrics-export-port={free_port()}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
+        ],
+        port=port,
+        url=f"{LOOPBACK}:{port}",
+        log_path=log_dir / "ray.log",
+        # Stop at once on SIGTERM instead of draining Serve for 30 s: nothing outlives a local cluster.
+        env={"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "RAY_USAGE_STATS_ENABLED": "0"},
+    )
+
+
+def wait_for_ray(head: ServerProcess, timeout_s: float = 120) -> None:
+    """Block until `ray start` reports the whole node (not only its GCS port) is up."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if head.process is not None and head.process.poll() is not None:
+            raise RuntimeError(f"ray start exited with {head.process.returncode}; see {head.log_path}")
+        if head.log_path.is_file() and "Ray runtime started" in head.log_path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"Ray did not start within {timeout_s}s; see {head.log_path}")

@@ -1,22 +1,27 @@
 """`modelreg dev`: the whole stack on one machine.
 
 Starts SecantusDB (data under ./.modelreg/) and the tansu broker unless their URLs are given, creates the
-topics, then runs the API and the worker as child processes, exactly as production runs them.
+topics, then runs the API and the worker as child processes, exactly as production runs them. Unless
+--no-ray: a local Ray cluster (unless MODELREG_RAY_ADDRESS is given) and the Ray Serve bridge, then the
+demo model is registered, deployed and followed until its endpoint answers (unless --no-demo).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 from services.devstack import embedded
 from services.keys.service import dev_key_banner, with_key_service
+from services.serve_bridge.events import serve_base_url
 from shared.adapters import kafka
 from shared.settings import Settings
 
@@ -44,6 +49,7 @@ class DevStack:
         self.state_dir = state_dir
         self.servers: list[embedded.ServerProcess] = []
         self.children: list[subprocess.Popen] = []
+        self.temp_dirs: list[Path] = []
 
     def start_servers(self) -> Settings:
         """Start embedded MongoDB/Kafka where no URL was given; returns settings pointing at them."""
@@ -65,6 +71,22 @@ class DevStack:
             self.settings = msgspec.structs.replace(self.settings, **overrides)
         return self.settings
 
+    def start_ray(self) -> Settings:
+        """Start a local Ray cluster unless MODELREG_RAY_ADDRESS names one; returns the settings for it."""
+        if "MODELREG_RAY_ADDRESS" in os.environ:
+            return self.settings
+        import msgspec
+
+        # Ray puts Unix sockets under its temp dir, whose path must stay short.
+        temp_dir = Path(tempfile.mkdtemp(prefix="mr-ray-", dir="/tmp"))
+        self.temp_dirs.append(temp_dir)
+        head = embedded.ray_head(temp_dir, self.state_dir / "logs", num_cpus=max(os.cpu_count() or 2, 2))
+        self.servers.append(head)
+        head.start(timeout_s=120)
+        embedded.wait_for_ray(head, timeout_s=180)
+        self.settings = msgspec.structs.replace(self.settings, ray_address=head.url)
+        return self.settings
+
     def spawn(self, *command: str) -> subprocess.Popen:
         env = {**os.environ, **self.settings.as_env()}
         child = subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=env)
@@ -82,6 +104,8 @@ class DevStack:
                 child.kill()
         for server in reversed(self.servers):
             server.stop()
+        for temp_dir in self.temp_dirs:
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) -> int:
@@ -94,8 +118,15 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+
+    def interrupted() -> bool:
+        return stopping or any(child.poll() is not None for child in stack.children)
+
     try:
         settings = stack.start_servers()
+        if with_ray:
+            print("modelreg dev: starting Ray …", flush=True)
+            settings = stack.start_ray()
         asyncio.run(
             kafka.ensure_topics(
                 settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic]
@@ -105,10 +136,16 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
         dev_key = asyncio.run(with_key_service(settings, lambda keys: keys.ensure_dev_key(dev_key_file)))
         api = stack.spawn("api")
         stack.spawn("worker")
+        if with_ray:
+            stack.spawn("bridge")
         api_url = f"http://{settings.api_host}:{settings.api_port}"
         _wait_http_ok(f"{api_url}/health/ready", 60, api)
-        print_banner(settings, api_url)
+        print_banner(settings, api_url, with_ray=with_ray)
         print(dev_key_banner(dev_key, dev_key_file), flush=True)
+        if with_ray and demo:
+            from services.devstack.demo import run_demo
+
+            run_demo(settings, stack.state_dir, api_url, interrupted, api_key=dev_key)
         while not stopping:
             if any(child.poll() is not None for child in stack.children):
                 print("modelreg dev: a process exited; stopping the stack", file=sys.stderr)
@@ -119,7 +156,12 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
         stack.stop()
 
 
-def print_banner(settings: Settings, api_url: str) -> None:
+def print_banner(settings: Settings, api_url: str, with_ray: bool = False) -> None:
+    ray_lines = [
+        f"  Ray            {settings.ray_address}",
+        f"  Ray Serve      {serve_base_url(settings)}  (model endpoints)",
+    ]
+    ray_export = f" MODELREG_RAY_ADDRESS={settings.ray_address}" if with_ray else ""
     lines = [
         "",
         "modelreg dev stack is up",
@@ -127,11 +169,12 @@ def print_banner(settings: Settings, api_url: str) -> None:
         f"  MongoDB        {settings.mongodb_url}  database {settings.mongodb_database}",
         f"  Kafka          {settings.kafka_bootstrap_servers}",
         f"  Topics         {settings.events_topic}, {settings.dlq_topic}, {settings.commands_topic}",
+        *(ray_lines if with_ray else []),
         "",
         "Use these in another shell:",
         f"  export MODELREG_MONGODB_URL={settings.mongodb_url} "
         f"MODELREG_KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} "
-        f"MODELREG_KAFKA_IDEMPOTENT={str(settings.kafka_idempotent).lower()}",
+        f"MODELREG_KAFKA_IDEMPOTENT={str(settings.kafka_idempotent).lower()}{ray_export}",
         "Press Ctrl-C to stop.",
         "",
     ]

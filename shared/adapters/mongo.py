@@ -11,7 +11,7 @@ from beanie import init_beanie
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from shared.contracts import DeploymentEvent, ModelDeploymentInfo, ModelKey
+from shared.contracts import DeploymentEvent, DeploymentStatus, ModelDeploymentInfo, ModelKey
 from shared.deployment_rules import DesiredState, ObservedDeployment, status_for_legacy
 from shared.documents import (
     DOCUMENT_MODELS,
@@ -37,6 +37,15 @@ async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_00
 
 async def ping(client: AsyncMongoClient) -> None:
     await client.admin.command("ping")
+
+
+# Statuses that mean a Serve application exists or is being made or removed.
+OBSERVED_ON_SERVE = (
+    DeploymentStatus.PENDING,
+    DeploymentStatus.DEPLOYED,
+    DeploymentStatus.UNHEALTHY,
+    DeploymentStatus.DELETING,
+)
 
 
 def key_filter(key: ModelKey) -> dict[str, str]:
@@ -260,6 +269,15 @@ class ModelStore:
     async def delete_model(self, key: ModelKey) -> bool:
         result = await CustomModelDocument.get_pymongo_collection().delete_one(key_filter(key))
         return result.deleted_count == 1
+
+    async def keys_observed_on_serve(self) -> list[ModelKey]:
+        """Models whose observed state says Ray Serve has (or is making) an application for them."""
+        live = [str(s) for s in OBSERVED_ON_SERVE]
+        cursor = CustomModelDocument.get_pymongo_collection().find(
+            {"$or": [{"deployed": True}, {"deployment_status": {"$in": live}}]},
+            {"_id": 0, "namespace_id": 1, "model_id": 1},
+        )
+        return [ModelKey(d["namespace_id"], d["model_id"]) async for d in cursor]
 
 
 class DuplicateKeyPrefixError(Exception):

@@ -1,0 +1,81 @@
+"""Publishing the bridge's deployment events: one producer, one sequence clock for the whole process."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from services.serve_bridge import metrics
+from services.serve_bridge.naming import endpoint_url
+from services.serve_bridge.transitions import SequenceClock
+from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, encode
+from shared.settings import Settings
+
+MAX_EVENT_MESSAGE = 8192
+log = structlog.get_logger("modelreg.bridge")
+
+
+def serve_base_url(settings: Settings) -> str:
+    if settings.serve_public_url:
+        return settings.serve_public_url
+    host = settings.serve_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"  # listening on every interface: loopback is one of them
+    return f"http://{host}:{settings.serve_port}"
+
+
+def base_image(settings: Settings, model_format: ModelFormat | str | None) -> str | None:
+    if model_format is None:
+        return None
+    return getattr(settings, f"base_image_{ModelFormat(model_format).value}")
+
+
+class EventPublisher:
+    def __init__(
+        self, settings: Settings, producer: AIOKafkaProducer, clock: SequenceClock | None = None
+    ) -> None:
+        self.settings = settings
+        self.producer = producer
+        self.clock = clock or SequenceClock()
+        self.cluster_url: str | None = None
+
+    def build(
+        self,
+        key: ModelKey,
+        event_type: EventType,
+        *,
+        app_name: str | None,
+        model_format: ModelFormat | str | None,
+        message: str | None = None,
+    ) -> DeploymentEvent:
+        if message is not None and len(message) > MAX_EVENT_MESSAGE:
+            message = message[: MAX_EVENT_MESSAGE - 1] + "…"
+        return DeploymentEvent(
+            event_id=uuid.uuid4(),
+            event_type=event_type,
+            namespace_id=key.namespace_id,
+            model_id=key.model_id,
+            sequence=self.clock.next(),
+            occurred_at=datetime.now(UTC),
+            ray_cluster_url=self.cluster_url,
+            ray_deployment_name=app_name,
+            endpoint=endpoint_url(serve_base_url(self.settings), key),
+            base_image=base_image(self.settings, model_format),
+            message=message,
+        )
+
+    async def publish(self, event: DeploymentEvent) -> None:
+        await self.producer.send_and_wait(
+            self.settings.events_topic, value=encode(event), key=event.key.kafka_key()
+        )
+        metrics.EVENTS_PUBLISHED.labels(event_type=str(event.event_type)).inc()
+        log.info(
+            "event published",
+            event_type=str(event.event_type),
+            model=str(event.key),
+            sequence=event.sequence,
+            message=(event.message or "")[:300] or None,
+        )

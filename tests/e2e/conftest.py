@@ -1,0 +1,202 @@
+"""End-to-end fixtures: one local Ray cluster per session; per test a bridge process, the worker, the API."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from services.admin import publish_command
+from services.devstack import embedded
+from services.worker.main import run_worker
+from shared.adapters import kafka, mongo
+from shared.contracts import CommandType, DeploymentCommand, ModelKey
+from shared.settings import Settings
+from tests.conftest import eventually, make_settings
+from tests.factories import seed_model_document
+from tests.infra import Infra
+
+# Small enough that several models fit next to each other on a 2-CPU machine.
+TEST_RESOURCES = {"num_cpus": 0.25, "num_gpus": 0, "memory": 256 * 1024**2}
+
+
+@dataclass(frozen=True)
+class RayCluster:
+    address: str
+    serve_port: int
+    log_dir: Path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    log_dir = tmp_path_factory.mktemp("ray")
+    # Ray keeps Unix sockets under its temp dir; pytest's paths are too long for them.
+    temp_dir = Path(tempfile.mkdtemp(prefix="mr-ray-", dir="/tmp"))
+    head = embedded.ray_head(temp_dir, log_dir, num_cpus=2)
+    try:
+        head.start(timeout_s=120)
+        embedded.wait_for_ray(head, timeout_s=120)
+        yield RayCluster(head.url, embedded.free_port(), log_dir)
+    finally:
+        head.stop(timeout_s=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class BridgeProcess:
+    """`modelreg bridge` as its own process, so a test can SIGKILL it like a crash."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> BridgeProcess:
+        log = self.log_path.open("ab")
+        env = {**os.environ, **self.settings.as_env()}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "bridge"], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        log.close()
+        return self
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def e2e_settings(infra: Infra, ray_cluster: RayCluster, tmp_path: Path) -> Settings:
+    suffix = uuid.uuid4().hex[:8]
+    return make_settings(
+        infra,
+        ray_address=ray_cluster.address,
+        serve_port=ray_cluster.serve_port,
+        serve_app_prefix=f"t{suffix}",
+        bridge_consumer_group=f"bridge-{suffix}",
+        bridge_poll_interval_s=0.5,
+        bridge_work_dir=str(tmp_path / "bridge"),
+        archive_root=str(tmp_path / "archives"),
+    )
+
+
+@pytest.fixture
+async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStack]:
+    """Topics, the worker (in this process), the read API (its own process) and a way to start bridges."""
+    settings = msgspec.structs.replace(e2e_settings, api_port=embedded.free_port())
+    await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+    client = await mongo.connect(settings)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop))
+    api = embedded.ServerProcess(
+        name="api",
+        args=[sys.executable, "-m", "services.cli", "api"],
+        port=settings.api_port,
+        url=f"http://127.0.0.1:{settings.api_port}",
+        log_path=tmp_path / "api.log",
+        env=settings.as_env(),
+    )
+    bridges: list[BridgeProcess] = []
+    try:
+        await asyncio.to_thread(api.start, 60)
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+            yield E2EStack(settings, client[settings.mongodb_database], http, bridges, tmp_path)
+    finally:
+        for bridge in bridges:
+            await asyncio.to_thread(bridge.stop)
+        await asyncio.to_thread(api.stop)
+        stop.set()
+        await asyncio.wait_for(worker, 30)
+        await client.drop_database(settings.mongodb_database)
+        await client.close()
+
+
+@dataclass
+class E2EStack:
+    settings: Settings
+    db: Any
+    api: Any
+    bridges: list[BridgeProcess]
+    tmp_path: Path
+    namespace: str = ""
+
+    def __post_init__(self) -> None:
+        self.namespace = f"ns_{uuid.uuid4().hex[:8]}"
+
+    def start_bridge(self) -> BridgeProcess:
+        bridge = BridgeProcess(self.settings, self.tmp_path / f"bridge-{len(self.bridges)}.log").start()
+        self.bridges.append(bridge)
+        return bridge
+
+    async def register(self, model_id: str, model_format: str, archive: Path, model_hash: str) -> ModelKey:
+        document = seed_model_document(
+            self.namespace,
+            model_id,
+            model_format=model_format,
+            model_archive_url=archive.as_uri(),
+            model_hash=model_hash,
+            resource_requirements=TEST_RESOURCES,
+        )
+        await self.db.custom_models.insert_one(document)
+        return ModelKey(self.namespace, model_id)
+
+    async def command(self, key: ModelKey, command_type: CommandType) -> None:
+        await publish_command(
+            self.settings,
+            DeploymentCommand(
+                command_id=uuid.uuid4(),
+                command_type=command_type,
+                namespace_id=key.namespace_id,
+                model_id=key.model_id,
+                requested_at=datetime.now(UTC),
+            ),
+        )
+
+    async def details(self, key: ModelKey) -> dict[str, Any]:
+        response = await self.api.get(f"/v1/namespaces/{key.namespace_id}/models/{key.model_id}")
+        assert response.status_code == 200, response.text
+        return response.json()["model"]
+
+    async def wait_for_status(self, key: ModelKey, status: str, timeout_s: float = 150) -> dict[str, Any]:
+        async def reached() -> dict[str, Any]:
+            model = await self.details(key)
+            assert model["deployment_status"] == status, (
+                f"{key}: {model['deployment_status']} ({model['deployment_message']}), waiting for {status}"
+            )
+            return model
+
+        return await eventually(reached, timeout_s=timeout_s, interval_s=0.5)
+
+    async def history(self, key: ModelKey) -> list[dict[str, Any]]:
+        document = await self.db.custom_models.find_one(
+            {"namespace_id": key.namespace_id, "model_id": key.model_id}
+        )
+        return document.get("deployment_history", [])

@@ -1,0 +1,46 @@
+"""The bridge's archive preparation from s3:// URLs, against a real S3-protocol server (moto)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+
+from services.devstack import embedded
+from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
+from shared.adapters.storage import ArchiveStorage
+from shared.settings import Settings
+from tests.model_archives import linear_onnx_bytes, tar_gz, write_archive
+
+
+@pytest.fixture
+def s3_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = embedded.moto(tmp_path).start(timeout_s=60)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+async def test_s3_archive_is_fetched_checked_and_unpacked(tmp_path: Path, s3_url: str) -> None:
+    data = tar_gz({"model.onnx": linear_onnx_bytes()})
+    path, digest = write_archive(tmp_path, "m.tar.gz", data)
+    s3 = boto3.client("s3", endpoint_url=s3_url)
+    s3.create_bucket(Bucket="models")
+    s3.upload_file(str(path), "models", "ns/m.tar.gz")
+    storage = ArchiveStorage(Settings(s3_endpoint_url=s3_url, archive_root=""))
+
+    files = await prepare_model_files(storage, "s3://models/ns/m.tar.gz", digest, tmp_path / "cache")
+
+    assert (files / "model.onnx").read_bytes() == linear_onnx_bytes()
+    with pytest.raises(ArchiveProblem, match="cannot fetch the archive") as missing:
+        await prepare_model_files(storage, "s3://models/ns/none.tar.gz", "1" * 64, tmp_path / "cache")
+    assert missing.value.reason == "archive_unavailable"
