@@ -120,19 +120,22 @@ async def read_topic(settings: Settings, topic: str, expected: int, timeout_s: f
 
 @pytest.fixture
 async def make_key(db, settings: Settings) -> Callable[..., Awaitable[str]]:
-    """Create an API key: `await make_key("ns_a", "ns_b")` or `await make_key(admin=True)`.
+    """Create an API key: `await make_key("ns_a", "ns_b")` or `await make_key(admin=True)`."""
 
-    Written with the test's own client: Beanie is bound to the app's client once an app has started.
-    """
+    async def create(*namespaces: str, admin: bool = False) -> str:
+        return await insert_api_key(db, settings, *namespaces, admin=admin)
+
+    return create
+
+
+async def insert_api_key(database: Any, settings: Settings, *namespaces: str, admin: bool = False) -> str:
+    """Store a new key with the test's own client (Beanie is bound to the app's client once an app started)."""
     from shared.api_keys import generate_key
     from shared.documents import ApiKeyDocument
 
-    async def create(*namespaces: str, admin: bool = False) -> str:
-        generated = generate_key(settings.api_key_pepper)
-        record = ApiKeyDocument(
-            prefix=generated.prefix, key_hash=generated.key_hash, namespaces=sorted(namespaces), admin=admin
-        )
-        await db[ApiKeyDocument.Settings.name].insert_one(record.model_dump(exclude={"id", "revision_id"}))
-        return generated.key
-
-    return create
+    generated = generate_key(settings.api_key_pepper)
+    record = ApiKeyDocument(
+        prefix=generated.prefix, key_hash=generated.key_hash, namespaces=sorted(namespaces), admin=admin
+    )
+    await database[ApiKeyDocument.Settings.name].insert_one(record.model_dump(exclude={"id", "revision_id"}))
+    return generated.key

@@ -26,7 +26,7 @@ from services.worker.main import run_worker
 from shared.adapters import kafka, mongo
 from shared.contracts import CommandType, DeploymentCommand, ModelKey
 from shared.settings import Settings
-from tests.conftest import eventually, make_settings
+from tests.conftest import eventually, insert_api_key, make_settings
 from tests.factories import seed_model_document
 from tests.infra import Infra
 
@@ -127,7 +127,9 @@ async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStac
     bridges: list[BridgeProcess] = []
     try:
         await asyncio.to_thread(api.start, 60)
-        async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        key = await insert_api_key(client[settings.mongodb_database], settings, admin=True)
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=headers) as http:
             yield E2EStack(settings, client[settings.mongodb_database], http, bridges, tmp_path)
     finally:
         for bridge in bridges:

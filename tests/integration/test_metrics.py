@@ -33,9 +33,11 @@ def value(text_samples: dict, name: str, **labels: str) -> float:
     return text_samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def test_api_counts_requests_and_latency_by_route_template_and_status(settings, db) -> None:
+async def test_api_counts_requests_and_latency_by_route_template_and_status(settings, db, make_key) -> None:
     await db.custom_models.insert_one(seed_model_document("ns_m", "model_m"))
+    key = await make_key("ns_m")
     async with AsyncTestClient(app=create_app(settings)) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
         before = samples((await client.get("/metrics")).text)
         for _ in range(3):
             assert (await client.get("/v1/namespaces/ns_m/models/model_m")).status_code == 200
