@@ -129,7 +129,7 @@ async def make_key(db, settings: Settings) -> Callable[..., Awaitable[str]]:
 
 
 async def insert_api_key(database: Any, settings: Settings, *namespaces: str, admin: bool = False) -> str:
-    """Store a new key with the test's own client (Beanie is bound to the app's client once an app started)."""
+    """Store a new key with the test's own client (Beanie binds to the app's client once an app started)."""
     from shared.api_keys import generate_key
     from shared.documents import ApiKeyDocument
 
