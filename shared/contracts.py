@@ -154,33 +154,27 @@ class InvalidMessage(ValueError):
         self.detail = detail
 
 
-def decode_event(key: bytes | None, value: bytes | None) -> DeploymentEvent:
-    """Decode and validate one record of the events topic, or raise InvalidMessage saying why not."""
+def _decode_keyed(decoder: msgspec.json.Decoder, invalid_reason: str, key: bytes | None, value: bytes | None):
+    """Decode a record whose key must be the "{namespace_id}/{model_id}" of its body."""
     if value is None:
         raise InvalidMessage("empty_value", "record has no value")
     try:
-        event = EVENT_DECODER.decode(value)
+        message = decoder.decode(value)
     except msgspec.ValidationError as exc:
-        raise InvalidMessage("invalid_event", str(exc)) from None
+        raise InvalidMessage(invalid_reason, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise InvalidMessage("undecodable", str(exc)) from None
-    if key != event.key.kafka_key():
+    if key != message.key.kafka_key():
         shown = key.decode("utf-8", "replace")[:300] if key is not None else None
-        raise InvalidMessage("key_mismatch", f"record key {shown!r} is not {str(event.key)!r}")
-    return event
+        raise InvalidMessage("key_mismatch", f"record key {shown!r} is not {str(message.key)!r}")
+    return message
+
+
+def decode_event(key: bytes | None, value: bytes | None) -> DeploymentEvent:
+    """Decode and validate one record of the events topic, or raise InvalidMessage saying why not."""
+    return _decode_keyed(EVENT_DECODER, "invalid_event", key, value)
 
 
 def decode_command(key: bytes | None, value: bytes | None) -> DeploymentCommand:
     """Decode and validate one record of the commands topic, or raise InvalidMessage saying why not."""
-    if value is None:
-        raise InvalidMessage("empty_value", "record has no value")
-    try:
-        command = COMMAND_DECODER.decode(value)
-    except msgspec.ValidationError as exc:
-        raise InvalidMessage("invalid_command", str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise InvalidMessage("undecodable", str(exc)) from None
-    if key != command.key.kafka_key():
-        shown = key.decode("utf-8", "replace")[:300] if key is not None else None
-        raise InvalidMessage("key_mismatch", f"record key {shown!r} is not {str(command.key)!r}")
-    return command
+    return _decode_keyed(COMMAND_DECODER, "invalid_command", key, value)

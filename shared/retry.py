@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -46,3 +47,10 @@ async def retry_with_backoff(
             except TimeoutError:
                 pass
             delay = min(delay * 2, max_backoff_s)
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set `stop`, so a long-running loop can finish its work in hand and exit."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)

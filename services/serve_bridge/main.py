@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -17,18 +16,12 @@ from services.serve_bridge.service import BridgeService, RayCalls
 from shared.adapters import kafka, mongo
 from shared.adapters.mongo import ModelStore
 from shared.adapters.storage import ArchiveStorage
-from shared.retry import Stopping, retry_with_backoff
+from shared.retry import Stopping, retry_with_backoff, stop_on_signals
 from shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 # A command may take long (a large archive); the consumer must not be thrown out of its group meanwhile.
 MAX_POLL_INTERVAL_MS = 30 * 60 * 1000
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
 
 async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> None:

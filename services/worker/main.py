@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -14,16 +13,10 @@ from services.worker.applier import EventApplier
 from services.worker.consumer import DeploymentEventConsumer
 from shared.adapters import kafka, mongo
 from shared.adapters.mongo import ModelStore
-from shared.retry import Stopping, retry_with_backoff
+from shared.retry import Stopping, retry_with_backoff, stop_on_signals
 from shared.settings import Settings
 
 log = structlog.get_logger("modelreg.worker")
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
