@@ -17,7 +17,6 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
 
 from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
@@ -30,7 +29,6 @@ from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
 from shared.adapters.mongo import ApiKeyStore, ModelStore
 from shared.adapters.storage import ArchiveStorage
-from shared.retry import retry_with_backoff
 from shared.settings import Settings
 
 STARTUP_TIMEOUT_S = 60
@@ -55,15 +53,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def mongo_lifespan(app: Litestar) -> AsyncIterator[None]:
-        never = asyncio.Event()
         client = await asyncio.wait_for(
-            retry_with_backoff(
-                lambda: mongo.connect(settings),
-                operation="connect_mongodb",
-                stop=never,
-                retry_on=(PyMongoError,),
-            ),
-            timeout=STARTUP_TIMEOUT_S,
+            mongo.connect_when_available(settings, stop=asyncio.Event()), timeout=STARTUP_TIMEOUT_S
         )
         app.state.mongo_client = client
         app.state.model_store = ModelStore(settings.history_limit)

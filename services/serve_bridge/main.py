@@ -8,7 +8,6 @@ import contextlib
 import structlog
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
-from pymongo.errors import PyMongoError
 
 from services.serve_bridge.events import EventPublisher
 from services.serve_bridge.ray_serve import RayServeAdapter
@@ -32,9 +31,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> N
         start_http_server(settings.bridge_metrics_port, addr=settings.api_host)
     retry = dict(stop=stop, max_backoff_s=settings.worker_retry_max_backoff_s)
     try:
-        client = await retry_with_backoff(
-            lambda: mongo.connect(settings), operation="connect_mongodb", retry_on=(PyMongoError,), **retry
-        )
+        client = await mongo.connect_when_available(settings, stop, settings.worker_retry_max_backoff_s)
     except Stopping:
         return
     producer = kafka.make_producer(settings)

@@ -7,7 +7,6 @@ import asyncio
 import structlog
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
-from pymongo.errors import PyMongoError
 
 from services.worker.applier import EventApplier
 from services.worker.consumer import DeploymentEventConsumer
@@ -27,9 +26,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         start_http_server(settings.worker_metrics_port, addr=settings.api_host)
     retry = dict(stop=stop, max_backoff_s=settings.worker_retry_max_backoff_s)
     try:
-        client = await retry_with_backoff(
-            lambda: mongo.connect(settings), operation="connect_mongodb", retry_on=(PyMongoError,), **retry
-        )
+        client = await mongo.connect_when_available(settings, stop, settings.worker_retry_max_backoff_s)
     except Stopping:
         return
     producer = kafka.make_producer(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import msgspec
 from beanie import init_beanie
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from shared.contracts import DeploymentEvent, DeploymentStatus, ModelDeploymentInfo, ModelKey
 from shared.deployment_rules import DesiredState, ObservedDeployment, status_for_legacy
@@ -20,6 +21,7 @@ from shared.documents import (
     HistoryEntry,
     ModelDetails,
 )
+from shared.retry import retry_with_backoff
 from shared.settings import Settings
 
 
@@ -33,6 +35,19 @@ async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_00
     )
     await init_beanie(database=client[settings.mongodb_database], document_models=DOCUMENT_MODELS)
     return client
+
+
+async def connect_when_available(
+    settings: Settings, stop: asyncio.Event, max_backoff_s: float = 10.0
+) -> AsyncMongoClient:
+    """connect(), retried with backoff while MongoDB is unreachable; raises Stopping once `stop` is set."""
+    return await retry_with_backoff(
+        lambda: connect(settings),
+        operation="connect_mongodb",
+        stop=stop,
+        retry_on=(PyMongoError,),
+        max_backoff_s=max_backoff_s,
+    )
 
 
 async def ping(client: AsyncMongoClient) -> None:
