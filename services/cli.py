@@ -18,11 +18,10 @@ def clock_sequence() -> int:
 
 
 def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
-    import uvicorn
-
     from services.api.app import create_app
+    from services.api.server import serve
 
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_config=None)
+    serve(create_app(settings), settings)
     return 0
 
 

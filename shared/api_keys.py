@@ -19,8 +19,6 @@ PREFIX_HEX_CHARS = 12
 HASH_ALGORITHM = "hmac-sha256"
 # token_urlsafe(32) is 43 characters of the URL-safe base64 alphabet.
 KEY_PATTERN = re.compile(rf"^{KEY_SCHEME}_([0-9a-f]{{{PREFIX_HEX_CHARS}}})_([A-Za-z0-9_-]{{43}})$")
-# Namespace ids end up in Kafka keys and storage paths: no "/", blanks, control characters, nor "." / "..".
-NAMESPACE_PATTERN = re.compile(r"^(?!\.{1,2}$)[^/\\\x00-\x20\x7f]{1,256}$")
 
 
 class GeneratedKey(msgspec.Struct, frozen=True):
@@ -55,10 +53,6 @@ def key_matches(presented: str, stored_hash: str | None, pepper: str) -> bool:
     expected = stored_hash if stored_hash is not None else _UNKNOWN_KEY_HASH
     matches = hmac.compare_digest(hash_key(presented, pepper).encode(), expected.encode())
     return matches and stored_hash is not None
-
-
-def is_valid_namespace(namespace_id: str) -> bool:
-    return NAMESPACE_PATTERN.match(namespace_id) is not None
 
 
 class Principal(msgspec.Struct, frozen=True):

@@ -13,10 +13,8 @@ from typing import Annotated, NamedTuple
 
 import msgspec
 
-# Ids travel inside the Kafka key "{namespace_id}/{model_id}", so they may not contain "/", blanks
-# or control characters.
-ID_PATTERN = r"^[^/\x00-\x20\x7f]{1,256}$"
-ResourceId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, max_length=256)]
+from shared.identifiers import ID_PATTERN, ResourceId  # noqa: F401 - re-exported
+
 Url = Annotated[str, msgspec.Meta(max_length=2048)]
 ShortText = Annotated[str, msgspec.Meta(max_length=256)]
 Message = Annotated[str, msgspec.Meta(max_length=8192)]

@@ -44,6 +44,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # HMAC secret for stored API key hashes; changing it invalidates every key.
     api_key_pepper: str = ""
     api_command_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    # Connection limits of the HTTP server (put a reverse proxy with its own limits in front in production).
+    api_header_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    api_body_grace_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    api_body_min_rate_bytes_s: Annotated[float, msgspec.Meta(gt=0)] = 65536.0
+    api_max_concurrency: PositiveInt = 1000
+    api_keep_alive_timeout_s: PositiveInt = 5
     # Ray Serve bridge
     ray_address: str = "auto"
     serve_host: str = "127.0.0.1"

@@ -23,6 +23,7 @@ from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
 from services.api.auth.service import ApiKeyAuthenticator
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
+from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
 from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
 from shared.adapters import mongo
@@ -100,9 +101,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[v1, HealthController, MetricsController],
-        middleware=[PROMETHEUS.middleware],
+        middleware=[
+            PROMETHEUS.middleware,
+            BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
+        ],
         lifespan=[mongo_lifespan, kafka_lifespan],
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
@@ -130,3 +134,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ),
     )
+    # Before routing, as Litestar itself wraps CORS: its router would answer HEAD on a GET route with 405.
+    app.asgi_handler = HeadAsGet(app.asgi_handler)
+    return app

@@ -128,6 +128,7 @@ HTTP_ERROR_TYPES = {
     404: "NotFoundError",
     405: "MethodNotAllowedError",
     406: "NotAcceptableError",
+    408: "RequestTimeoutError",
     409: "ConflictError",
     413: "PayloadTooLargeError",
     415: "UnsupportedMediaTypeError",

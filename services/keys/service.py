@@ -8,8 +8,9 @@ from pathlib import Path
 
 from shared.adapters import mongo
 from shared.adapters.mongo import ApiKeyStore, DuplicateKeyPrefixError
-from shared.api_keys import generate_key, is_valid_namespace, key_matches, key_prefix
+from shared.api_keys import generate_key, key_matches, key_prefix
 from shared.documents import ApiKeyDocument
+from shared.identifiers import ID_RULE, is_valid_id
 from shared.settings import Settings
 
 # A fresh prefix collides with an existing one about once in 2**48 draws; retrying is enough.
@@ -27,9 +28,9 @@ class KeyService:
 
     async def create(self, namespaces: Sequence[str], admin: bool = False) -> tuple[str, ApiKeyDocument]:
         """A new key (returned once, never stored) and its record."""
-        bad = [ns for ns in namespaces if not is_valid_namespace(ns)]
+        bad = [ns for ns in namespaces if not is_valid_id(ns)]
         if bad:
-            raise InvalidKeyRequest(f"invalid namespace id(s): {', '.join(map(repr, bad))}")
+            raise InvalidKeyRequest(f"invalid namespace id(s) {', '.join(map(repr, bad))}: {ID_RULE}")
         if not namespaces and not admin:
             raise InvalidKeyRequest("a key needs at least one --namespace, or --admin")
         for attempt in range(PREFIX_ATTEMPTS):

@@ -118,24 +118,33 @@ class ArchiveStorage:
         await asyncio.to_thread(shutil.copyfile, source, destination)
         return destination
 
-    def owns(self, url: str) -> bool:
-        """Whether `url` is an archive this storage wrote (and so may delete)."""
-        parsed = urlparse(url)
-        if parsed.scheme == "s3":
-            return self.uses_s3 and parsed.netloc == self.settings.s3_bucket
-        if parsed.scheme in ("", "file"):
-            return _local_path(url).resolve().is_relative_to(self.root)
-        return False
+    def url_for(self, namespace_id: str, model_id: str) -> str:
+        """The URL `save()` gives the archive of this model."""
+        relative = f"{namespace_id}/{model_id}.tar.gz"
+        if self.uses_s3:
+            return f"s3://{self.settings.s3_bucket}/{relative}"
+        return (self.root / relative).as_uri()
 
-    async def delete(self, url: str) -> None:
-        parsed = urlparse(url)
-        if parsed.scheme == "s3":
+    def owns(self, url: str, namespace_id: str, model_id: str) -> bool:
+        """Whether `url` is exactly the archive this storage wrote for this model (and so may delete).
+
+        Exact equality, not "somewhere under the root": a record registered with
+        `file:///{root}/team-a/../team-b/m.tar.gz` must never reach team-b's archive.
+        """
+        if url != self.url_for(namespace_id, model_id):
+            return False
+        if self.uses_s3:
+            return True
+        return _local_path(url).resolve().parent.parent == self.root
+
+    async def delete(self, url: str, namespace_id: str, model_id: str) -> None:
+        """Remove this model's archive; anything `owns()` refuses is left alone."""
+        if not self.owns(url, namespace_id, model_id):
+            return
+        if self.uses_s3:
+            parsed = urlparse(url)
             await asyncio.to_thread(
                 _s3_client(self.settings).delete_object, Bucket=parsed.netloc, Key=parsed.path.lstrip("/")
             )
             return
-        if parsed.scheme in ("", "file"):
-            path = _local_path(url)
-            # Only ever delete inside our own root.
-            if path.resolve().is_relative_to(self.root):
-                path.unlink(missing_ok=True)
+        _local_path(url).unlink(missing_ok=True)

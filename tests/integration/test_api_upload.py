@@ -114,6 +114,11 @@ async def test_optional_fields_take_the_documented_defaults(client) -> None:
         ({"num_gpus": "9"}, "num_gpus"),
         ({"num_gpus": "1.5"}, "num_gpus"),
         ({"memory_gb": "0"}, "memory_gb"),
+        ({"memory_gb": "1e-300"}, "memory_gb"),
+        ({"memory_gb": "0.1"}, "memory_gb"),
+        ({"framework": "torch\x1b[31m"}, "framework"),
+        ({"task_type": "classify\r\nX-Injected: 1"}, "task_type"),
+        ({"name": "a\u202eb"}, "name"),
         ({"colour": "blue"}, "colour"),
     ],
 )

@@ -78,6 +78,8 @@ async def test_admin_keys_reach_every_namespace(topics, db) -> None:
         ((), "at least one --namespace"),
         (("--namespace", "a/b"), "invalid namespace"),
         (("--namespace", ".."), "invalid namespace"),
+        (("--namespace", ".incoming"), "invalid namespace"),
+        (("--namespace", "équipe-日本"), "invalid namespace"),
     ],
 )
 async def test_keys_create_refuses_unusable_requests(topics, db, args, message) -> None:

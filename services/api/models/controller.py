@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
@@ -25,9 +26,20 @@ from services.api.models.service import ModelService, etag_matches
 from shared.adapters.mongo import ModelFilter
 from shared.contracts import ModelKey
 from shared.deployment_rules import DesiredState
+from shared.identifiers import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
 
-NamespaceId = Annotated[str, Parameter(title="Namespace Id", min_length=1, max_length=256)]
-ModelId = Annotated[str, Parameter(title="Model Id", min_length=1, max_length=256)]
+NamespaceId = Annotated[
+    str,
+    Parameter(
+        title="Namespace Id", min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description=ID_RULE
+    ),
+]
+ModelId = Annotated[
+    str,
+    Parameter(
+        title="Model Id", min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description=ID_RULE
+    ),
+]
 Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size")]
 Offset = Annotated[int, Parameter(ge=0, le=1_000_000, description="Items to skip")]
 FilterText = Annotated[str | None, Parameter(min_length=1, max_length=256)]
@@ -118,7 +130,8 @@ class ModelController(Controller):
         result = await models.upload(
             namespace_id, request.stream(), request.headers.get("content-type"), request.content_length
         )
-        location = f"/v1/namespaces/{namespace_id}/models/{result.model_id}"
+        # Ids are URL-safe by rule; quoting keeps the header ASCII whatever a stored id holds.
+        location = f"/v1/namespaces/{quote(namespace_id, safe='')}/models/{quote(result.model_id, safe='')}"
         return Response(result, status_code=HTTP_201_CREATED, headers={"Location": location})
 
     @delete(

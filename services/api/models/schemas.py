@@ -69,9 +69,11 @@ class ModelDetailResponse(msgspec.Struct, kw_only=True):
 
 # --- Upload -----------------------------------------------------------------------------------------------
 
-# Visible text without control characters, not blank.
-LABEL_PATTERN = r"^(?=.*\S)[^\x00-\x1f\x7f]+$"
+# Visible text without control characters (C0, DEL, C1) nor bidirectional overrides, not blank.
+LABEL_PATTERN = r"^(?=.*\S)[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+$"
 GIB = 1024**3
+# Below this Ray would reserve next to nothing for the replica (1e-300 GB rounds to 0 bytes).
+MIN_MEMORY_GB = 0.125
 
 
 class UploadForm(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,18 +87,33 @@ class UploadForm(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ]
     model_format: Annotated[ModelFormatName, msgspec.Meta(description="Model format/framework")]
     framework: (
-        Annotated[str, msgspec.Meta(max_length=256, description="ML framework (e.g., sentence-transformers)")]
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=256,
+                pattern=LABEL_PATTERN,
+                description="ML framework (e.g., sentence-transformers)",
+            ),
+        ]
         | None
     ) = None
     task_type: (
         Annotated[
-            str, msgspec.Meta(max_length=256, description="Task type (e.g., embedding, classification)")
+            str,
+            msgspec.Meta(
+                max_length=256,
+                pattern=LABEL_PATTERN,
+                description="Task type (e.g., embedding, classification)",
+            ),
         ]
         | None
     ) = None
     num_cpus: Annotated[float, msgspec.Meta(ge=0.1, le=64, description="Number of CPUs")] = 1
     num_gpus: Annotated[int, msgspec.Meta(ge=0, le=8, description="Number of GPUs")] = 0
-    memory_gb: Annotated[float, msgspec.Meta(gt=0, le=1024, description="Memory in GB (stored as bytes)")] = 4
+    memory_gb: Annotated[
+        float,
+        msgspec.Meta(ge=MIN_MEMORY_GB, le=1024, description="Memory in GB (stored as bytes), at least 0.125"),
+    ] = 4
 
     @property
     def memory_bytes(self) -> int:

@@ -37,7 +37,6 @@ from services.api.models.upload import (
 from shared.adapters.kafka import CommandNotPublishedError, CommandPublisher
 from shared.adapters.mongo import DuplicateModelError, ModelFilter, ModelStore, observed_from_details
 from shared.adapters.storage import ArchiveStorage
-from shared.api_keys import is_valid_namespace
 from shared.archives import InvalidArchiveError, list_members
 from shared.contracts import (
     CommandType,
@@ -211,18 +210,6 @@ class ModelService:
         content_type: str | None,
         content_length: int | None,
     ) -> ModelUploadResponse:
-        if not is_valid_namespace(namespace_id):
-            raise ValidationException(
-                detail="invalid namespace id",
-                extra=[
-                    {
-                        "source": "path",
-                        "key": "namespace_id",
-                        "message": "1-256 characters without '/', '\\', blanks or control characters, "
-                        "and not '.' or '..'",
-                    }
-                ],
-            )
         boundary = multipart_boundary(content_type)
         limit = self.settings.max_archive_bytes
         if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
@@ -277,12 +264,12 @@ class ModelService:
         try:
             await self.store.insert_model(details)
         except DuplicateModelError:
-            await self.storage.delete(url)
+            await self.storage.delete(url, namespace_id, model_id)
             winner = await self.store.find_name_version(namespace_id, form.name, form.version)
             raise self._version_exists(form, winner) from None
         except BaseException:
             # No archive without its record.
-            await self.storage.delete(url)
+            await self.storage.delete(url, namespace_id, model_id)
             raise
         log.info(
             "model uploaded",
@@ -367,9 +354,9 @@ class ModelService:
                 raise self._broker_unavailable() from None
             undeploy_id = str(command.command_id)
         deleted = await self.store.delete_model(key)
-        if deleted and self.storage.owns(details.model_archive_url):
+        if deleted:
             try:
-                await self.storage.delete(details.model_archive_url)
+                await self.storage.delete(details.model_archive_url, key.namespace_id, key.model_id)
             except Exception as exc:  # the record is gone; an orphaned file is only wasted space
                 log.warning("archive not deleted", url=details.model_archive_url, error=repr(exc)[:300])
         log.info(

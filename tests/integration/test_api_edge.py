@@ -1,0 +1,190 @@
+"""The API's edge against hostile input: ids, foreign archives, HEAD, and slow or silent clients."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from services.devstack.embedded import free_port
+from tests.api_support import api_client, make_archive, upload
+from tests.factories import seed_model_document
+from tests.integration.test_api_models import seed_validator
+from tests.integration.test_api_upload import stored_files
+from tests.processes import ServiceProcess
+
+
+@pytest.fixture
+async def admin(topics, db, make_key):
+    async with api_client(topics, await make_key(admin=True)) as client:
+        yield client
+
+
+def assert_path_validation_error(response, field: str) -> None:
+    assert response.status_code == 422, response.text
+    body = response.json()
+    seed_validator("HTTPValidationError").validate(body)
+    assert body["detail"][0]["loc"] == ["path", field], body
+
+
+@pytest.mark.parametrize("namespace", ["%E2%80%AEteam", "%ff", "%C3%A9quipe", ".incoming", "-rf"])
+async def test_ids_outside_the_rule_are_a_422_and_store_nothing(admin, db, settings, namespace) -> None:
+    response = await upload(admin, namespace, make_archive(), name="m", version="1")
+    assert_path_validation_error(response, "namespace_id")
+    assert await db.custom_models.count_documents({}) == 0
+    assert stored_files(settings) == []
+
+    for response in (
+        await admin.get(f"/v1/namespaces/{namespace}/models"),
+        await admin.get(f"/v1/namespaces/{namespace}/models/m1"),
+        await admin.post(f"/v1/namespaces/{namespace}/models/m1/deploy"),
+        await admin.delete(f"/v1/namespaces/{namespace}/models/m1"),
+    ):
+        assert_path_validation_error(response, "namespace_id")
+    assert_path_validation_error(await admin.get("/v1/namespaces/ns_a/models/%ff"), "model_id")
+
+
+async def test_deleting_a_model_never_touches_an_archive_it_does_not_own(admin, db, settings) -> None:
+    root = Path(settings.archive_root).resolve()
+    victim = root / "team-b" / "model_victim.tar.gz"
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(make_archive())
+    traversal = f"file://{root}/team-a/../team-b/model_victim.tar.gz"
+    await db.custom_models.insert_one(
+        seed_model_document("team-a", "m_traversal", model_archive_url=traversal)
+    )
+
+    response = await admin.delete("/v1/namespaces/team-a/models/m_traversal")
+
+    assert response.status_code == 200 and response.json()["deleted"] is True
+    assert victim.is_file()
+
+
+async def test_deleting_an_uploaded_model_removes_its_own_archive(admin, db, settings) -> None:
+    uploaded = (await upload(admin, "team-a", make_archive(), name="m", version="1")).json()
+    assert len(stored_files(settings)) == 1
+
+    response = await admin.delete(f"/v1/namespaces/team-a/models/{uploaded['model_id']}")
+
+    assert response.json()["deleted"] is True and stored_files(settings) == []
+
+
+async def test_head_answers_like_get_without_a_body(admin, db) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    for path in ("/v1/namespaces/ns_a/models/m1", "/v1/namespaces/ns_a/models", "/health/live"):
+        get = await admin.get(path)
+        head = await admin.head(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.content == b""
+        assert head.headers.get("etag") == get.headers.get("etag")
+        assert head.headers["content-length"] == str(len(get.content))
+    assert (await admin.head("/v1/namespaces/ns_a/models/nope")).status_code == 404
+
+
+# --- a real server: uvicorn's connection handling and the deadlines -----------------------------------
+
+
+@pytest.fixture
+async def api_process(topics, db, make_key, tmp_path):
+    settings = msgspec.structs.replace(
+        topics,
+        api_port=free_port(),
+        api_header_timeout_s=1.0,
+        api_body_grace_s=1.0,
+        api_body_min_rate_bytes_s=1000.0,
+    )
+    key = await make_key(admin=True)
+    process = ServiceProcess("api", settings, tmp_path / "api.log").start()
+    port = settings.api_port
+    for _ in range(300):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            break
+        except OSError:
+            assert process.alive, process.log_tail()
+            await asyncio.sleep(0.2)
+    yield process, port, key
+    process.stop()
+
+
+async def read_all(reader: asyncio.StreamReader) -> bytes:
+    # The bound only keeps a broken server from hanging the test; the server is expected to act long before.
+    return await asyncio.wait_for(reader.read(), timeout=60)
+
+
+async def test_a_silent_connection_is_closed(api_process) -> None:
+    _, port, _ = api_process
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    assert await read_all(reader) == b""  # closed by the server, nothing sent
+    writer.close()
+
+
+async def test_a_request_head_sent_byte_by_byte_is_cut_off(api_process) -> None:
+    _, port, _ = api_process
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 400
+    closed = False
+    for byte in head:
+        try:
+            writer.write(bytes([byte]))
+            await writer.drain()
+        except (ConnectionError, OSError):
+            closed = True
+            break
+        await asyncio.sleep(0.05)
+        if reader.at_eof():
+            closed = True
+            break
+    assert closed or await read_all(reader) == b""
+    writer.close()
+
+
+async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, db) -> None:
+    _, port, key = api_process
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    body_length = 10_000
+    writer.write(
+        f"POST /v1/namespaces/ns_a/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {body_length}\r\n\r\n".encode()
+    )
+    sent = 0
+    response = b""
+    while sent < body_length and not reader.at_eof():
+        try:
+            writer.write(b"x")
+            await writer.drain()
+        except (ConnectionError, OSError):
+            break
+        sent += 1
+        await asyncio.sleep(0.1)
+        if not response:
+            try:
+                response = await asyncio.wait_for(reader.read(4096), timeout=0.01)
+            except TimeoutError:
+                pass
+        if response:
+            break
+    response += await read_all(reader)
+    assert response.startswith(b"HTTP/1.1 408"), response[:300]
+    assert b'"RequestTimeoutError"' in response
+    assert sent < body_length
+    assert await db.custom_models.count_documents({}) == 0
+    writer.close()
+
+
+async def test_head_over_the_wire_and_the_empty_pepper_warning(api_process, db) -> None:
+    process, port, key = api_process
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"HEAD /v1/namespaces/ns_a/models/m1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        "Connection: close\r\n\r\n".encode()
+    )
+    response = await read_all(reader)
+    head, _, body = response.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"etag:" in head.lower() and body == b""
+    writer.close()
+    assert any("MODELREG_API_KEY_PEPPER is empty" in line.get("event", "") for line in process.log_lines())
