@@ -5,7 +5,12 @@ from __future__ import annotations
 from shared.adapters import kafka, mongo
 from shared.contracts import DeploymentCommand, DeploymentEvent, ModelFormat, encode
 from shared.documents import CustomModelDocument, ResourceRequirementsFields
+from shared.identifiers import check_id
 from shared.settings import Settings
+
+
+class InvalidRegistration(ValueError):
+    """`modelreg models register` was given something the registry must never store."""
 
 
 async def register_model(
@@ -21,6 +26,11 @@ async def register_model(
     resource_requirements: ResourceRequirementsFields | None = None,
     task_type: str | None = None,
 ) -> CustomModelDocument:
+    try:
+        check_id("namespace_id", namespace_id)
+        check_id("model_id", model_id)
+    except ValueError as exc:
+        raise InvalidRegistration(str(exc)) from None
     client = await mongo.connect(settings)
     try:
         document = CustomModelDocument(

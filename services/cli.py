@@ -46,20 +46,24 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
-    from services.admin import register_model
+    from services.admin import InvalidRegistration, register_model
 
-    model = asyncio.run(
-        register_model(
-            settings,
-            namespace_id=args.namespace,
-            model_id=args.model_id,
-            name=args.name,
-            version=args.version,
-            model_format=args.format,
-            archive_url=args.archive_url,
-            model_hash=args.hash,
+    try:
+        model = asyncio.run(
+            register_model(
+                settings,
+                namespace_id=args.namespace,
+                model_id=args.model_id,
+                name=args.name,
+                version=args.version,
+                model_format=args.format,
+                archive_url=args.archive_url,
+                model_hash=args.hash,
+            )
         )
-    )
+    except InvalidRegistration as exc:
+        print(f"modelreg models register: {exc}", file=sys.stderr)
+        return 2
     print(model.model_id)
     return 0
 
