@@ -81,7 +81,7 @@ def uvicorn_config(app: Litestar, settings: Settings) -> uvicorn.Config:
 def serve(app: Litestar, settings: Settings) -> None:
     if not settings.api_key_pepper:
         log.warning(
-            "MODELREG_API_KEY_PEPPER is empty: stored API key hashes are unkeyed; set a secret pepper in "
+            "MODELREG_API_KEY_PEPPER is empty: stored key hashes are not keyed with a secret; set one in "
             "production (changing it later invalidates every key)"
         )
     uvicorn.Server(uvicorn_config(app, settings)).run()
