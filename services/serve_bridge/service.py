@@ -154,6 +154,7 @@ class BridgeService:
         self.reported: dict[ModelKey, Reported] = {}
         self.busy: set[ModelKey] = set()
         self.materializing: set[str] = set()  # sha256 of the archives of the deploys in hand
+        self.deploys_done = 0  # counts finished deploys: a Serve snapshot taken before one may miss its app
         self._recover_lock = asyncio.Lock()
 
     # --- infrastructure --------------------------------------------------------------------------
@@ -251,8 +252,16 @@ class BridgeService:
 
     # --- the unpacked-model cache --------------------------------------------------------------------
 
-    async def evict_unused_models(self, owned: dict[ModelKey, tuple[str, AppObservation]]) -> list[str]:
-        """Free cached models no owned application runs and no deploy in hand needs, beyond the bound."""
+    async def evict_unused_models(
+        self, owned: dict[ModelKey, tuple[str, AppObservation]], deploys_done: int
+    ) -> list[str]:
+        """Free cached models no owned application runs and no deploy in hand needs, beyond the bound.
+
+        `owned` is what Serve ran when `deploys_done` deploys were finished; if one finished since, its
+        application may be missing from it, so nothing is evicted this time.
+        """
+        if deploys_done != self.deploys_done:
+            return []
         running = {
             parsed[1] for _, app in owned.values() if (parsed := parse_deployment_name(app.deployment_name))
         }
@@ -275,6 +284,7 @@ class BridgeService:
 
     async def reconcile(self) -> None:
         """Publish the current state of every owned application; `deleted` where the registry is behind."""
+        deploys_done = self.deploys_done
         owned = await self._applications()
         for key in [k for k in self.reported if k not in self.busy]:
             del self.reported[key]
@@ -292,9 +302,10 @@ class BridgeService:
             )
             self.reported[key] = Reported(EventType.DELETED, False)
         log.info("reconciled with Ray Serve", applications=len(owned), missing=len(missing))
-        await self.evict_unused_models(owned)
+        await self.evict_unused_models(owned, deploys_done)
 
     async def poll_once(self) -> None:
+        deploys_done = self.deploys_done
         owned = await self._applications()
         candidates = set(owned) | {key for key, last in self.reported.items() if last.app_present}
         for key in candidates - self.busy:
@@ -310,7 +321,7 @@ class BridgeService:
                 self.reported[key] = Reported(EventType.DELETED, False)
             else:
                 await self._announce(key, name, app)
-        await self.evict_unused_models(owned)
+        await self.evict_unused_models(owned, deploys_done)
 
     async def run_watcher(self) -> None:
         while not self.stop.is_set():
@@ -413,6 +424,7 @@ class BridgeService:
         finally:
             self.busy.discard(key)
             self.materializing.discard(model_hash)
+            self.deploys_done += 1
 
     async def _undeploy(self, key: ModelKey) -> str:
         current = (await self._applications()).get(key)
@@ -451,8 +463,6 @@ class BridgeService:
             generation = self.ray.generation
             try:
                 outcome = await self.handle(command)
-                with contextlib.suppress(ServeUnavailable):  # the watcher recovers, and trims then
-                    await self.evict_unused_models(await self._applications())
                 break
             except ServeUnavailable as exc:
                 log.warning("Ray Serve is not answering; command will be retried", error=str(exc))
@@ -479,6 +489,9 @@ class BridgeService:
             model=str(command.key),
             outcome=outcome,
         )
+        deploys_done = self.deploys_done
+        with contextlib.suppress(ServeUnavailable, ServeRejected):  # the watcher trims later
+            await self.evict_unused_models(await self._applications(), deploys_done)
 
     async def run_commands(self, consumer: AIOKafkaConsumer) -> None:
         """Commands batch by batch; offsets are committed once the batch has been carried out.

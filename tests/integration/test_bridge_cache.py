@@ -58,7 +58,7 @@ async def test_unused_models_are_evicted_least_recently_used_first_and_running_o
     owned = {ModelKey("ns", "a"): ("modelreg.ns.a", running(first))}
     bridge.materializing.add(second)
 
-    evicted = await bridge.evict_unused_models(owned)
+    evicted = await bridge.evict_unused_models(owned, bridge.deploys_done)
 
     assert evicted == [third]  # four models of 100 kB, bound ~300 kB: one must go, the oldest unused
     assert cached(bridge) == {first, second, fourth}
@@ -66,10 +66,20 @@ async def test_unused_models_are_evicted_least_recently_used_first_and_running_o
 
     # Undeployed and done: the first is now the least recently used model a new one pushes out.
     bridge.materializing.clear()
-    assert await bridge.evict_unused_models({}) == []
+    assert await bridge.evict_unused_models({}, bridge.deploys_done) == []
     fifth = await materialized(bridge, "m4")
-    assert await bridge.evict_unused_models({}) == [first]
+    assert await bridge.evict_unused_models({}, bridge.deploys_done) == [first]
     assert cached(bridge) == {second, fourth, fifth}
+
+
+async def test_nothing_is_evicted_from_a_serve_snapshot_older_than_a_finished_deploy(bridge) -> None:
+    bridge.settings = msgspec.structs.replace(bridge.settings, bridge_cache_max_bytes=0)
+    digest = await materialized(bridge, "m")
+    seen = bridge.deploys_done
+    bridge.deploys_done += 1  # a deploy finished after Serve was asked: its application may be missing
+
+    assert await bridge.evict_unused_models({}, seen) == []
+    assert cached(bridge) == {digest}
 
 
 async def test_with_a_zero_bound_a_model_is_freed_once_undeployed_and_fetched_again_later(bridge) -> None:
@@ -77,8 +87,8 @@ async def test_with_a_zero_bound_a_model_is_freed_once_undeployed_and_fetched_ag
     digest = await materialized(bridge, "m")
     owned = {ModelKey("ns", "m"): ("modelreg.ns.m", running(digest))}
 
-    assert await bridge.evict_unused_models(owned) == []  # deployed: kept
-    assert await bridge.evict_unused_models({}) == [digest]  # undeployed: freed
+    assert await bridge.evict_unused_models(owned, bridge.deploys_done) == []  # deployed: kept
+    assert await bridge.evict_unused_models({}, bridge.deploys_done) == [digest]  # undeployed: freed
     assert cached(bridge) == set()
 
     archive = Path(bridge.settings.archive_root) / "m.tar.gz"
