@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     bridge_poll_interval_s: float = 1.0
     bridge_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     bridge_work_dir: str = ".modelreg/bridge"
+    # Unpacked models no application uses are kept (most recently used first) while the cache is under this.
+    bridge_cache_max_bytes: Annotated[int, msgspec.Meta(ge=0)] = 10 * 1024**3
     bridge_consumer_group: str = "modelreg-bridge"
     # Serve applications are named "{serve_app_prefix}.{namespace_id}.{model_id}"; the bridge owns those.
     serve_app_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "modelreg"
@@ -71,6 +73,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Archive storage
     archive_root: str = ".modelreg/archives"
     max_archive_bytes: PositiveInt = 2 * 1024**3
+    # Caps while reading an archive (API upload check, bridge and replica unpacking): members, and the sum of
+    # the members' sizes (the decompressed stream is capped at that plus room for headers).
+    max_archive_members: PositiveInt = 10_000
+    max_unpacked_bytes: PositiveInt = 8 * 1024**3
+    # Directories (comma-separated) besides archive_root from which file:// archives and plain paths may be
+    # fetched; s3:// archives only from s3_bucket.
+    archive_allowed_roots: str = ""
     s3_endpoint_url: str | None = None
     s3_bucket: str | None = None
     # Logging

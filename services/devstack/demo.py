@@ -25,6 +25,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from services.admin import publish_command, register_model
+from shared.adapters.storage import ArchiveStorage
 from shared.contracts import CommandType, DeploymentCommand, ModelKey
 from shared.documents import ResourceRequirementsFields
 from shared.settings import Settings
@@ -157,7 +158,8 @@ def run_demo(
 ) -> None:
     """Register and deploy the demo model, wait for its endpoint, and show how to call it."""
     try:
-        archive, digest = write_demo_archive(state_dir / "demo")
+        # Where uploads go: the bridge fetches local archives only from the archive root.
+        archive, digest = write_demo_archive(ArchiveStorage(settings).root / DEMO_KEY.namespace_id)
     except ImportError:
         print(
             "modelreg dev: the demo model needs the onnx package (make install); skipping it", file=sys.stderr

@@ -26,6 +26,7 @@ from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+_DEFAULTS = Settings()
 
 
 class ModelSpec(msgspec.Struct, kw_only=True, frozen=True):
@@ -39,6 +40,12 @@ class ModelSpec(msgspec.Struct, kw_only=True, frozen=True):
     cache_dir: str
     task_type: str | None = None
     s3_endpoint_url: str | None = None
+    # Where the replica may fetch the archive from, and the unpacking caps: the bridge's settings.
+    s3_bucket: str | None = None
+    archive_root: str = ""
+    archive_allowed_roots: str = ""
+    max_archive_members: int = _DEFAULTS.max_archive_members
+    max_unpacked_bytes: int = _DEFAULTS.max_unpacked_bytes
 
 
 class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -63,7 +70,16 @@ def _error(status: int, error_type: str, code: str, message: str) -> Response:
 class ModelServer:
     async def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        storage = ArchiveStorage(Settings(s3_endpoint_url=spec.s3_endpoint_url, archive_root=""))
+        storage = ArchiveStorage(
+            Settings(
+                s3_endpoint_url=spec.s3_endpoint_url,
+                s3_bucket=spec.s3_bucket,
+                archive_root=spec.archive_root,
+                archive_allowed_roots=spec.archive_allowed_roots,
+                max_archive_members=spec.max_archive_members,
+                max_unpacked_bytes=spec.max_unpacked_bytes,
+            )
+        )
         try:
             files = await prepare_model_files(
                 storage, spec.archive_url, spec.model_hash, Path(spec.cache_dir)

@@ -24,9 +24,16 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from pymongo.errors import PyMongoError
 
 from services.serve_bridge import metrics
+from services.serve_bridge.cache_rules import in_use, models_to_evict
 from services.serve_bridge.events import EventPublisher
 from services.serve_bridge.loaders import ModelLoadError, model_files
-from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
+from services.serve_bridge.materialize import (
+    ArchiveProblem,
+    cached_models,
+    detach_cached_model,
+    empty_trash,
+    prepare_model_files,
+)
 from services.serve_bridge.model_server import ModelSpec
 from services.serve_bridge.naming import (
     NamingError,
@@ -146,6 +153,8 @@ class BridgeService:
         self.cache_root = Path(settings.bridge_work_dir).resolve()
         self.reported: dict[ModelKey, Reported] = {}
         self.busy: set[ModelKey] = set()
+        self.materializing: set[str] = set()  # sha256 of the archives of the deploys in hand
+        self.deploys_done = 0  # counts finished deploys: a Serve snapshot taken before one may miss its app
         self._recover_lock = asyncio.Lock()
 
     # --- infrastructure --------------------------------------------------------------------------
@@ -241,10 +250,41 @@ class BridgeService:
         )
         self.reported[key] = Reported(event_type, True, app.deployment_name)
 
+    # --- the unpacked-model cache --------------------------------------------------------------------
+
+    async def evict_unused_models(
+        self, owned: dict[ModelKey, tuple[str, AppObservation]], deploys_done: int
+    ) -> list[str]:
+        """Free cached models no owned application runs and no deploy in hand needs, beyond the bound.
+
+        `owned` is what Serve ran when `deploys_done` deploys were finished; if one finished since, its
+        application may be missing from it, so nothing is evicted this time.
+        """
+        if deploys_done != self.deploys_done:
+            return []
+        running = {
+            parsed[1] for _, app in owned.values() if (parsed := parse_deployment_name(app.deployment_name))
+        }
+        bound = self.settings.bridge_cache_max_bytes
+        evicted = []
+        try:
+            cached = await asyncio.to_thread(cached_models, self.cache_root)
+            for model in models_to_evict(cached, running | self.materializing, bound):
+                # Checked again: a deploy may have started while the cache was listed.
+                if not in_use(model, self.materializing) and detach_cached_model(self.cache_root, model):
+                    evicted.append(model)
+            await asyncio.to_thread(empty_trash, self.cache_root)
+        except OSError as exc:
+            log.warning("the model cache could not be trimmed", error=str(exc))
+        if evicted:
+            log.info("evicted unused models from the cache", model_hashes=evicted)
+        return evicted
+
     # --- watching ----------------------------------------------------------------------------------
 
     async def reconcile(self) -> None:
         """Publish the current state of every owned application; `deleted` where the registry is behind."""
+        deploys_done = self.deploys_done
         owned = await self._applications()
         for key in [k for k in self.reported if k not in self.busy]:
             del self.reported[key]
@@ -262,8 +302,10 @@ class BridgeService:
             )
             self.reported[key] = Reported(EventType.DELETED, False)
         log.info("reconciled with Ray Serve", applications=len(owned), missing=len(missing))
+        await self.evict_unused_models(owned, deploys_done)
 
     async def poll_once(self) -> None:
+        deploys_done = self.deploys_done
         owned = await self._applications()
         candidates = set(owned) | {key for key, last in self.reported.items() if last.app_present}
         for key in candidates - self.busy:
@@ -279,6 +321,7 @@ class BridgeService:
                 self.reported[key] = Reported(EventType.DELETED, False)
             else:
                 await self._announce(key, name, app)
+        await self.evict_unused_models(owned, deploys_done)
 
     async def run_watcher(self) -> None:
         while not self.stop.is_set():
@@ -327,6 +370,8 @@ class BridgeService:
             return "already_deployed"
 
         self.busy.add(key)
+        model_hash = details.model_hash.strip().lower()
+        self.materializing.add(model_hash)
         try:
             await self._publish(
                 key,
@@ -349,11 +394,16 @@ class BridgeService:
                 namespace_id=key.namespace_id,
                 model_id=key.model_id,
                 model_format=str(model_format),
-                model_hash=details.model_hash.strip().lower(),
+                model_hash=model_hash,
                 archive_url=details.model_archive_url,
                 cache_dir=str(self.cache_root),
                 task_type=details.task_type,
                 s3_endpoint_url=self.settings.s3_endpoint_url,
+                s3_bucket=self.settings.s3_bucket,
+                archive_root=str(self.storage.root),
+                archive_allowed_roots=self.settings.archive_allowed_roots,
+                max_archive_members=self.settings.max_archive_members,
+                max_unpacked_bytes=self.settings.max_unpacked_bytes,
             )
             try:
                 await self.ray.call(
@@ -373,6 +423,8 @@ class BridgeService:
             return "deploying"
         finally:
             self.busy.discard(key)
+            self.materializing.discard(model_hash)
+            self.deploys_done += 1
 
     async def _undeploy(self, key: ModelKey) -> str:
         current = (await self._applications()).get(key)
@@ -437,6 +489,9 @@ class BridgeService:
             model=str(command.key),
             outcome=outcome,
         )
+        deploys_done = self.deploys_done
+        with contextlib.suppress(ServeUnavailable, ServeRejected):  # the watcher trims later
+            await self.evict_unused_models(await self._applications(), deploys_done)
 
     async def run_commands(self, consumer: AIOKafkaConsumer) -> None:
         """Commands batch by batch; offsets are committed once the batch has been carried out.

@@ -1,7 +1,7 @@
 """Archive storage: a local directory by default, or an S3-compatible bucket when configured.
 
-Saving streams the upload while hashing it; fetching understands file://, plain paths and s3:// URLs,
-whichever storage wrote them.
+Saving streams the upload while hashing it; fetching understands file://, plain paths and s3:// URLs
+whichever storage wrote them, but only inside the archive root, the allowed roots and the bucket.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ class ArchiveTooLargeError(ValueError):
 
 class ArchiveNotFoundError(FileNotFoundError):
     pass
+
+
+class ArchiveLocationRefusedError(PermissionError):
+    """The URL is outside where archives may be fetched from (archive root, allowed roots, bucket)."""
 
 
 async def spool(chunks: AsyncIterable[bytes], directory: Path, max_bytes: int) -> tuple[Path, str, int]:
@@ -70,6 +74,19 @@ class ArchiveStorage:
         self.root = Path(settings.archive_root or ".modelreg/archives").resolve()
 
     @property
+    def readable_roots(self) -> tuple[Path, ...]:
+        """Directories local archives may be fetched from: the archive root and the allowed roots."""
+        extra = [part.strip() for part in self.settings.archive_allowed_roots.split(",") if part.strip()]
+        return (self.root, *(Path(root).resolve() for root in extra))
+
+    def _readable_local_path(self, url: str) -> Path:
+        # Resolved first: a symlink or ".." inside an allowed root must not lead out of it.
+        source = _local_path(url).resolve()
+        if not any(source.is_relative_to(root) for root in self.readable_roots):
+            raise ArchiveLocationRefusedError(f"{url} is outside the archive root and the allowed roots")
+        return source
+
+    @property
     def uses_s3(self) -> bool:
         return bool(self.settings.s3_bucket)
 
@@ -94,11 +111,14 @@ class ArchiveStorage:
         return target.as_uri()
 
     async def fetch(self, url: str, destination: Path) -> Path:
-        """Copy the archive at `url` to `destination`."""
+        """Copy the archive at `url` to `destination`; only from the configured bucket and directories."""
         destination.parent.mkdir(parents=True, exist_ok=True)
         parsed = urlparse(url)
         if parsed.scheme == "s3":
             import botocore.exceptions
+
+            if not self.uses_s3 or parsed.netloc != self.settings.s3_bucket:
+                raise ArchiveLocationRefusedError(f"{url} is not in the configured bucket")
 
             try:
                 await asyncio.to_thread(
@@ -112,7 +132,7 @@ class ArchiveStorage:
             return destination
         if parsed.scheme not in ("", "file"):
             raise ArchiveNotFoundError(f"unsupported archive URL scheme {parsed.scheme!r}: {url}")
-        source = _local_path(url)
+        source = self._readable_local_path(url)
         if not source.is_file():
             raise ArchiveNotFoundError(f"no archive at {url}")
         await asyncio.to_thread(shutil.copyfile, source, destination)

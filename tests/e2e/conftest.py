@@ -105,6 +105,8 @@ def e2e_settings(infra: Infra, ray_cluster: RayCluster, tmp_path: Path) -> Setti
         bridge_poll_interval_s=0.5,
         bridge_work_dir=str(tmp_path / "bridge"),
         archive_root=str(tmp_path / "archives"),
+        # The tests write their archives there, outside the archive root: allowed explicitly.
+        archive_allowed_roots=str(tmp_path / "uploads"),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -113,24 +114,25 @@ async def test_bad_archives_and_missing_runtimes_fail_with_a_reason_and_disturb_
     corrupt = await stack.register("corrupt", "onnx", corrupt_archive, corrupt_hash)
     mismatch = await stack.register("mismatch", "onnx", good_archive, "f" * 64)
     torch_model = await stack.register("torch", "pytorch", torch_archive, torch_hash)
+    snoop = await stack.register("snoop", "onnx", Path("/etc/passwd"), "0" * 64)
     stack.start_bridge()
     await stack.command(good, CommandType.DEPLOY)
     good_before = await stack.wait_for_status(good, "deployed")
 
-    for key in (corrupt, mismatch, torch_model):
+    for key in (corrupt, mismatch, torch_model, snoop):
         await stack.command(key, CommandType.DEPLOY)
     failed_corrupt = await stack.wait_for_status(corrupt, "failed")
+    failed_snoop = await stack.wait_for_status(snoop, "failed")
     failed_mismatch = await stack.wait_for_status(mismatch, "failed")
     failed_torch = await stack.wait_for_status(torch_model, "failed")
 
     assert "not a readable .tar.gz" in failed_corrupt["deployment_message"]
-    assert (
-        f"archive sha256 {good_hash} does not match the model's model_hash {'f' * 64}"
-        in (failed_mismatch["deployment_message"])
-    )
+    # Generic: the tenant learns neither the hash of the file behind the URL nor whether it exists.
+    assert failed_snoop["deployment_message"] == "the model archive could not be fetched"
+    assert failed_mismatch["deployment_message"] == "the archive does not match the model's model_hash"
     # Refused by the replica on Ray Serve: the reason is Ray's, reduced to the exception line.
     assert "needs the Python package 'torch', which is not installed" in failed_torch["deployment_message"]
-    for failed in (failed_corrupt, failed_mismatch, failed_torch):
+    for failed in (failed_corrupt, failed_mismatch, failed_torch, failed_snoop):
         assert failed["deployed"] is False and failed["deployment_info"] is None
     # The registry data of the failed models is untouched.
     assert failed_mismatch["model_hash"] == "f" * 64
@@ -153,7 +155,9 @@ async def test_bad_archives_and_missing_runtimes_fail_with_a_reason_and_disturb_
 
 @pytest.mark.faults
 async def test_registry_converges_after_the_bridge_is_killed_mid_deploy(stack: E2EStack) -> None:
-    archive, digest = write_archive(stack.tmp_path, "m.tar.gz", tar_gz({"model.onnx": linear_onnx_bytes()}))
+    archive, digest = write_archive(
+        stack.tmp_path / "uploads", "m.tar.gz", tar_gz({"model.onnx": linear_onnx_bytes()})
+    )
     key = await stack.register("crashy", "onnx", archive, digest)
     first = stack.start_bridge()
     await stack.command(key, CommandType.DEPLOY)
@@ -180,7 +184,9 @@ async def test_registry_converges_after_the_bridge_is_killed_mid_deploy(stack: E
 
 @pytest.mark.faults
 async def test_serve_restarted_under_the_bridge_is_reconnected_and_reported(stack: E2EStack) -> None:
-    archive, digest = write_archive(stack.tmp_path, "m.tar.gz", tar_gz({"model.onnx": linear_onnx_bytes()}))
+    archive, digest = write_archive(
+        stack.tmp_path / "uploads", "m.tar.gz", tar_gz({"model.onnx": linear_onnx_bytes()})
+    )
     key = await stack.register("survivor", "onnx", archive, digest)
     bridge = stack.start_bridge()
     await stack.command(key, CommandType.DEPLOY)

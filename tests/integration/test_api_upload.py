@@ -17,6 +17,7 @@ import pytest
 from shared.adapters.mongo import DuplicateModelError, ModelStore
 from shared.documents import ModelDetails
 from tests.api_support import api_client, make_archive, make_archive_with, upload
+from tests.archive_bombs import bad_crc, declared_huge, many_members, trailing_garbage, zeros
 from tests.integration.test_api_models import seed_validator
 
 GIB = 1024**3
@@ -219,6 +220,30 @@ async def test_unreadable_or_unsafe_archives_are_refused(client, db, settings, a
     assert body["error"]["details"] == {"filename": "model.tar.gz"}
     assert await db.custom_models.count_documents({}) == 0
     assert stored_files(settings) == []
+
+
+@pytest.mark.parametrize(
+    ("archive", "code", "limit"),
+    [
+        (many_members(101), "archive_too_many_members", {"max_archive_members": 100}),
+        (declared_huge(), "archive_too_large_unpacked", {"max_unpacked_bytes": 1024 * 1024}),
+        (zeros(4 * 1024 * 1024), "archive_too_large_unpacked", {"max_unpacked_bytes": 1024 * 1024}),
+        (bad_crc(), "invalid_archive", {}),
+        (trailing_garbage(), "invalid_archive", {}),
+    ],
+    ids=["too-many-members", "declared-4-TiB", "4-MiB-of-zeros", "bad-crc", "trailing-garbage"],
+)
+async def test_archive_bombs_and_damaged_gzip_are_400_and_store_nothing(
+    topics, db, make_key, archive, code, limit
+) -> None:
+    capped = msgspec.structs.replace(topics, max_archive_members=100, max_unpacked_bytes=1024 * 1024)
+    async with api_client(capped, await make_key("ns_a")) as client:
+        response = await upload(client, "ns_a", archive)
+
+    body = assert_error(response, 400, "BadRequestError", code)
+    assert body["error"]["details"] == {"filename": "model.tar.gz", **limit}
+    assert await db.custom_models.count_documents({}) == 0
+    assert stored_files(capped) == []
 
 
 async def test_archive_over_the_limit_is_413_while_streaming(topics, db, make_key) -> None:

@@ -27,8 +27,11 @@ from tests.model_archives import (
 
 
 @pytest.fixture
-def storage() -> ArchiveStorage:
-    return ArchiveStorage(Settings(archive_root=""))
+def storage(tmp_path: Path) -> ArchiveStorage:
+    # The tests' archives are written anywhere under tmp_path: allowed explicitly.
+    return ArchiveStorage(
+        Settings(archive_root=str(tmp_path / "archives"), archive_allowed_roots=str(tmp_path))
+    )
 
 
 async def test_archive_is_fetched_checked_unpacked_and_cached(tmp_path: Path, storage) -> None:
@@ -52,10 +55,11 @@ async def test_plain_paths_are_archive_urls_too(tmp_path: Path, storage) -> None
 async def test_hash_mismatch_is_refused_and_nothing_is_cached(tmp_path: Path, storage) -> None:
     path, digest = write_archive(tmp_path, "m.tar.gz", tar_gz({"model.onnx": linear_onnx_bytes()}))
     wrong = "0" * 64
-    with pytest.raises(
-        ArchiveProblem, match=f"sha256 {digest} does not match the model's model_hash {wrong}"
-    ):
+    with pytest.raises(ArchiveProblem) as caught:
         await prepare_model_files(storage, path.as_uri(), wrong, tmp_path / "cache")
+    # The tenant learns that it does not match, not what the file there really is.
+    assert str(caught.value) == "the archive does not match the model's model_hash"
+    assert caught.value.reason == "hash_mismatch" and digest not in str(caught.value)
     assert not (tmp_path / "cache" / "models").exists()
 
 
@@ -77,7 +81,7 @@ async def test_corrupt_or_unsafe_archives_are_refused(tmp_path: Path, storage, d
 
 
 async def test_missing_archive_and_bad_hash_are_clear(tmp_path: Path, storage) -> None:
-    with pytest.raises(ArchiveProblem, match="cannot fetch the archive"):
+    with pytest.raises(ArchiveProblem, match="^the model archive could not be fetched$"):
         await prepare_model_files(storage, (tmp_path / "none.tar.gz").as_uri(), "0" * 64, tmp_path / "c")
     with pytest.raises(ArchiveProblem, match="not a sha256 hex digest"):
         await prepare_model_files(storage, "file:///x", "../../etc", tmp_path / "c")
@@ -172,6 +176,7 @@ async def started_server(tmp_path: Path, model_format: str, files: dict[str, byt
         model_hash=digest,
         archive_url=path.as_uri(),
         cache_dir=str(tmp_path / "cache"),
+        archive_root=str(tmp_path / "src"),
     )
     server = ModelServer.__new__(ModelServer)
     await server.__init__(spec)  # how Ray Serve runs an async constructor
@@ -217,7 +222,24 @@ async def test_server_constructor_fails_on_a_bad_archive_so_serve_reports_it(tmp
         model_hash="1" * 64,
         archive_url=path.as_uri(),
         cache_dir=str(tmp_path / "cache"),
+        archive_allowed_roots=str(tmp_path),
     )
     server = ModelServer.__new__(ModelServer)
     with pytest.raises(ModelArchiveError, match="does not match"):
+        await server.__init__(spec)
+
+
+async def test_server_fetches_only_from_the_roots_the_bridge_allows(tmp_path: Path) -> None:
+    path, digest = write_archive(tmp_path, "m.tar.gz", tar_gz({"model.onnx": linear_onnx_bytes()}))
+    spec = ModelSpec(
+        namespace_id="ns",
+        model_id="m",
+        model_format="onnx",
+        model_hash=digest,
+        archive_url=path.as_uri(),
+        cache_dir=str(tmp_path / "cache"),
+        archive_root=str(tmp_path / "archives"),
+    )
+    server = ModelServer.__new__(ModelServer)
+    with pytest.raises(ModelArchiveError, match="^the model archive could not be fetched$"):
         await server.__init__(spec)

@@ -37,7 +37,7 @@ from services.api.models.upload import (
 from shared.adapters.kafka import CommandNotPublishedError, CommandPublisher
 from shared.adapters.mongo import DuplicateModelError, ModelFilter, ModelStore, observed_from_details
 from shared.adapters.storage import ArchiveStorage
-from shared.archives import InvalidArchiveError, list_members
+from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
 from shared.contracts import (
     CommandType,
     DeploymentCommand,
@@ -230,12 +230,13 @@ class ModelService:
         if archive is None:
             raise _form_error("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
         try:
-            await asyncio.to_thread(list_members, archive.path)
+            limits = ArchiveLimits(self.settings.max_archive_members, self.settings.max_unpacked_bytes)
+            await asyncio.to_thread(list_members, archive.path, limits)
         except InvalidArchiveError as exc:
             raise ApiError(
                 f"The archive was refused: {exc.detail}",
                 code=exc.reason,
-                details={"filename": archive.filename},
+                details={"filename": archive.filename, **exc.limit},
             ) from None
         existing = await self.store.find_name_version(namespace_id, form.name, form.version)
         if existing is not None:
