@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.adapters import kafka, mongo
+from shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
 from shared.contracts import DeploymentCommand, DeploymentEvent, ModelFormat, encode
 from shared.documents import CustomModelDocument, ResourceRequirementsFields
 from shared.identifiers import check_id
@@ -29,7 +30,8 @@ async def register_model(
     try:
         check_id("namespace_id", namespace_id)
         check_id("model_id", model_id)
-    except ValueError as exc:
+        ArchiveStorage(settings).check_fetchable(archive_url)
+    except (ValueError, ArchiveLocationRefusedError) as exc:
         raise InvalidRegistration(str(exc)) from None
     client = await mongo.connect(settings)
     try:

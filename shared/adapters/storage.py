@@ -110,15 +110,24 @@ class ArchiveStorage:
         os.replace(spooled, target)
         return target.as_uri()
 
+    def check_fetchable(self, url: str) -> None:
+        """Raise ArchiveLocationRefusedError unless `url` is in the configured bucket or directories."""
+        parsed = urlparse(url)
+        if parsed.scheme == "s3":
+            if not self.uses_s3 or parsed.netloc != self.settings.s3_bucket:
+                raise ArchiveLocationRefusedError(f"{url} is not in the configured bucket")
+        elif parsed.scheme in ("", "file"):
+            self._readable_local_path(url)
+        else:
+            raise ArchiveLocationRefusedError(f"unsupported archive URL scheme {parsed.scheme!r}: {url}")
+
     async def fetch(self, url: str, destination: Path) -> Path:
         """Copy the archive at `url` to `destination`; only from the configured bucket and directories."""
+        self.check_fetchable(url)
         destination.parent.mkdir(parents=True, exist_ok=True)
         parsed = urlparse(url)
         if parsed.scheme == "s3":
             import botocore.exceptions
-
-            if not self.uses_s3 or parsed.netloc != self.settings.s3_bucket:
-                raise ArchiveLocationRefusedError(f"{url} is not in the configured bucket")
 
             try:
                 await asyncio.to_thread(
@@ -130,8 +139,6 @@ class ArchiveStorage:
             except botocore.exceptions.ClientError as exc:
                 raise ArchiveNotFoundError(f"{url}: {exc}") from None
             return destination
-        if parsed.scheme not in ("", "file"):
-            raise ArchiveNotFoundError(f"unsupported archive URL scheme {parsed.scheme!r}: {url}")
         source = self._readable_local_path(url)
         if not source.is_file():
             raise ArchiveNotFoundError(f"no archive at {url}")

@@ -141,3 +141,36 @@ def test_modelreg_dev_prints_a_working_key(topics, tmp_path) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "model_id", "archive_url", "message"),
+    [
+        ("ns", "a/b", None, "invalid model_id"),
+        ("équipe", "m1", None, "invalid namespace_id"),
+        ("ns", "m1", "file:///etc/passwd", "outside the archive root"),
+        ("ns", "m1", "/proc/self/environ", "outside the archive root"),
+        ("ns", "m1", "s3://someone-elses-bucket/m1.tar.gz", "not in the configured bucket"),
+        ("ns", "m1", "https://example.invalid/m1.tar.gz", "unsupported archive URL scheme"),
+    ],
+)
+async def test_models_register_refuses_bad_ids_and_foreign_archives(
+    settings, db, namespace, model_id, archive_url, message
+) -> None:
+    archive_url = archive_url or f"file://{Path(settings.archive_root).resolve()}/ns/m1.tar.gz"
+    result = modelreg(
+        settings, "models", "register", "--namespace", namespace, "--model-id", model_id,
+        "--name", "m", "--format", "onnx", "--archive-url", archive_url, "--hash", "0" * 64,
+    )  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert await db.custom_models.count_documents({}) == 0
+
+
+async def test_models_register_accepts_an_archive_under_the_root(settings, db) -> None:
+    archive_url = f"file://{Path(settings.archive_root).resolve()}/ns/m1.tar.gz"
+    result = modelreg(
+        settings, "models", "register", "--namespace", "ns", "--model-id", "m1",
+        "--name", "m", "--format", "onnx", "--archive-url", archive_url, "--hash", "0" * 64,
+    )  # fmt: skip
+    assert result.returncode == 0 and result.stdout.strip() == "m1", result.stderr
+    assert (await db.custom_models.find_one({"model_id": "m1"}))["model_archive_url"] == archive_url
