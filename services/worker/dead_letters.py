@@ -58,6 +58,9 @@ def dead_letter_record(
 
 
 def without_payload(record: DeadLetterRecord) -> DeadLetterRecord:
-    """The fallback when the broker refuses even the bounded copy: the headers alone, no key or value."""
+    """The fallback when the broker refuses even the bounded copy: the headers, no key, an empty value.
+
+    (Empty rather than null: Kafka producers need a key or a value.)
+    """
     headers = [(name, data) for name, data in record.headers if name != "dlq.truncated"]
-    return DeadLetterRecord(key=None, value=None, headers=[*headers, ("dlq.truncated", b"true")])
+    return DeadLetterRecord(key=None, value=b"", headers=[*headers, ("dlq.truncated", b"true")])

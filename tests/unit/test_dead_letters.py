@@ -71,7 +71,7 @@ def test_the_worst_case_dead_letter_fits_in_the_default_max_request_size() -> No
 def test_the_fallback_keeps_only_the_headers() -> None:
     dead = without_payload(_record(b"x" * 10))
     headers = dict(dead.headers)
-    assert (dead.key, dead.value) == (None, None)
+    assert (dead.key, dead.value) == (None, b"")
     assert headers["dlq.truncated"] == b"true" and headers["dlq.original_size"] == b"10"
     assert [name for name, _ in dead.headers].count("dlq.truncated") == 1
 
