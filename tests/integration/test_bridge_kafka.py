@@ -1,14 +1,18 @@
-"""The bridge's command loop against the real Kafka-protocol server: no command can wedge it."""
+"""The bridge against the real Kafka-protocol server: no command wedges it, no event send retries forever."""
 
 from __future__ import annotations
 
 import asyncio
 import types
 
+import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import MessageSizeTooLargeError
 
+from services.serve_bridge.events import EventPublisher
 from services.serve_bridge.service import BridgeService
 from shared.adapters import kafka
+from shared.contracts import EventType, ModelKey
 from shared.settings import Settings
 from tests.conftest import eventually
 
@@ -61,3 +65,27 @@ async def test_huge_and_malformed_commands_are_refused_and_committed(topics: Set
 
 async def _reached(settings: Settings, end: int) -> bool:
     return (await _committed(settings, 1) or 0) >= end
+
+
+async def test_an_event_the_broker_can_never_take_fails_the_publish_instead_of_retrying(
+    topics: Settings,
+) -> None:
+    # A producer whose request limit no event fits in stands for any permanent refusal.
+    producer = kafka.make_producer(topics, max_request_size=64)
+    await producer.start()
+    calls = 0
+
+    class CountingPublisher(EventPublisher):
+        async def publish(self, event) -> None:
+            nonlocal calls
+            calls += 1
+            await super().publish(event)
+
+    ray = types.SimpleNamespace(adapter=None, generation=0)
+    bridge = BridgeService(topics, ray, CountingPublisher(topics, producer), None, None, asyncio.Event())
+    try:
+        with pytest.raises(MessageSizeTooLargeError):
+            await bridge._publish(ModelKey("ns_test", "m_big"), EventType.STARTED, model_format="onnx")
+    finally:
+        await producer.stop()
+    assert calls == 1
