@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from shared.adapters import kafka, mongo
 from shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
-from shared.contracts import DeploymentCommand, DeploymentEvent, ModelFormat, encode
+from shared.contracts import (
+    DeploymentCommand,
+    DeploymentEvent,
+    ModelFormat,
+    decode_command,
+    decode_event,
+    encode,
+)
 from shared.documents import CustomModelDocument, ResourceRequirementsFields
 from shared.identifiers import check_id
 from shared.settings import Settings
@@ -52,20 +59,25 @@ async def register_model(
 
 
 async def publish_event(settings: Settings, event: DeploymentEvent) -> None:
-    producer = kafka.make_producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(settings.events_topic, value=encode(event), key=event.key.kafka_key())
-    finally:
-        await producer.stop()
+    """Send one event; raises InvalidMessage for one the worker would dead-letter, KafkaError if not sent."""
+    key, value = event.key.kafka_key(), encode(event)
+    decode_event(key, value)  # the contract's limits are checked on decoding, not on building a struct
+    await _send(settings, settings.events_topic, key, value)
 
 
 async def publish_command(settings: Settings, command: DeploymentCommand) -> None:
+    """Send one command; raises InvalidMessage for one the bridge would refuse, KafkaError if not sent."""
+    key, value = command.key.kafka_key(), encode(command)
+    decode_command(key, value)
+    await _send(settings, settings.commands_topic, key, value)
+
+
+async def _send(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
+    # No retry loop: aiokafka retries outages within its request timeout, and a permanent error
+    # (too large, not authorized, ...) is raised to the operator at once.
     producer = kafka.make_producer(settings)
     await producer.start()
     try:
-        await producer.send_and_wait(
-            settings.commands_topic, value=encode(command), key=command.key.kafka_key()
-        )
+        await producer.send_and_wait(topic, value=value, key=key)
     finally:
         await producer.stop()

@@ -85,7 +85,8 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         ray_deployment_name=args.ray_deployment_name,
         message=args.message,
     )
-    asyncio.run(publish_event(settings, event))
+    if not _published(lambda: publish_event(settings, event)):
+        return 1
     print(event.event_id)
     return 0
 
@@ -101,9 +102,27 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
         model_id=args.model_id,
         requested_at=datetime.now(UTC),
     )
-    asyncio.run(publish_command(settings, command))
+    if not _published(lambda: publish_command(settings, command)):
+        return 1
     print(command.command_id)
     return 0
+
+
+def _published(publish) -> bool:
+    """Run a publish; an invalid message or a Kafka error is reported on stderr instead of a traceback."""
+    from aiokafka.errors import KafkaError
+
+    from shared.contracts import InvalidMessage
+
+    try:
+        asyncio.run(publish())
+    except InvalidMessage as exc:
+        print(f"modelreg: not published, the message is invalid: {exc}", file=sys.stderr)
+        return False
+    except KafkaError as exc:
+        print(f"modelreg: not published, Kafka refused it: {exc!r}", file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_schema(_: Settings, __: argparse.Namespace) -> int:

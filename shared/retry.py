@@ -1,4 +1,4 @@
-"""Retrying an operation against MongoDB or Kafka while they are unavailable."""
+"""Retrying an operation against MongoDB or Kafka while they are unavailable, and only then."""
 
 from __future__ import annotations
 
@@ -8,9 +8,51 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import structlog
+from aiokafka import errors as kafka_errors
 
 T = TypeVar("T")
 log = structlog.get_logger("modelreg.retry")
+
+# Kafka errors about the request itself (its size, topic, rights, version or settings): sending the same
+# request again fails the same way, so retrying would wedge the caller. Everything else (connection loss,
+# timeouts, leader moves, aiokafka's generic KafkaError for "no metadata") is an outage and is retried.
+PERMANENT_KAFKA_ERRORS: tuple[type[kafka_errors.KafkaError], ...] = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.InvalidTopicError,
+    kafka_errors.TopicAuthorizationFailedError,
+    kafka_errors.GroupAuthorizationFailedError,
+    kafka_errors.ClusterAuthorizationFailedError,
+    kafka_errors.TransactionalIdAuthorizationFailed,
+    kafka_errors.AuthenticationFailedError,
+    kafka_errors.SaslAuthenticationFailed,
+    kafka_errors.UnsupportedSaslMechanismError,
+    kafka_errors.UnsupportedVersionError,
+    kafka_errors.UnsupportedForMessageFormatError,
+    kafka_errors.UnsupportedCodecError,
+    kafka_errors.IncompatibleBrokerVersion,
+    kafka_errors.UnrecognizedBrokerVersion,
+    kafka_errors.KafkaConfigurationError,
+    kafka_errors.IllegalArgumentError,
+    kafka_errors.InvalidRequestError,
+    kafka_errors.InvalidRequiredAcksError,
+    kafka_errors.CorruptRecordException,
+    kafka_errors.InvalidTimestampError,
+    kafka_errors.PolicyViolationError,
+    kafka_errors.OffsetMetadataTooLargeError,
+    kafka_errors.InvalidCommitOffsetSizeError,
+    kafka_errors.InvalidGroupIdError,
+    kafka_errors.InconsistentGroupProtocolError,
+    kafka_errors.InvalidSessionTimeoutError,
+    kafka_errors.ProducerClosed,
+    kafka_errors.ProducerFenced,
+)
+
+
+def is_permanent_error(exc: BaseException) -> bool:
+    """True for a Kafka error that no retry can fix (aiokafka marks none of these `retriable`)."""
+    return isinstance(exc, PERMANENT_KAFKA_ERRORS) and not exc.retriable
 
 
 class Stopping(Exception):
@@ -28,13 +70,16 @@ async def retry_with_backoff(
 ) -> T:
     """Call until it succeeds, sleeping 0.2 s, 0.4 s, … (capped) between failures.
 
-    Raises Stopping instead of retrying once `stop` is set.
+    Raises Stopping instead of retrying once `stop` is set. A permanent Kafka error (`is_permanent_error`)
+    is raised at once even when `retry_on` covers it.
     """
     delay = 0.2
     while True:
         try:
             return await call()
         except retry_on as exc:
+            if is_permanent_error(exc):
+                raise
             if stop.is_set():
                 raise Stopping(operation) from exc
             if on_retry is not None:

@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     worker_heartbeat_interval_ms: PositiveInt = 3_000
     worker_retry_max_backoff_s: float = 10.0
     worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    # Longest value prefix copied to the DLQ (the rest is cut, header dlq.truncated); the cap keeps a
+    # dead letter under Kafka's default 1 MiB max_request_size, so it can always be written.
+    dlq_max_value_bytes: Annotated[int, msgspec.Meta(ge=0, le=512 * 1024)] = 64 * 1024
     history_limit: PositiveInt = 500
     # API
     api_host: str = "127.0.0.1"

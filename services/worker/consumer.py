@@ -1,7 +1,8 @@
 """The worker's Kafka loop: consume → decode → apply (one guarded write per model) → dead-letter → commit.
 
 Offsets are committed only after the batch is in MongoDB and its rejects are on the DLQ, so a crash at
-any point redelivers the batch; the sequence guard makes the redelivery a no-op.
+any point redelivers the batch; the sequence guard makes the redelivery a no-op. Outages are retried;
+a Kafka error no retry can fix (`shared.retry.is_permanent_error`) never is, so no record can wedge the loop.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pymongo.errors import PyMongoError
 
 from services.worker import metrics
 from services.worker.applier import ConcurrentUpdateError, EventApplier
+from services.worker.dead_letters import DeadLetterRecord, dead_letter_record, without_payload
 from shared.contracts import DeploymentEvent, InvalidMessage, decode_event
-from shared.retry import Stopping, retry_with_backoff
+from shared.retry import Stopping, is_permanent_error, retry_with_backoff
 from shared.settings import Settings
 
 T = TypeVar("T")
@@ -28,12 +30,16 @@ log = structlog.get_logger("modelreg.worker")
 
 
 class DeadLetter:
-    """A record that can never be applied, with the reason put into its DLQ headers."""
+    """A record that can never be applied, with the reason put into its DLQ headers.
 
-    __slots__ = ("record", "reason", "detail")
+    `done` once the DLQ acknowledged it (or refused it for good), so a retried batch does not send it again.
+    """
+
+    __slots__ = ("record", "reason", "detail", "done")
 
     def __init__(self, record: ConsumerRecord, reason: str, detail: str) -> None:
         self.record, self.reason, self.detail = record, reason, detail
+        self.done = False
 
 
 class DeploymentEventConsumer:
@@ -114,33 +120,59 @@ class DeploymentEventConsumer:
         )
 
     async def _dead_letter(self, rejects: list[DeadLetter]) -> None:
-        sends = []
-        for reject in rejects:
-            record = reject.record
-            headers = [
-                ("dlq.reason", reject.reason.encode()),
-                ("dlq.error", reject.detail[:1000].encode("utf-8", "replace")),
-                ("dlq.source.topic", record.topic.encode()),
-                ("dlq.source.partition", str(record.partition).encode()),
-                ("dlq.source.offset", str(record.offset).encode()),
-            ]
-            sends.append(
-                await self.producer.send(
-                    self.settings.dlq_topic, value=record.value, key=record.key, headers=headers
-                )
-            )
+        """Put every reject not yet acknowledged on the DLQ; raises (to be retried) if any send failed."""
+        pending = [reject for reject in rejects if not reject.done]
+        # All sends settle before a failure is raised, so a retry never overlaps a send still in flight.
+        results = await asyncio.gather(*(self._deliver(reject) for reject in pending), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _deliver(self, reject: DeadLetter) -> None:
+        record = reject.record
+        bounded = dead_letter_record(
+            key=record.key,
+            value=record.value,
+            reason=reject.reason,
+            detail=reject.detail,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            max_value_bytes=self.settings.dlq_max_value_bytes,
+        )
+        where = dict(reason=reject.reason, partition=record.partition, offset=record.offset)
+        for attempt in (bounded, without_payload(bounded)):
+            try:
+                await self._send(attempt)
+            except KafkaError as exc:
+                if not is_permanent_error(exc):
+                    raise
+                log.error("the DLQ refused a dead letter", error=repr(exc)[:500], **where)
+                continue
+            reject.done = True
+            metrics.EVENTS_DEAD_LETTERED.labels(reason=reject.reason).inc()
             log.warning(
                 "record dead-lettered",
-                reason=reject.reason,
                 error=reject.detail[:300],
-                partition=record.partition,
-                offset=record.offset,
                 key=record.key.decode("utf-8", "replace")[:300] if record.key else None,
+                truncated=dict(attempt.headers).get("dlq.truncated") == b"true",
+                **where,
             )
-        # Wait for every acknowledgement before the source offsets may be committed.
-        await asyncio.gather(*sends)
-        for reject in rejects:
-            metrics.EVENTS_DEAD_LETTERED.labels(reason=reject.reason).inc()
+            return
+        # Refused even without its payload (e.g. the DLQ topic is not writable): skipping the record is
+        # the only way the partition can move on; the log and the metric say it happened.
+        reject.done = True
+        metrics.DEAD_LETTERS_DROPPED.labels(reason=reject.reason).inc()
+        log.critical("record could not be dead-lettered and is skipped", error=reject.detail[:300], **where)
+
+    async def _send(self, dead_letter: DeadLetterRecord) -> None:
+        sent = await self.producer.send(
+            self.settings.dlq_topic,
+            value=dead_letter.value,
+            key=dead_letter.key,
+            headers=dead_letter.headers,
+        )
+        await sent  # the acknowledgement: only then may the source offset be committed
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
         try:

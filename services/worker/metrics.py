@@ -10,6 +10,11 @@ EVENTS_STALE = Counter(
 EVENTS_DEAD_LETTERED = Counter(
     "modelreg_worker_events_dead_lettered_total", "Records sent to the dead-letter topic", ["reason"]
 )
+DEAD_LETTERS_DROPPED = Counter(
+    "modelreg_worker_dead_letters_dropped_total",
+    "Rejected records the DLQ refused even without their payload; skipped, only logged",
+    ["reason"],
+)
 BATCH_SIZE = Histogram(
     "modelreg_worker_batch_size", "Records per batch", buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000)
 )

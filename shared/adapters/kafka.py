@@ -11,6 +11,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from shared.contracts import DeploymentCommand, encode
+from shared.retry import is_permanent_error
 from shared.settings import Settings
 
 log = structlog.get_logger("modelreg.kafka")
@@ -103,8 +104,11 @@ class CommandPublisher:
                 self.settings.api_command_timeout_s,
             )
         except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning(
+            # aiokafka retries outages within the timeout; a permanent error (too large, not authorized)
+            # comes at once and will not go away by itself, so it is logged as an error.
+            (log.error if is_permanent_error(exc) else log.warning)(
                 "command not published",
+                permanent=is_permanent_error(exc),
                 command_id=str(command.command_id),
                 command_type=str(command.command_type),
                 model=str(command.key),

@@ -38,3 +38,30 @@ async def test_cli_publishes_deploy_and_undeploy_commands(topics: Settings) -> N
     assert [c.command_type for c in commands] == [CommandType.DEPLOY, CommandType.UNDEPLOY]
     assert {r.key for r in records} == {b"ns_cli/m1"}
     assert len({r.partition for r in records}) == 1  # one model's commands stay in order
+
+
+async def test_cli_refuses_an_event_the_worker_would_dead_letter(topics: Settings) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "events",
+            "publish",
+            "--type",
+            "started",
+            "--namespace",
+            "ns_cli",
+            "--model-id",
+            "m1",
+            "--endpoint",
+            "http://x/" + "a" * 100_000,
+        ],
+        env={**os.environ, **topics.as_env()},
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "not published, the message is invalid" in result.stderr and "endpoint" in result.stderr
+    assert await read_topic(topics, topics.events_topic, expected=0) == []

@@ -1,0 +1,77 @@
+"""Which failures are retried: outages are, Kafka errors about the request itself are not."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiokafka import errors as kafka_errors
+
+from shared.retry import is_permanent_error, retry_with_backoff
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        kafka_errors.MessageSizeTooLargeError("too big"),
+        kafka_errors.RecordTooLargeError("too big"),
+        kafka_errors.InvalidTopicError(),
+        kafka_errors.TopicAuthorizationFailedError(),
+        kafka_errors.GroupAuthorizationFailedError(),
+        kafka_errors.UnsupportedVersionError(),
+        kafka_errors.ProducerClosed(),
+    ],
+)
+def test_errors_about_the_request_itself_are_permanent(error) -> None:
+    assert is_permanent_error(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        kafka_errors.KafkaConnectionError("refused"),
+        kafka_errors.KafkaTimeoutError(),
+        kafka_errors.RequestTimedOutError(),
+        kafka_errors.NotLeaderForPartitionError(),
+        kafka_errors.KafkaError("Unable to get cluster metadata over all known brokers"),
+        ConnectionResetError(),
+        ValueError("not a Kafka error"),
+    ],
+)
+def test_outages_and_unknown_errors_are_not_permanent(error) -> None:
+    assert not is_permanent_error(error)
+
+
+async def test_a_permanent_error_is_raised_at_once_even_when_its_type_is_retried() -> None:
+    calls = 0
+
+    async def send() -> None:
+        nonlocal calls
+        calls += 1
+        raise kafka_errors.MessageSizeTooLargeError("The message is 1048700 bytes")
+
+    with pytest.raises(kafka_errors.MessageSizeTooLargeError):
+        await retry_with_backoff(
+            send, operation="send", stop=asyncio.Event(), retry_on=(kafka_errors.KafkaError,)
+        )
+    assert calls == 1
+
+
+async def test_an_outage_is_retried_until_the_call_succeeds() -> None:
+    failures = [kafka_errors.KafkaConnectionError("refused"), kafka_errors.KafkaTimeoutError()]
+
+    async def send() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "sent"
+
+    retried: list[str] = []
+    result = await retry_with_backoff(
+        send,
+        operation="send",
+        stop=asyncio.Event(),
+        retry_on=(kafka_errors.KafkaError,),
+        max_backoff_s=0.2,
+        on_retry=retried.append,
+    )
+    assert result == "sent" and retried == ["send", "send"]
