@@ -38,6 +38,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     worker_retry_max_backoff_s: float = 10.0
     worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     history_limit: PositiveInt = 500
+    # Events dated (occurred_at, or sequence read as microseconds since the epoch) later than now + this
+    # are dead-lettered as from_the_future: applied, they would freeze the model.
+    max_clock_skew_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    # Comma-separated URL prefixes event endpoints must lie under; empty: any http(s) URL.
+    event_endpoint_prefixes: str = ""
     # API
     api_host: str = "127.0.0.1"
     api_port: Port = 8000
