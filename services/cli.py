@@ -103,6 +103,20 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:
+    from services.admin import resync_model
+    from shared.contracts import ModelKey
+
+    key = ModelKey(args.namespace, args.model_id)
+    command = asyncio.run(resync_model(settings, key))
+    if command is None:
+        print(f"modelreg models resync: no model {key}", file=sys.stderr)
+        return 1
+    print(f"Reset the sequence guard of {key}; the bridge will re-announce what Ray Serve runs for it.")
+    print(command.command_id)
+    return 0
+
+
 def cmd_schema(_: Settings, __: argparse.Namespace) -> int:
     import msgspec
 
@@ -206,6 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--namespace", required=True)
         command.add_argument("--model-id", required=True)
         command.set_defaults(handler=cmd_command)
+    resync = models.add_parser(
+        "resync",
+        help="unfreeze a model stuck behind a bad event: reset its sequence guard and have the bridge "
+        "re-announce its real Ray Serve state",
+    )
+    resync.add_argument("--namespace", required=True)
+    resync.add_argument("--model-id", required=True)
+    resync.set_defaults(handler=cmd_resync)
 
     events = sub.add_parser("events", help="deployment events").add_subparsers(dest="action", required=True)
     publish = events.add_parser("publish", help="publish one deployment event")

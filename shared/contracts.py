@@ -84,6 +84,8 @@ class EventType(enum.StrEnum):
 class CommandType(enum.StrEnum):
     DEPLOY = "deploy"
     UNDEPLOY = "undeploy"
+    # Re-announce what Ray Serve really runs for the model (sent by `modelreg models resync`).
+    RESYNC = "resync"
 
 
 class DeploymentEvent(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -112,7 +114,7 @@ class DeploymentEvent(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
 
 
 class DeploymentCommand(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """A request to deploy or undeploy a model (topic `model-deployment-commands`)."""
+    """A request to deploy, undeploy or resync a model (topic `model-deployment-commands`)."""
 
     command_id: uuid.UUID
     command_type: CommandType
