@@ -67,7 +67,7 @@ def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     from services.admin import publish_event
-    from shared.contracts import DeploymentEvent
+    from shared.contracts import DeploymentEvent, InvalidMessage, decode_event, encode
 
     event = DeploymentEvent(
         event_id=uuid.uuid4(),
@@ -82,6 +82,11 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         ray_deployment_name=args.ray_deployment_name,
         message=args.message,
     )
+    try:  # refuse here what the worker would dead-letter as invalid
+        decode_event(event.key.kafka_key(), encode(event))
+    except InvalidMessage as exc:
+        print(f"modelreg events publish: {exc}", file=sys.stderr)
+        return 2
     asyncio.run(publish_event(settings, event))
     print(event.event_id)
     return 0
