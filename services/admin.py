@@ -1,18 +1,23 @@
-"""Operator actions used by the CLI: register a model document, publish an event or a command."""
+"""Operator actions used by the CLI: register a model document, publish an event or a command, resync."""
 
 from __future__ import annotations
 
+import uuid
+
 from shared.adapters import kafka, mongo
+from shared.adapters.mongo import ModelStore
 from shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
 from shared.contracts import (
+    CommandType,
     DeploymentCommand,
     DeploymentEvent,
     ModelFormat,
+    ModelKey,
     decode_command,
     decode_event,
     encode,
 )
-from shared.documents import CustomModelDocument, ResourceRequirementsFields
+from shared.documents import CustomModelDocument, ResourceRequirementsFields, utc_now
 from shared.identifiers import check_id
 from shared.settings import Settings
 
@@ -81,3 +86,26 @@ async def _send(settings: Settings, topic: str, key: bytes, value: bytes) -> Non
         await producer.send_and_wait(topic, value=value, key=key)
     finally:
         await producer.stop()
+
+
+async def resync_model(settings: Settings, key: ModelKey) -> DeploymentCommand | None:
+    """Reset the model's sequence guard, then ask the bridge to re-announce its real Serve state.
+
+    None when the registry has no such model (nothing is published then).
+    """
+    client = await mongo.connect(settings)
+    try:
+        now = utc_now()
+        if not await ModelStore(settings.history_limit).reset_event_guard(key, now):
+            return None
+    finally:
+        await client.close()
+    command = DeploymentCommand(
+        command_id=uuid.uuid4(),
+        command_type=CommandType.RESYNC,
+        namespace_id=key.namespace_id,
+        model_id=key.model_id,
+        requested_at=now,
+    )
+    await publish_command(settings, command)
+    return command

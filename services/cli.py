@@ -85,8 +85,8 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
         ray_deployment_name=args.ray_deployment_name,
         message=args.message,
     )
-    if not _published(lambda: publish_event(settings, event)):
-        return 1
+    if failed := _published(lambda: publish_event(settings, event)):
+        return failed
     print(event.event_id)
     return 0
 
@@ -102,14 +102,14 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
         model_id=args.model_id,
         requested_at=datetime.now(UTC),
     )
-    if not _published(lambda: publish_command(settings, command)):
-        return 1
+    if failed := _published(lambda: publish_command(settings, command)):
+        return failed
     print(command.command_id)
     return 0
 
 
-def _published(publish) -> bool:
-    """Run a publish; an invalid message or a Kafka error is reported on stderr instead of a traceback."""
+def _published(publish) -> int:
+    """Run a publish: 0 once sent, 2 for a message the contract refuses, 1 when Kafka refuses it."""""
     from aiokafka.errors import KafkaError
 
     from shared.contracts import InvalidMessage
@@ -118,11 +118,25 @@ def _published(publish) -> bool:
         asyncio.run(publish())
     except InvalidMessage as exc:
         print(f"modelreg: not published, the message is invalid: {exc}", file=sys.stderr)
-        return False
+        return 2
     except KafkaError as exc:
         print(f"modelreg: not published, Kafka refused it: {exc!r}", file=sys.stderr)
-        return False
-    return True
+        return 1
+    return 0
+
+
+def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:
+    from services.admin import resync_model
+    from shared.contracts import ModelKey
+
+    key = ModelKey(args.namespace, args.model_id)
+    command = asyncio.run(resync_model(settings, key))
+    if command is None:
+        print(f"modelreg models resync: no model {key}", file=sys.stderr)
+        return 1
+    print(f"Reset the sequence guard of {key}; the bridge will re-announce what Ray Serve runs for it.")
+    print(command.command_id)
+    return 0
 
 
 def cmd_schema(_: Settings, __: argparse.Namespace) -> int:
@@ -228,6 +242,14 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--namespace", required=True)
         command.add_argument("--model-id", required=True)
         command.set_defaults(handler=cmd_command)
+    resync = models.add_parser(
+        "resync",
+        help="unfreeze a model stuck behind a bad event: reset its sequence guard and have the bridge "
+        "re-announce its real Ray Serve state",
+    )
+    resync.add_argument("--namespace", required=True)
+    resync.add_argument("--model-id", required=True)
+    resync.set_defaults(handler=cmd_resync)
 
     events = sub.add_parser("events", help="deployment events").add_subparsers(dest="action", required=True)
     publish = events.add_parser("publish", help="publish one deployment event")

@@ -7,6 +7,7 @@ Every struct here is a msgspec Struct; the JSON Schema in docs/events.md is gene
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, NamedTuple
@@ -15,12 +16,31 @@ import msgspec
 
 from shared.identifiers import ID_PATTERN, ResourceId  # noqa: F401 - re-exported
 
-Url = Annotated[str, msgspec.Meta(max_length=2048)]
-ShortText = Annotated[str, msgspec.Meta(max_length=256)]
-Message = Annotated[str, msgspec.Meta(max_length=8192)]
+# Event text ends up in the API, logs and terminals: no control characters (C0, DEL, C1), except newline
+# and tab in messages (Ray's failure reasons span lines). "(?![\s\S])" is end-of-text in both Python and
+# JSON Schema regexes; "$" would let one trailing newline through in Python.
+NO_CONTROL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*(?![\s\S])"
+MESSAGE_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*(?![\s\S])"
+# An absolute http(s) URL with a host; no credentials ("user@"), blanks or control characters.
+ENDPOINT_PATTERN = (
+    r"^https?://[^/?#@:\x00-\x20\x7f-\x9f][^/?#@\x00-\x20\x7f-\x9f]*"
+    r"(?:[/?#][^\x00-\x20\x7f-\x9f]*)?(?![\s\S])"
+)
+Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=NO_CONTROL_PATTERN)]
+EndpointUrl = Annotated[str, msgspec.Meta(max_length=2048, pattern=ENDPOINT_PATTERN)]
+ShortText = Annotated[str, msgspec.Meta(max_length=256, pattern=NO_CONTROL_PATTERN)]
+Message = Annotated[str, msgspec.Meta(max_length=8192, pattern=MESSAGE_PATTERN)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 # Mongo stores int64; anything larger could not be compared by the sequence guard.
 Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+_MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable_message(text: str) -> str:
+    """`text` made acceptable as an event message: CRLF as newline, other control characters as U+FFFD."""
+    return _MESSAGE_CONTROL.sub("\ufffd", text.replace("\r\n", "\n"))
 
 
 class ModelKey(NamedTuple):
@@ -62,6 +82,8 @@ class EventType(enum.StrEnum):
 class CommandType(enum.StrEnum):
     DEPLOY = "deploy"
     UNDEPLOY = "undeploy"
+    # Re-announce what Ray Serve really runs for the model (sent by `modelreg models resync`).
+    RESYNC = "resync"
 
 
 class DeploymentEvent(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -75,7 +97,7 @@ class DeploymentEvent(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     occurred_at: AwareDatetime
     ray_cluster_url: Url | None = None
     ray_deployment_name: ShortText | None = None
-    endpoint: Url | None = None
+    endpoint: EndpointUrl | None = None
     base_image: ShortText | None = None
     message: Message | None = None
 
@@ -90,7 +112,7 @@ class DeploymentEvent(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
 
 
 class DeploymentCommand(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """A request to deploy or undeploy a model (topic `model-deployment-commands`)."""
+    """A request to deploy, undeploy or resync a model (topic `model-deployment-commands`)."""
 
     command_id: uuid.UUID
     command_type: CommandType

@@ -14,7 +14,8 @@ from typing import Annotated
 import msgspec
 
 MAX_ID_LENGTH = 256
-ID_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9_.~-]{{0,{MAX_ID_LENGTH - 1}}}$"
+# "(?![\s\S])" ends the text in Python and JSON Schema regexes alike ("$" lets a trailing newline through).
+ID_PATTERN = rf"^[A-Za-z0-9_][A-Za-z0-9_.~-]{{0,{MAX_ID_LENGTH - 1}}}(?![\s\S])"
 ID_RULE = f"1-{MAX_ID_LENGTH} characters from A-Z a-z 0-9 _ - . ~, starting with a letter, a digit or _"
 ResourceId = Annotated[
     str, msgspec.Meta(pattern=ID_PATTERN, min_length=1, max_length=MAX_ID_LENGTH, description=ID_RULE)

@@ -41,6 +41,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # dead letter under Kafka's default 1 MiB max_request_size, so it can always be written.
     dlq_max_value_bytes: Annotated[int, msgspec.Meta(ge=0, le=512 * 1024)] = 64 * 1024
     history_limit: PositiveInt = 500
+    # Events dated (occurred_at, or sequence read as microseconds since the epoch) later than now + this
+    # are dead-lettered as from_the_future: applied, they would freeze the model.
+    max_clock_skew_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    # Comma-separated URL prefixes event endpoints must lie under; empty: any http(s) URL.
+    event_endpoint_prefixes: str = ""
     # API
     api_host: str = "127.0.0.1"
     api_port: Port = 8000

@@ -52,13 +52,14 @@ def event(
     if event_type is EventType.READY:
         fields.setdefault("endpoint", f"http://127.0.0.1:8001/{namespace_id}/{model_id}")
         fields.setdefault("base_image", "modelreg/serve-onnx:latest")
+    if "occurred_at" not in fields:  # only when absent: a huge sequence overflows a timedelta
+        fields["occurred_at"] = BASE_TIME + timedelta(seconds=sequence)
     return DeploymentEvent(
         event_id=uuid.uuid4(),
         event_type=event_type,
         namespace_id=namespace_id,
         model_id=model_id,
         sequence=sequence,
-        occurred_at=fields.pop("occurred_at", BASE_TIME + timedelta(seconds=sequence)),
         **fields,
     )
 

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from services.serve_bridge import metrics
 from services.serve_bridge.naming import endpoint_url
 from services.serve_bridge.transitions import SequenceClock
-from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, encode
+from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, encode, printable_message
 from shared.settings import Settings
 
 MAX_EVENT_MESSAGE = 8192
@@ -51,8 +51,11 @@ class EventPublisher:
         model_format: ModelFormat | str | None,
         message: str | None = None,
     ) -> DeploymentEvent:
-        if message is not None and len(message) > MAX_EVENT_MESSAGE:
-            message = message[: MAX_EVENT_MESSAGE - 1] + "…"
+        if message is not None:
+            # Ray's and archives' texts may carry control characters the event contract refuses.
+            message = printable_message(message)
+            if len(message) > MAX_EVENT_MESSAGE:
+                message = message[: MAX_EVENT_MESSAGE - 1] + "…"
         return DeploymentEvent(
             event_id=uuid.uuid4(),
             event_type=event_type,

@@ -48,6 +48,7 @@ from services.serve_bridge.transitions import (
     AppObservation,
     Reported,
     event_for_status,
+    later_command_wins,
     models_missing_from_serve,
     status_message,
     transition,
@@ -343,6 +344,8 @@ class BridgeService:
         """Carry out one command; returns the outcome for logs and metrics."""
         if command.command_type is CommandType.DEPLOY:
             return await self._deploy(command.key)
+        if command.command_type is CommandType.RESYNC:
+            return await self._resync(command.key)
         return await self._undeploy(command.key)
 
     async def _deploy(self, key: ModelKey) -> str:
@@ -443,6 +446,21 @@ class BridgeService:
         finally:
             self.busy.discard(key)
 
+    async def _resync(self, key: ModelKey) -> str:
+        """Publish what Serve really runs for the model, whatever was reported before (after a resync)."""
+        current = (await self._applications()).get(key)
+        if current is None:
+            await self._publish(
+                key,
+                EventType.DELETED,
+                model_format=None,
+                message="Ray Serve has no application for this model",
+            )
+            self.reported[key] = Reported(EventType.DELETED, False)
+            return "resynced_absent"
+        await self._announce(key, *current)
+        return "resynced"
+
     def _decode(self, record: ConsumerRecord) -> DeploymentCommand | None:
         try:
             return decode_command(record.key, record.value)
@@ -510,6 +528,10 @@ class BridgeService:
                     if command is None:
                         continue
                     superseded = latest.pop(command.key, None)
+                    if superseded is not None and not later_command_wins(
+                        superseded.command_type, command.command_type
+                    ):
+                        command, superseded = superseded, command
                     if superseded is not None:
                         metrics.COMMANDS.labels(
                             command_type=str(superseded.command_type), outcome="superseded"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from shared.contracts import EventType
+from shared.contracts import CommandType, EventType
 
 # ApplicationStatus values of Ray Serve (ray.serve.schema.ApplicationStatus).
 EVENT_FOR_APP_STATUS: dict[str, EventType] = {
@@ -135,6 +135,15 @@ class SequenceClock:
     def next(self) -> int:
         self._last = max(self._last + 1, self._now())
         return self._last
+
+
+def later_command_wins(earlier: CommandType, later: CommandType) -> bool:
+    """Of two commands for one model in a batch, whether the later one replaces the earlier.
+
+    Deploy and undeploy say what the model should be: the later wins. A resync only re-announces the state,
+    which a deploy or undeploy publishes anyway, so it never replaces one.
+    """
+    return later is not CommandType.RESYNC or earlier is CommandType.RESYNC
 
 
 def models_missing_from_serve(

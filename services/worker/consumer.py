@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 
 import structlog
@@ -21,6 +22,8 @@ from services.worker import metrics
 from services.worker.applier import ConcurrentUpdateError, EventApplier
 from services.worker.dead_letters import DeadLetterRecord, dead_letter_record, without_payload
 from shared.contracts import DeploymentEvent, InvalidMessage, decode_event
+from shared.documents import utc_now
+from shared.event_admission import AdmissionRules
 from shared.retry import Stopping, is_permanent_error, retry_with_backoff
 from shared.settings import Settings
 
@@ -49,11 +52,14 @@ class DeploymentEventConsumer:
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         applier: EventApplier,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
         self.producer = producer
         self.applier = applier
+        self.clock = clock
+        self.admission = AdmissionRules.from_settings(settings)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished and committed first."""
@@ -76,9 +82,12 @@ class DeploymentEventConsumer:
         metrics.BATCH_SIZE.observe(len(records))
         decoded: list[tuple[ConsumerRecord, DeploymentEvent]] = []
         rejects: list[DeadLetter] = []
+        now = self.clock()
         for record in records:
             try:
-                decoded.append((record, decode_event(record.key, record.value)))
+                event = decode_event(record.key, record.value)
+                self.admission.check(event, now)
+                decoded.append((record, event))
             except InvalidMessage as exc:
                 rejects.append(DeadLetter(record, exc.reason, exc.detail))
 

@@ -194,6 +194,17 @@ class ModelStore:
             if c.key in current and current[c.key].last_event_sequence != c.after.last_event_sequence
         }
 
+    async def reset_event_guard(self, key: ModelKey, now: datetime) -> bool:
+        """Forget the model's last applied sequence and event time; False when there is no such model.
+
+        The way out for a model frozen by a bogus event: the next event applies, whatever it carries.
+        """
+        result = await CustomModelDocument.get_pymongo_collection().update_one(
+            key_filter(key),
+            {"$set": {"last_event_sequence": None, "observed_at": None, "updated_at": now}},
+        )
+        return result.matched_count == 1
+
     # --- registry writes and reads of the API -------------------------------------------------------------
 
     async def insert_model(self, details: ModelDetails) -> None:

@@ -6,16 +6,20 @@ The chain under test: command → Kafka → bridge → Ray Serve → bridge watc
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from shared.contracts import CommandType
-from tests.conftest import eventually
+from services.admin import publish_event
+from shared.contracts import CommandType, DeploymentEvent, EventType
+from tests.conftest import eventually, read_topic
 from tests.e2e.conftest import E2EStack
 from tests.model_archives import (
     SAFETENSORS_TENSORS,
@@ -217,3 +221,63 @@ def shutdown_serve(ray_address: str) -> None:
         f"ray.init(address={ray_address!r}, log_to_driver=False)\nserve.shutdown()\nray.shutdown()\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True)
+
+
+async def test_a_frozen_model_is_unfrozen_by_resync_with_the_real_serve_state(stack: E2EStack) -> None:
+    settings = stack.settings
+    archive, archive_hash = write_archive(
+        stack.tmp_path / "uploads", "linear.tar.gz", tar_gz({"model.onnx": linear_onnx_bytes()})
+    )
+    running = await stack.register("running", "onnx", archive, archive_hash)
+    never_deployed = await stack.register("never-deployed", "onnx", archive, archive_hash)
+    stack.start_bridge()
+    await stack.command(running, CommandType.DEPLOY)
+    deployed = await stack.wait_for_status(running, "deployed")
+
+    # The event that froze models before: now dead-lettered, and the model stays as it is.
+    await publish_event(settings, freezing_event(running))
+    (dead,) = await read_topic(settings, settings.dlq_topic, expected=1)
+    assert dict(dead.headers)["dlq.reason"] == b"from_the_future"
+    assert (await stack.details(running))["deployment_status"] == "deployed"
+
+    # A model frozen by such an event applied before the rule existed: deleting, stale to every event.
+    for key in (running, never_deployed):
+        await stack.db.custom_models.update_one(
+            {"namespace_id": key.namespace_id, "model_id": key.model_id},
+            {"$set": {"last_event_sequence": 2**63 - 1, "deployed": True, "deployment_status": "deleting"}},
+        )
+    assert (await stack.api.post(deploy_path(running))).status_code == 409
+
+    for key in (running, never_deployed):
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "services.cli", "models", "resync"]
+            + ["--namespace", key.namespace_id, "--model-id", key.model_id],
+            env={**os.environ, **settings.as_env()},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+
+    back = await stack.wait_for_status(running, "deployed")
+    assert back["deployed"] is True
+    assert back["deployment_info"]["endpoint"] == deployed["deployment_info"]["endpoint"]
+    gone = await stack.wait_for_status(never_deployed, "not_deployed")
+    assert gone["deployed"] is False and gone["deployment_info"] is None
+    assert (await stack.api.post(deploy_path(running))).status_code == 200  # already deployed: unchanged
+
+
+def deploy_path(key) -> str:
+    return f"/v1/namespaces/{key.namespace_id}/models/{key.model_id}/deploy"
+
+
+def freezing_event(key) -> DeploymentEvent:
+    return DeploymentEvent(
+        event_id=uuid.uuid4(),
+        event_type=EventType.DELETING,
+        namespace_id=key.namespace_id,
+        model_id=key.model_id,
+        sequence=2**63 - 1,
+        occurred_at=datetime.now(UTC),
+    )

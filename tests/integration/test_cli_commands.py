@@ -62,6 +62,6 @@ async def test_cli_refuses_an_event_the_worker_would_dead_letter(topics: Setting
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "not published, the message is invalid" in result.stderr and "endpoint" in result.stderr
     assert await read_topic(topics, topics.events_topic, expected=0) == []

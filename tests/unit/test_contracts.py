@@ -6,8 +6,17 @@ import json
 import uuid
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.contracts import DeploymentEvent, EventType, InvalidMessage, decode_event, encode
+from shared.contracts import (
+    DeploymentEvent,
+    EventType,
+    InvalidMessage,
+    decode_event,
+    encode,
+    printable_message,
+)
 from tests.factories import event, record
 
 
@@ -68,3 +77,83 @@ def test_encoding_is_rfc3339_json() -> None:
     body = json.loads(encode(event("deployment.started", 1)))
     assert body["occurred_at"].endswith("Z") and body["event_type"] == "deployment.started"
     uuid.UUID(body["event_id"])
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "javascript:alert(1)",
+        "ftp://host/model",
+        "//host/model",
+        "/ns/m",
+        "http://",
+        "http:///path",
+        "http://:8001/ns/m",
+        "http://user:secret@host/ns/m",
+        "http://host/ns m",
+        "http://host/ns/m\n",
+        "http://host/\x00",
+        " http://host/ns/m",
+    ],
+)
+def test_endpoints_must_be_absolute_http_urls_with_a_host(endpoint: str) -> None:
+    body = json.dumps(valid_body(endpoint=endpoint)).encode()
+    with pytest.raises(InvalidMessage) as refused:
+        decode_event(b"ns/m", body)
+    assert refused.value.reason == "invalid_event" and "endpoint" in refused.value.detail
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://127.0.0.1:8001/ns/m",
+        "https://models.example.com",
+        "http://[::1]:8001/ns/m-1a2b3c?x=1#top",
+        "http://serve-0:8000/ns_proof/m_00001",
+        "http://evil.example/",  # only MODELREG_EVENT_ENDPOINT_PREFIXES narrows the hosts (worker rule)
+    ],
+)
+def test_http_and_https_endpoints_are_accepted(endpoint: str) -> None:
+    assert decode_event(b"ns/m", json.dumps(valid_body(endpoint=endpoint)).encode()).endpoint == endpoint
+
+
+@pytest.mark.parametrize("field", ["base_image", "message", "ray_cluster_url", "ray_deployment_name"])
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\x1b[31m", "\r", "\x7f", "\x9b", "\x0b"])
+def test_control_characters_are_refused_in_text_fields(field: str, control: str) -> None:
+    for text in (f"a{control}b", f"ab{control}", f"{control}"):
+        with pytest.raises(InvalidMessage) as refused:
+            decode_event(b"ns/m", json.dumps(valid_body(**{field: text})).encode())
+        assert refused.value.reason == "invalid_event" and field in refused.value.detail
+
+
+@pytest.mark.parametrize("field", ["base_image", "ray_cluster_url", "ray_deployment_name"])
+@pytest.mark.parametrize("whitespace", ["\n", "\t"])
+def test_newlines_and_tabs_are_refused_outside_messages(field: str, whitespace: str) -> None:
+    for text in (f"a{whitespace}b", f"ab{whitespace}"):
+        with pytest.raises(InvalidMessage):
+            decode_event(b"ns/m", json.dumps(valid_body(**{field: text})).encode())
+
+
+def test_messages_may_span_lines_and_carry_tabs_and_any_printable_text() -> None:
+    message = "Traceback (most recent call last):\n\tValueError: bad weights\n… ünïcode ✓\n"
+    assert decode_event(b"ns/m", json.dumps(valid_body(message=message)).encode()).message == message
+
+
+def test_usual_values_of_the_bridge_pass() -> None:
+    body = valid_body(
+        ray_cluster_url="127.0.0.1:6379",
+        ray_deployment_name="modelreg.ns.m",
+        base_image="modelreg/serve-onnx:latest",
+    )
+    decoded = decode_event(b"ns/m", json.dumps(body).encode())
+    assert decoded.ray_cluster_url == "127.0.0.1:6379"
+    for address in ("auto", "ray://head:10001"):
+        assert decode_event(b"ns/m", json.dumps(valid_body(ray_cluster_url=address)).encode())
+
+
+@given(st.text(max_size=200))
+def test_printable_message_makes_any_text_an_acceptable_message(text: str) -> None:
+    cleaned = printable_message(text)
+    decoded = decode_event(b"ns/m", json.dumps(valid_body(message=cleaned)).encode())
+    assert decoded.message == cleaned
+    assert printable_message("line 1\r\nline 2\x1b[0m") == "line 1\nline 2\ufffd[0m"

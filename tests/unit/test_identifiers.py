@@ -25,6 +25,7 @@ CASES = [
     ("a\\b", False),
     ("a b", False),
     ("a\nb", False),
+    ("abc\n", False),  # "$" alone would accept one trailing newline
     ("a%2Fb", False),
     ("\u202eteam", False),  # right-to-left override
     ("\xff", False),  # what %ff decodes to
