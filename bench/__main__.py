@@ -169,6 +169,7 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
 
 def write_results(path: Path, tables: list[Table], argv: list[str], info: dict[str, str]) -> None:
     command = "python -m bench" + (" " + shlex.join(argv) if argv else "")
+    failed = sum(len(table.failures) for table in tables)
     lines = [
         "# Benchmark results",
         "",
@@ -180,6 +181,9 @@ def write_results(path: Path, tables: list[Table], argv: list[str], info: dict[s
         f"- command: `{command}`",
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         *(f"- {name}: {value}" for name, value in info.items()),
+        f"- failed cells: {failed} (a failed cell shows FAILED instead of figures, its ratios n/a)"
+        if failed
+        else "- failed cells: none",
         "",
     ]
     for table in tables:
