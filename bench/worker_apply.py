@@ -21,7 +21,7 @@ from shared.adapters import kafka
 from shared.contracts import DeploymentEvent, EventType, encode
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
-# The wait for the worker gives up when no further model reached its last sequence for this long.
+# The wait for the worker gives up when it applied no further event for this long.
 STALL_S = 60
 
 
@@ -148,19 +148,37 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
         await client.close()
 
 
+async def applied_sequences(collection: AsyncCollection) -> int:
+    """The models' last applied sequences added up: grows with every batch the worker writes."""
+    cursor = await collection.aggregate(
+        [
+            {"$match": {"namespace_id": NAMESPACE}},
+            {"$group": {"_id": None, "total": {"$sum": "$last_event_sequence"}}},
+        ]
+    )
+    totals = await cursor.to_list()
+    return int(totals[0]["total"]) if totals else 0
+
+
 async def wait_for_last_sequences(collection: AsyncCollection, ids: list[str], per_model: int) -> int:
-    """Models showing their last sequence, once all do or none more did for STALL_S."""
-    shown, last_progress = -1, time.perf_counter()
+    """Models showing their last sequence, once all do or the worker applied nothing more for STALL_S."""
+    # Events are interleaved, so models reach their last sequence only near the end: progress is
+    # judged on every applied sequence, checked now and then to keep the polling light.
+    progress, progress_at, checked_at = -1, time.perf_counter(), 0.0
     while True:
-        now_shown = await collection.count_documents(
+        shown = await collection.count_documents(
             {"namespace_id": NAMESPACE, "last_event_sequence": per_model}
         )
-        if now_shown >= len(ids):
-            return now_shown
-        if now_shown > shown:
-            shown, last_progress = now_shown, time.perf_counter()
-        elif time.perf_counter() - last_progress > STALL_S:
+        if shown >= len(ids):
             return shown
+        now = time.perf_counter()
+        if now - checked_at >= 2:
+            checked_at = now
+            applied = await applied_sequences(collection)
+            if applied > progress:
+                progress, progress_at = applied, now
+            elif now - progress_at > STALL_S:
+                return shown
         await asyncio.sleep(0.25)
 
 
