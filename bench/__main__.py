@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 
 from bench import latency, read_api, worker_apply
-from bench.stack import RESULTS_DIR, BenchStack, bench_stack, rss_bytes
+from bench.figures import figure, joined_failures
+from bench.stack import RESULTS_DIR, BenchStack, bench_stack, create_api_key, rss_bytes
 from bench.tables import Table
 from shared.adapters import kafka
 
@@ -103,6 +104,8 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
     print("starting api and worker ...", file=sys.stderr)
     await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
     ids = await read_api.seed_models(stack, args.models)
+    # The benchmarks read like a client: with a key for their namespace, made by the key service.
+    api_key = await create_api_key(settings, read_api.NAMESPACE)
     stack.api.start()
     stack.worker.start()
     await wait_ready(f"{stack.api_url}/health/ready")
@@ -117,36 +120,56 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         idle["mlflow"] = rss_bytes(stack.mlflow.process.pid)
 
     tables: list[Table] = []
-    peaks: dict[str, tuple[int, str]] = {}
+    # process → (peak RSS, the load it was under, why that load failed or None)
+    peaks: dict[str, tuple[int, str, str | None]] = {}
     if "read" in selected:
         print("read benchmark ...", file=sys.stderr)
         clients = [int(c) for c in args.clients.split(",")]
-        read = await read_api.run(stack, ids, args.read_seconds, clients, with_mlflow)
+        read = await read_api.run(stack, api_key, ids, args.read_seconds, clients, with_mlflow)
         tables += [read.table, read.ratios]
-        peaks["api"] = (read.peak_rss["api"], f"read, {max(clients)} clients")
+        load = f"read, {max(clients)} clients"
+        peaks["api"] = (read.peak_rss["api"], load, read.load_failure["api"])
         if with_mlflow:
-            peaks["mlflow"] = (read.peak_rss["mlflow"], f"read, {max(clients)} clients")
+            peaks["mlflow"] = (read.peak_rss["mlflow"], load, read.load_failure["mlflow"])
     if "worker" in selected:
         print("worker benchmark ...", file=sys.stderr)
         worker = await worker_apply.run(stack, ids, args.events_per_model, args.limit_seconds)
         tables.append(worker.table)
-        peaks["worker"] = (worker.peak_rss, f"{len(ids) * args.events_per_model:,} events")
+        events = f"{len(ids) * args.events_per_model:,} events"
+        peaks["worker"] = (worker.peak_rss, events, worker.load_failure)
     if "latency" in selected:
         print("latency benchmark ...", file=sys.stderr)
         tables.append(
             await latency.run(
-                stack, ids, args.latency_rate, args.latency_seconds, first_sequence=args.events_per_model + 1
+                stack,
+                api_key,
+                ids,
+                args.latency_rate,
+                args.latency_seconds,
+                first_sequence=args.events_per_model + 1,
             )
         )
     for process, idle_bytes in idle.items():
-        peak, load = peaks.get(process, (0, ""))
-        memory.add(process, f"{idle_bytes / 2**20:.0f}", f"{peak / 2**20:.0f}" if peak else "n/a", load)
+        # No reading means the process was gone; a peak under a failed load is a peak under refusals.
+        idle_mib = figure(idle_bytes / 2**20, None if idle_bytes else "process not running")
+        if idle_mib.failure is not None:
+            memory.fail(f"{process}, idle", idle_mib.failure)
+        if process not in peaks:
+            memory.add(process, idle_mib.text(".0f"), "n/a", "")
+            continue
+        peak, load, load_failure = peaks[process]
+        peak_failure = joined_failures(load_failure, None if peak else "no reading")
+        peak_mib = figure(peak / 2**20, peak_failure)
+        if peak_failure is not None:
+            memory.fail(f"{process}, under load", peak_failure)
+        memory.add(process, idle_mib.text(".0f"), peak_mib.text(".0f"), load)
     tables.append(memory)
     return tables
 
 
 def write_results(path: Path, tables: list[Table], argv: list[str], info: dict[str, str]) -> None:
     command = "python -m bench" + (" " + shlex.join(argv) if argv else "")
+    failed = sum(len(table.failures) for table in tables)
     lines = [
         "# Benchmark results",
         "",
@@ -158,6 +181,9 @@ def write_results(path: Path, tables: list[Table], argv: list[str], info: dict[s
         f"- command: `{command}`",
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         *(f"- {name}: {value}" for name, value in info.items()),
+        f"- failed cells: {failed} (a failed cell shows FAILED instead of figures, its ratios n/a)"
+        if failed
+        else "- failed cells: none",
         "",
     ]
     for table in tables:
@@ -179,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.results:
         write_results(Path(args.results), tables, argv, info)
         print(f"written to {args.results}")
+    failures = [f"{table.title}: {failure}" for table in tables for failure in table.failures]
+    if failures:
+        print(f"\n{len(failures)} cell(s) FAILED: their figures and ratios are not shown.", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure}", file=sys.stderr)
+        return 1
     return 0
 
 

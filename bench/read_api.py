@@ -11,8 +11,9 @@ import aiohttp
 import httpx
 from pymongo import AsyncMongoClient
 
+from bench.figures import NO_FIGURE, figure, ratio
 from bench.load import LoadResult, closed_loop
-from bench.stack import BenchStack, rss_bytes
+from bench.stack import BenchStack, bearer, rss_bytes
 from bench.tables import Table
 
 NAMESPACE = "ns_bench"
@@ -102,10 +103,21 @@ class ReadResults:
     table: Table
     ratios: Table
     peak_rss: dict[str, int]
+    # Per process: why its load failed (its peak RSS was then measured under refusals), else None.
+    load_failure: dict[str, str | None]
+
+
+def status_error(status: int) -> str | None:
+    return None if status == 200 else f"HTTP {status}"
 
 
 async def run(
-    stack: BenchStack, ids: list[str], duration_s: float, concurrencies: list[int], with_mlflow: bool
+    stack: BenchStack,
+    api_key: str,
+    ids: list[str],
+    duration_s: float,
+    concurrencies: list[int],
+    with_mlflow: bool,
 ) -> ReadResults:
     rng = random.Random(7)
     keys = [rng.choice(ids) for _ in range(100_000)]
@@ -114,33 +126,35 @@ async def run(
     mongo: AsyncMongoClient = AsyncMongoClient(stack.settings.mongodb_url, maxPoolSize=max(concurrencies))
     collection = mongo[stack.settings.mongodb_database].custom_models
     # aiohttp as the load generator: it costs the shared cores far less per request than httpx does.
-    api_http = aiohttp.ClientSession(stack.api_url, connector=aiohttp.TCPConnector(limit=max(concurrencies)))
+    api_http = aiohttp.ClientSession(
+        stack.api_url, headers=bearer(api_key), connector=aiohttp.TCPConnector(limit=max(concurrencies))
+    )
     mlflow_http = (
         aiohttp.ClientSession(stack.mlflow.url, connector=aiohttp.TCPConnector(limit=max(concurrencies)))
         if with_mlflow and stack.mlflow
         else None
     )
 
-    async def api(i: int) -> bool:
+    async def api(i: int) -> str | None:
         async with api_http.get(f"/v1/namespaces/{NAMESPACE}/models/{keys[i % len(keys)]}") as response:
             await response.read()
-            return response.status == 200
+            return status_error(response.status)
 
-    async def limit(i: int) -> bool:
+    async def limit(i: int) -> str | None:
         # What the API's own read does, without HTTP, validation or serialisation around it.
         doc = await collection.find_one(
             {"namespace_id": NAMESPACE, "model_id": keys[i % len(keys)]}, {"deployment_history": 0}
         )
-        return doc is not None
+        return None if doc is not None else "no document"
 
-    async def mlflow(i: int) -> bool:
+    async def mlflow(i: int) -> str | None:
         assert mlflow_http is not None
         name = f"{NAMESPACE}.{keys[i % len(keys)]}"
         async with mlflow_http.get(
             "/api/2.0/mlflow/registered-models/get", params={"name": name}
         ) as response:
             await response.read()
-            return response.status == 200
+            return status_error(response.status)
 
     try:
         for concurrency in concurrencies:
@@ -166,20 +180,29 @@ async def run(
         "Read ratios (same run)",
         ["clients", "API/limit req/s", "API/MLflow req/s", "API/limit p99", "API/MLflow p99"],
     )
+    not_run = figure(0.0, "not run")
     for concurrency in concurrencies:
         for target in ("API", "limit: find_one", "MLflow"):
             r = results.get((target, concurrency))
-            if r is not None:
-                table.add(
-                    concurrency, target, f"{r.rps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", r.errors
-                )
+            if r is None:
+                continue
+            if r.failure is not None:
+                table.add(concurrency, target, r.rps.text(",.0f"), NO_FIGURE, NO_FIGURE, f"{r.error_count:,}")
+                table.fail(f"{target}, {concurrency} clients", r.failure)
+            else:
+                table.add(concurrency, target, r.rps.text(",.0f"), r.p50.text(".2f"), r.p99.text(".2f"), 0)
         api_r, limit_r = results["API", concurrency], results["limit: find_one", concurrency]
         mlflow_r = results.get(("MLflow", concurrency))
         ratios.add(
             concurrency,
-            f"{api_r.rps / limit_r.rps:.2f}",
-            f"{api_r.rps / mlflow_r.rps:.2f}" if mlflow_r else "n/a",
-            f"{api_r.p99_ms / limit_r.p99_ms:.2f}",
-            f"{api_r.p99_ms / mlflow_r.p99_ms:.2f}" if mlflow_r else "n/a",
+            ratio(api_r.rps, limit_r.rps),
+            ratio(api_r.rps, mlflow_r.rps if mlflow_r else not_run),
+            ratio(api_r.p99, limit_r.p99),
+            ratio(api_r.p99, mlflow_r.p99 if mlflow_r else not_run),
         )
-    return ReadResults(table, ratios, peaks)
+
+    def load_failure(target: str) -> str | None:
+        failures = [r.failure for (t, _), r in results.items() if t == target and r.failure is not None]
+        return f"its {target} read load failed" if failures else None
+
+    return ReadResults(table, ratios, peaks, {"api": load_failure("API"), "mlflow": load_failure("MLflow")})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.devstack import embedded
+from services.keys.service import with_key_service
 from shared.settings import Settings
 
 RESULTS_DIR = Path(__file__).parent
@@ -29,6 +31,16 @@ class BenchStack:
     @property
     def api_url(self) -> str:
         return f"http://{embedded.LOOPBACK}:{self.api.port}"
+
+
+async def create_api_key(settings: Settings, namespace_id: str) -> str:
+    """A key for one namespace, made by the project's own key service, as `modelreg keys create` does."""
+    key, _ = await with_key_service(settings, lambda keys: keys.create([namespace_id]))
+    return key
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 def rss_bytes(pid: int) -> int:
@@ -101,6 +113,7 @@ def bench_stack(with_mlflow: bool, keep_dir: bool = False) -> Iterator[BenchStac
             worker_metrics_port=embedded.free_port(),
             archive_root=str(workdir / "archives"),
             log_level="WARNING",  # a log line per batch would be measured too
+            api_key_pepper=secrets.token_urlsafe(32),
         )
         api = _service("api", "api", settings, settings.api_port, workdir)
         worker = _service("worker", "worker", settings, settings.worker_metrics_port, workdir)

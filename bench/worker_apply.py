@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 
+from bench.figures import Figure, figure, joined_failures, ratio, unseen_failure
 from bench.read_api import NAMESPACE, PeakRss, model_document
 from bench.stack import BenchStack
 from bench.tables import Table
@@ -19,6 +21,8 @@ from shared.adapters import kafka
 from shared.contracts import DeploymentEvent, EventType, encode
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+# The wait for the worker gives up when it applied no further event for this long.
+STALL_S = 60
 
 
 def event_stream(ids: list[str], per_model: int, seed: int) -> list[DeploymentEvent]:
@@ -90,7 +94,7 @@ def _update(model_id: str, sequence: int, now: datetime, history_limit: int) -> 
     )
 
 
-async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> dict[str, float]:
+async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> dict[str, Figure]:
     """Conditional single-document updates per second on the same server, in a collection of their own."""
     client: AsyncMongoClient = AsyncMongoClient(stack.settings.mongodb_url, journal=True)
     collection = client[stack.settings.mongodb_database].limit_models
@@ -104,20 +108,27 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
         await collection.create_index([("namespace_id", 1), ("model_id", 1), ("last_event_sequence", 1)])
         sequence = dict.fromkeys(ids, 0)
 
-        async def sequential() -> float:
-            done, started = 0, time.perf_counter()
+        def rate(done: int, unmatched: int, started: float) -> Figure:
+            # Sequences are tracked exactly, so a guard that does not match is a write not made.
+            failure = f"{unmatched:,} of {done:,} guarded updates matched nothing" if unmatched else None
+            return figure(done / (time.perf_counter() - started), failure)
+
+        async def sequential() -> Figure:
+            done = unmatched = 0
+            started = time.perf_counter()
             while time.perf_counter() - started < duration_s:
                 model_id = ids[done % len(ids)]
                 sequence[model_id] += 1
                 filter_, update = _update(model_id, sequence[model_id], datetime.now(UTC), history_limit)
                 result = await collection.update_one(filter_, update)
-                assert result.matched_count == 1, "the guard must match: sequences are tracked exactly"
+                unmatched += result.matched_count != 1
                 done += 1
-            return done / (time.perf_counter() - started)
+            return rate(done, unmatched, started)
 
-        async def bulk() -> float:
+        async def bulk() -> Figure:
             # The worker's shape: one unordered bulk of `batch` guarded updates in flight at a time.
-            done, started, cursor = 0, time.perf_counter(), 0
+            done = unmatched = cursor = 0
+            started = time.perf_counter()
             while time.perf_counter() - started < duration_s:
                 chosen = [ids[(cursor + k) % len(ids)] for k in range(min(batch, len(ids)))]
                 cursor += len(chosen)
@@ -127,9 +138,9 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
                     sequence[model_id] += 1
                     operations.append(UpdateOne(*_update(model_id, sequence[model_id], now, history_limit)))
                 result = await collection.bulk_write(operations, ordered=False)
-                assert result.matched_count == len(operations)
+                unmatched += len(operations) - result.matched_count
                 done += len(operations)
-            return done / (time.perf_counter() - started)
+            return rate(done, unmatched, started)
 
         return {"sequential update_one": await sequential(), f"bulk_write of {batch}": await bulk()}
     finally:
@@ -137,10 +148,54 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
         await client.close()
 
 
+async def applied_sequences(collection: AsyncCollection) -> int:
+    """The models' last applied sequences added up: grows with every batch the worker writes."""
+    cursor = await collection.aggregate(
+        [
+            {"$match": {"namespace_id": NAMESPACE}},
+            {"$group": {"_id": None, "total": {"$sum": "$last_event_sequence"}}},
+        ]
+    )
+    totals = await cursor.to_list()
+    return int(totals[0]["total"]) if totals else 0
+
+
+async def wait_for_last_sequences(collection: AsyncCollection, ids: list[str], per_model: int) -> int:
+    """Models showing their last sequence, once all do or the worker applied nothing more for STALL_S."""
+    # Events are interleaved, so models reach their last sequence only near the end: progress is
+    # judged on every applied sequence, checked now and then to keep the polling light.
+    progress, progress_at, checked_at = -1, time.perf_counter(), 0.0
+    while True:
+        shown = await collection.count_documents(
+            {"namespace_id": NAMESPACE, "last_event_sequence": per_model}
+        )
+        if shown >= len(ids):
+            return shown
+        now = time.perf_counter()
+        if now - checked_at >= 2:
+            checked_at = now
+            applied = await applied_sequences(collection)
+            if applied > progress:
+                progress, progress_at = applied, now
+            elif now - progress_at > STALL_S:
+                return shown
+        await asyncio.sleep(0.25)
+
+
+async def events_in_histories(collection: AsyncCollection, per_model: int, history_limit: int) -> int:
+    """Events recorded in the models' histories (each model keeps its last `history_limit`)."""
+    kept = 0
+    async for doc in collection.find({"namespace_id": NAMESPACE}, {"deployment_history.sequence": 1}):
+        sequences = {entry["sequence"] for entry in doc.get("deployment_history") or []}
+        kept += len(sequences & set(range(max(1, per_model - history_limit + 1), per_model + 1)))
+    return kept
+
+
 @dataclass
 class WorkerResults:
     table: Table
     peak_rss: int
+    load_failure: str | None  # why the event load failed (the peak RSS then says nothing), else None
 
 
 async def run(stack: BenchStack, ids: list[str], per_model: int, limit_seconds: float) -> WorkerResults:
@@ -159,24 +214,33 @@ async def run(stack: BenchStack, ids: list[str], per_model: int, limit_seconds: 
             started = time.perf_counter()
             await produce(producer, settings.events_topic, events)
             produced_s = time.perf_counter() - started
-            while await collection.count_documents(
-                {"namespace_id": NAMESPACE, "last_event_sequence": per_model}
-            ) < len(ids):
-                await asyncio.sleep(0.25)
+            shown = await wait_for_last_sequences(collection, ids, per_model)
             elapsed = time.perf_counter() - started
+        # Reaching the last sequence does not prove the events before it were applied (the guard lets
+        # gaps through): a dead-lettered or skipped event is missing from its model's history.
+        history_per_model = min(per_model, settings.history_limit)
+        recorded = await events_in_histories(collection, per_model, settings.history_limit)
     finally:
         await producer.stop()
         await client.close()
     limits = await raw_limits(stack, ids, limit_seconds)
 
-    worker_rate = len(events) / elapsed
+    failure = joined_failures(
+        unseen_failure(len(ids), shown, "models' last sequences"),
+        unseen_failure(len(ids) * history_per_model, recorded, "events in the models' histories"),
+    )
+    worker_rate = figure(len(events) / elapsed, failure)
     table = Table(
         f"Worker: {len(events):,} events over {len(ids):,} models, produce → DB shows every last sequence",
         ["measure", "per second", "worker/limit"],
     )
-    table.add("worker: applied events", f"{worker_rate:,.0f}", "")
+    table.add("worker: applied events", worker_rate.text(",.0f"), "")
+    if failure is not None:
+        table.fail("worker: applied events", failure)
     for name, rate in limits.items():
-        table.add(f"limit: {name} (guarded, journaled)", f"{rate:,.0f}", f"{worker_rate / rate:.2f}")
+        table.add(f"limit: {name} (guarded, journaled)", rate.text(",.0f"), ratio(worker_rate, rate))
+        if rate.failure is not None:
+            table.fail(f"limit: {name}", rate.failure)
     table.notes.append(
         f"{elapsed:.1f} s end to end; producing took {produced_s:.1f} s of it (the worker consumed meanwhile)"
     )
@@ -184,4 +248,4 @@ async def run(stack: BenchStack, ids: list[str], per_model: int, limit_seconds: 
         "the worker writes each model once per batch whatever the number of its events in that batch, so "
         "events/s may exceed the single-document write rate"
     )
-    return WorkerResults(table, worker_peak.peak)
+    return WorkerResults(table, worker_peak.peak, failure)
