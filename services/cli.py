@@ -109,7 +109,7 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _published(publish) -> int:
-    """Run a publish: 0 once sent, 2 for a message the contract refuses, 1 when Kafka refuses it."""""
+    """Run a publish: 0 once sent, 2 for a message the contract refuses, 1 when Kafka refuses it.""" ""
     from aiokafka.errors import KafkaError
 
     from shared.contracts import InvalidMessage
