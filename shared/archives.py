@@ -12,7 +12,7 @@ import hashlib
 import tarfile
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ DRAIN_CHUNK = 64 * 1024
 # fixed amount for the end blocks and record padding, is allowed beyond the unpacked-bytes cap.
 HEADER_ALLOWANCE_PER_MEMBER = 4096
 HEADER_ALLOWANCE = 1024 * 1024
+# Below this many unpacked bytes the compression ratio is not checked: small files of zeros or text compress
+# far better than model weights, and cannot hurt.
+RATIO_FLOOR_BYTES = 64 * 1024 * 1024
 
 
 class InvalidArchiveError(ValueError):
@@ -41,6 +44,13 @@ class InvalidArchiveError(ValueError):
 class ArchiveLimits:
     max_members: int = 10_000
     max_unpacked_bytes: int = 8 * 1024**3
+    # Model weights barely compress; an archive unpacking to over 100 times its size is a bomb.
+    max_compression_ratio: int = 100
+
+    def for_archive(self, compressed_bytes: int) -> ArchiveLimits:
+        """The caps for one archive: the unpacked bytes also bounded by its size times the ratio."""
+        by_ratio = max(RATIO_FLOOR_BYTES, compressed_bytes * self.max_compression_ratio)
+        return replace(self, max_unpacked_bytes=min(self.max_unpacked_bytes, by_ratio))
 
     @property
     def max_stream_bytes(self) -> int:
@@ -71,8 +81,12 @@ def _check_member(member: tarfile.TarInfo) -> None:
 def _too_large(limits: ArchiveLimits) -> InvalidArchiveError:
     return InvalidArchiveError(
         "archive_too_large_unpacked",
-        f"the archive unpacks to more than {limits.max_unpacked_bytes} bytes",
-        {"max_unpacked_bytes": limits.max_unpacked_bytes},
+        f"the archive unpacks to more than {limits.max_unpacked_bytes} bytes (the smaller of "
+        f"MODELREG_MAX_UNPACKED_BYTES and {limits.max_compression_ratio} times the archive's size)",
+        {
+            "max_unpacked_bytes": limits.max_unpacked_bytes,
+            "max_compression_ratio": limits.max_compression_ratio,
+        },
     )
 
 
@@ -105,6 +119,7 @@ def _scan(
     members = 0
     declared = 0
     try:
+        limits = limits.for_archive(path.stat().st_size)
         with gzip.open(path, "rb") as compressed:
             reader = _CappedReader(compressed, limits)
             # Stream mode ("r|"): one pass, no seeking, members handled as they come.

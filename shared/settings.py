@@ -85,6 +85,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # the members' sizes (the decompressed stream is capped at that plus room for headers).
     max_archive_members: PositiveInt = 10_000
     max_unpacked_bytes: PositiveInt = 8 * 1024**3
+    # ... and at most this many times the archive's own size (above 64 MiB unpacked): gzip bombs.
+    max_compression_ratio: PositiveInt = 100
     # Directories (comma-separated) besides archive_root from which file:// archives and plain paths may be
     # fetched; s3:// archives only from s3_bucket.
     archive_allowed_roots: str = ""

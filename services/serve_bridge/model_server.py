@@ -46,6 +46,7 @@ class ModelSpec(msgspec.Struct, kw_only=True, frozen=True):
     archive_allowed_roots: str = ""
     max_archive_members: int = _DEFAULTS.max_archive_members
     max_unpacked_bytes: int = _DEFAULTS.max_unpacked_bytes
+    max_compression_ratio: int = _DEFAULTS.max_compression_ratio
 
 
 class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -78,6 +79,7 @@ class ModelServer:
                 archive_allowed_roots=spec.archive_allowed_roots,
                 max_archive_members=spec.max_archive_members,
                 max_unpacked_bytes=spec.max_unpacked_bytes,
+                max_compression_ratio=spec.max_compression_ratio,
             )
         )
         try:

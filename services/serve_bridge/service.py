@@ -407,6 +407,7 @@ class BridgeService:
                 archive_allowed_roots=self.settings.archive_allowed_roots,
                 max_archive_members=self.settings.max_archive_members,
                 max_unpacked_bytes=self.settings.max_unpacked_bytes,
+                max_compression_ratio=self.settings.max_compression_ratio,
             )
             try:
                 await self.ray.call(

@@ -222,12 +222,15 @@ async def test_unreadable_or_unsafe_archives_are_refused(client, db, settings, a
     assert stored_files(settings) == []
 
 
+UNPACKED_LIMITS = {"max_unpacked_bytes": 1024 * 1024, "max_compression_ratio": 100}
+
+
 @pytest.mark.parametrize(
     ("archive", "code", "limit"),
     [
         (many_members(101), "archive_too_many_members", {"max_archive_members": 100}),
-        (declared_huge(), "archive_too_large_unpacked", {"max_unpacked_bytes": 1024 * 1024}),
-        (zeros(4 * 1024 * 1024), "archive_too_large_unpacked", {"max_unpacked_bytes": 1024 * 1024}),
+        (declared_huge(), "archive_too_large_unpacked", UNPACKED_LIMITS),
+        (zeros(4 * 1024 * 1024), "archive_too_large_unpacked", UNPACKED_LIMITS),
         (bad_crc(), "invalid_archive", {}),
         (trailing_garbage(), "invalid_archive", {}),
     ],

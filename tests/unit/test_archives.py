@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import tarfile
 import tracemalloc
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_declared_sizes_over_the_cap_are_refused_without_reading_the_data(tmp_pa
     assert refusal(huge).reason == "archive_too_large_unpacked"
     refused = refusal(over, ArchiveLimits(max_unpacked_bytes=MIB + MIB // 2))
     assert refused.reason == "archive_too_large_unpacked"
-    assert refused.limit == {"max_unpacked_bytes": MIB + MIB // 2}
+    assert refused.limit == {"max_unpacked_bytes": MIB + MIB // 2, "max_compression_ratio": 100}
     assert list_members(over, ArchiveLimits(max_unpacked_bytes=2 * MIB)) == ["a.bin", "b.bin"]
 
 
@@ -83,6 +84,21 @@ def test_decompressed_bytes_past_the_tar_end_count_too(tmp_path: Path) -> None:
         "archive_too_large_unpacked"
     )
     assert list_members(path, ArchiveLimits(max_unpacked_bytes=128 * MIB)) == ["model.onnx"]
+
+
+def test_an_archive_unpacking_to_over_the_ratio_times_its_size_is_a_bomb(tmp_path: Path) -> None:
+    # 128 MiB of zeros compress to about 128 KiB: far under MODELREG_MAX_UNPACKED_BYTES, far over 100:1.
+    bomb, _ = write_archive(tmp_path, "zeros.tar.gz", tar_gz({"model.onnx": bytes(128 * MIB)}))
+    refused = refusal(bomb)
+    assert refused.reason == "archive_too_large_unpacked"
+    assert refused.limit == {"max_unpacked_bytes": 64 * MIB, "max_compression_ratio": 100}
+    assert list_members(bomb, ArchiveLimits(max_compression_ratio=2000)) == ["model.onnx"]
+
+    # Small archives are not held to the ratio, and incompressible weights are far from it.
+    small, _ = write_archive(tmp_path, "small.tar.gz", tar_gz({"config.json": bytes(MIB)}))
+    assert list_members(small) == ["config.json"]
+    weights, _ = write_archive(tmp_path, "weights.tar.gz", tar_gz({"w.bin": os.urandom(MIB)}))
+    assert list_members(weights, ArchiveLimits(max_compression_ratio=2)) == ["w.bin"]
 
 
 @pytest.mark.parametrize(("data", "text"), [(bad_crc(), "CRC check failed"), (trailing_garbage(), "Not a")])

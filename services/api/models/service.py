@@ -230,7 +230,11 @@ class ModelService:
         if archive is None:
             raise _form_error("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
         try:
-            limits = ArchiveLimits(self.settings.max_archive_members, self.settings.max_unpacked_bytes)
+            limits = ArchiveLimits(
+                self.settings.max_archive_members,
+                self.settings.max_unpacked_bytes,
+                self.settings.max_compression_ratio,
+            )
             await asyncio.to_thread(list_members, archive.path, limits)
         except InvalidArchiveError as exc:
             raise ApiError(
