@@ -21,6 +21,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# The unique (namespace_id, model_id) index: it pins every per-model read and compare-and-set write.
+MODEL_KEY_INDEX = "namespace_model_unique"
+
+
 class DeploymentInfoFields(BaseModel):
     ray_cluster_url: str | None = None
     ray_deployment_name: str | None = None
@@ -76,6 +80,13 @@ class ModelDetails(BaseModel):
     desired_at: datetime | None = None
 
 
+class ModelKeyFields(BaseModel):
+    """The projection of a model down to its key."""
+
+    namespace_id: str
+    model_id: str
+
+
 class CustomModelDocument(Document, ModelDetails):
     """Custom model document stored in MongoDB."""
 
@@ -87,7 +98,7 @@ class CustomModelDocument(Document, ModelDetails):
             pymongo.IndexModel(
                 [("namespace_id", pymongo.ASCENDING), ("model_id", pymongo.ASCENDING)],
                 unique=True,
-                name="namespace_model_unique",
+                name=MODEL_KEY_INDEX,
             ),
             pymongo.IndexModel(
                 [
@@ -97,15 +108,6 @@ class CustomModelDocument(Document, ModelDetails):
                 ],
                 unique=True,
                 name="namespace_name_version_unique",
-            ),
-            # The worker's compare-and-set filter (key + last_event_sequence), answered from the index alone.
-            pymongo.IndexModel(
-                [
-                    ("namespace_id", pymongo.ASCENDING),
-                    ("model_id", pymongo.ASCENDING),
-                    ("last_event_sequence", pymongo.ASCENDING),
-                ],
-                name="namespace_model_sequence_guard",
             ),
             # Listing: a namespace's models in a stable order.
             pymongo.IndexModel(
@@ -134,3 +136,10 @@ class ApiKeyDocument(Document):
 
 
 DOCUMENT_MODELS: list[type[Document]] = [CustomModelDocument, ApiKeyDocument]
+
+# Indexes earlier versions created that no query needs; dropped at start-up (init_beanie never drops).
+# namespace_model_sequence_guard (namespace_id, model_id, last_event_sequence): the compare-and-set writes
+# filter on the unique key too, which already pins the one document, so it only cost a write per event.
+RETIRED_INDEXES: dict[type[Document], tuple[str, ...]] = {
+    CustomModelDocument: ("namespace_model_sequence_guard",),
+}
