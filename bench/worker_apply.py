@@ -19,7 +19,6 @@ from bench.stack import BenchStack
 from bench.tables import Table
 from shared.adapters import kafka
 from shared.contracts import DeploymentEvent, EventType, encode
-from shared.documents import MODEL_KEY_INDEX
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 # The wait for the worker gives up when it applied no further event for this long.
@@ -105,9 +104,8 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
         await collection.drop()
         await collection.insert_many([model_document(m) for m in ids])
         # The same indexes the registry's collection has for these writes.
-        await collection.create_index(
-            [("namespace_id", 1), ("model_id", 1)], unique=True, name=MODEL_KEY_INDEX
-        )
+        await collection.create_index([("namespace_id", 1), ("model_id", 1)], unique=True)
+        await collection.create_index([("namespace_id", 1), ("model_id", 1), ("last_event_sequence", 1)])
         sequence = dict.fromkeys(ids, 0)
 
         def rate(done: int, unmatched: int, started: float) -> Figure:
@@ -122,7 +120,7 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
                 model_id = ids[done % len(ids)]
                 sequence[model_id] += 1
                 filter_, update = _update(model_id, sequence[model_id], datetime.now(UTC), history_limit)
-                result = await collection.update_one(filter_, update, hint=MODEL_KEY_INDEX)
+                result = await collection.update_one(filter_, update)
                 unmatched += result.matched_count != 1
                 done += 1
             return rate(done, unmatched, started)
@@ -138,11 +136,7 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
                 operations = []
                 for model_id in chosen:
                     sequence[model_id] += 1
-                    operations.append(
-                        UpdateOne(
-                            *_update(model_id, sequence[model_id], now, history_limit), hint=MODEL_KEY_INDEX
-                        )
-                    )
+                    operations.append(UpdateOne(*_update(model_id, sequence[model_id], now, history_limit)))
                 result = await collection.bulk_write(operations, ordered=False)
                 unmatched += len(operations) - result.matched_count
                 done += len(operations)

@@ -16,12 +16,11 @@ from shared.adapters.mongo import (
     DuplicateModelIdError,
     ModelRegisteredError,
     ModelStore,
-    drop_retired_indexes,
     observed_from_details,
 )
 from shared.contracts import DeploymentStatus, ModelKey
 from shared.deployment_rules import ObservedChange, ObservedDeployment, apply_event, is_observed_on_serve
-from shared.documents import MODEL_KEY_INDEX, RETIRED_INDEXES, CustomModelDocument, ModelDetails
+from shared.documents import ModelDetails
 from tests.factories import event, seed_model_document
 from tests.fake_stores import InMemoryObservedStore
 
@@ -48,17 +47,27 @@ async def test_models_observed_on_serve_are_those_the_rule_says(db) -> None:
     assert ModelKey(NS, "down-legacy") not in expected and ModelKey(NS, "up-legacy") in expected
 
 
-async def test_retired_indexes_are_dropped_once_and_the_key_index_kept(db) -> None:
-    [retired] = RETIRED_INDEXES[CustomModelDocument]
-    await db.custom_models.create_index(
-        [("namespace_id", 1), ("model_id", 1), ("last_event_sequence", 1)], name=retired
+def scanned_stages(plan: dict) -> set[str]:
+    stages = {plan["stage"]}
+    for child in [plan.get("inputStage"), *plan.get("inputStages", [])]:
+        if child:
+            stages |= scanned_stages(child)
+    return stages
+
+
+@pytest.mark.parametrize(
+    "guard",
+    [{"last_event_sequence": None}, {"last_event_sequence": 7}],
+    ids=["first-event", "later-event"],
+)
+async def test_the_workers_guarded_write_is_answered_from_an_index(db, guard) -> None:
+    """What keeps namespace_model_sequence_guard: without it SecantusDB scans the collection per write."""
+    await db.custom_models.insert_many([seed_model_document(NS, f"m{i}") for i in range(50)])
+    explained = await db.command(
+        {"explain": {"find": "custom_models", "filter": {"namespace_id": NS, "model_id": "m7", **guard}}}
     )
-
-    await drop_retired_indexes()
-    await drop_retired_indexes()  # absent now: nothing to do, no error
-
-    indexes = await db.custom_models.index_information()
-    assert retired not in indexes and MODEL_KEY_INDEX in indexes
+    stages = scanned_stages(explained["queryPlanner"]["winningPlan"])
+    assert "IXSCAN" in stages and "COLLSCAN" not in stages, explained["queryPlanner"]["winningPlan"]
 
 
 async def test_a_registration_under_a_taken_id_or_name_and_version_is_refused(db, settings, tmp_path) -> None:

@@ -1,6 +1,6 @@
 """MongoDB through Beanie, one module per job.
 
-- `connection`: the journaled client, Beanie set up, retired indexes dropped
+- `connection`: the journaled client with Beanie set up
 - `model_store`: `custom_models` (the worker's guarded writes, the registry's reads and writes)
 - `listing`: filters, orders and pipelines of the API's listings
 - `key_store`: `api_keys`
@@ -9,7 +9,7 @@
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
 """
 
-from shared.adapters.mongo.connection import connect, connect_when_available, drop_retired_indexes, ping
+from shared.adapters.mongo.connection import connect, connect_when_available, ping
 from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter
 from shared.adapters.mongo.mapping import key_filter, observed_from_details
@@ -34,7 +34,6 @@ __all__ = [
     "ObservedChange",
     "connect",
     "connect_when_available",
-    "drop_retired_indexes",
     "key_filter",
     "observed_from_details",
     "ping",

@@ -19,7 +19,6 @@ from shared.deployment_rules import (
     lost_writes,
 )
 from shared.documents import (
-    MODEL_KEY_INDEX,
     CustomModelDocument,
     HistoryEntry,
     ModelDetails,
@@ -42,8 +41,7 @@ class DuplicateModelIdError(ModelRegisteredError):
 class ModelStore:
     """Queries on `custom_models` used by the API, the worker, the bridge and the operator commands.
 
-    Compare-and-set writes filter on the model's key and the value they were computed from; the hint
-    keeps them on the unique key index (a planner may otherwise scan for the extra condition).
+    Compare-and-set writes filter on the model's key and the value they were computed from.
     """
 
     def __init__(self, history_limit: int = 500) -> None:
@@ -81,7 +79,7 @@ class ModelStore:
         for change in changes:
             guard = {**key_filter(change.key), "last_event_sequence": change.before.last_event_sequence}
             await CustomModelDocument.find_one(guard).update(
-                observed_update(change, now, self.history_limit), bulk_writer=bulk, hint=MODEL_KEY_INDEX
+                observed_update(change, now, self.history_limit), bulk_writer=bulk
             )
         result = await bulk.commit()
         if result is not None and result.matched_count == len(changes):
@@ -185,8 +183,7 @@ class ModelStore:
                     "desired_at": desired_at,
                     "updated_at": now,
                 }
-            },
-            hint=MODEL_KEY_INDEX,
+            }
         )
         return result.matched_count == 1
 
