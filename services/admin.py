@@ -17,7 +17,7 @@ from shared.contracts import (
     decode_event,
     encode,
 )
-from shared.documents import CustomModelDocument, ResourceRequirementsFields, utc_now
+from shared.documents import ModelDetails, ResourceRequirementsFields, utc_now
 from shared.identifiers import check_id
 from shared.settings import Settings
 
@@ -38,29 +38,34 @@ async def register_model(
     model_hash: str,
     resource_requirements: ResourceRequirementsFields | None = None,
     task_type: str | None = None,
-) -> CustomModelDocument:
+) -> ModelDetails:
+    """Insert a model whose archive is already stored.
+
+    Raises InvalidRegistration, or the store's ModelRegisteredError when its id or name and version is taken.
+    """
     try:
         check_id("namespace_id", namespace_id)
         check_id("model_id", model_id)
         ArchiveStorage(settings).check_fetchable(archive_url)
     except (ValueError, ArchiveLocationRefusedError) as exc:
         raise InvalidRegistration(str(exc)) from None
+    details = ModelDetails(
+        model_id=model_id,
+        namespace_id=namespace_id,
+        name=name,
+        version=version,
+        model_archive_url=archive_url,
+        model_format=ModelFormat(model_format),
+        model_hash=model_hash,
+        resource_requirements=resource_requirements or ResourceRequirementsFields(),
+        task_type=task_type,
+    )
     client = await mongo.connect(settings)
     try:
-        document = CustomModelDocument(
-            model_id=model_id,
-            namespace_id=namespace_id,
-            name=name,
-            version=version,
-            model_archive_url=archive_url,
-            model_format=ModelFormat(model_format),
-            model_hash=model_hash,
-            resource_requirements=resource_requirements or ResourceRequirementsFields(),
-            task_type=task_type,
-        )
-        return await document.insert()
+        await ModelStore(settings.history_limit).insert_model(details)
     finally:
         await client.close()
+    return details
 
 
 async def publish_event(settings: Settings, event: DeploymentEvent) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import enum
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import msgspec
@@ -50,6 +50,25 @@ STATUS_AFTER: dict[EventType, DeploymentStatus] = {
 
 # Events after which the model no longer has a deployment to describe.
 CLEARS_INFO = frozenset({EventType.FAILED, EventType.DELETED})
+
+
+# Statuses that mean a Serve application exists or is being made or removed.
+OBSERVED_ON_SERVE = frozenset(
+    {
+        DeploymentStatus.PENDING,
+        DeploymentStatus.DEPLOYED,
+        DeploymentStatus.UNHEALTHY,
+        DeploymentStatus.DELETING,
+    }
+)
+
+
+def is_observed_on_serve(observed: ObservedDeployment) -> bool:
+    """Whether the observed state says Ray Serve has (or is making, or removing) an application for the model.
+
+    `deployed` counts on its own: a document written with only the seed's fields has no status.
+    """
+    return observed.deployed or observed.status in OBSERVED_ON_SERVE
 
 
 def status_for_legacy(deployed: bool) -> DeploymentStatus:
@@ -111,6 +130,30 @@ def apply_events(
             state = after
             applied.append(event)
     return state, applied
+
+
+class ObservedChange(msgspec.Struct, frozen=True):
+    """One model's conditional write: `after` replaces `before`, recording the events that led there."""
+
+    key: ModelKey
+    before: ObservedDeployment
+    after: ObservedDeployment
+    applied: Sequence[DeploymentEvent]
+
+
+def lost_writes(
+    changes: Iterable[ObservedChange], stored_sequences: Mapping[ModelKey, int | None]
+) -> set[ModelKey]:
+    """Changes whose compare-and-set lost to another writer, judged from the sequences stored afterwards.
+
+    A change took when its model now carries the sequence it wrote. A model that is gone was deleted:
+    there is nothing left to write, so it is no conflict.
+    """
+    return {
+        change.key
+        for change in changes
+        if change.key in stored_sequences and stored_sequences[change.key] != change.after.last_event_sequence
+    }
 
 
 def group_by_model(events: Iterable[DeploymentEvent]) -> dict[ModelKey, list[DeploymentEvent]]:

@@ -76,6 +76,13 @@ class ModelDetails(BaseModel):
     desired_at: datetime | None = None
 
 
+class ModelKeyFields(BaseModel):
+    """The projection of a model down to its key."""
+
+    namespace_id: str
+    model_id: str
+
+
 class CustomModelDocument(Document, ModelDetails):
     """Custom model document stored in MongoDB."""
 
@@ -98,7 +105,9 @@ class CustomModelDocument(Document, ModelDetails):
                 unique=True,
                 name="namespace_name_version_unique",
             ),
-            # The worker's compare-and-set filter (key + last_event_sequence), answered from the index alone.
+            # The worker's compare-and-set filter (key + last_event_sequence). MongoDB could answer it from
+            # the unique key, but SecantusDB (make run, the tests) only plans an index covering every
+            # equality and scans the collection without this one (README, "Documents in MongoDB").
             pymongo.IndexModel(
                 [
                     ("namespace_id", pymongo.ASCENDING),

@@ -22,9 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from services.admin import publish_command, register_model
+from shared.adapters.mongo import ModelRegisteredError
 from shared.adapters.storage import ArchiveStorage
 from shared.contracts import CommandType, DeploymentCommand, ModelKey
 from shared.documents import ResourceRequirementsFields
@@ -87,7 +86,7 @@ async def register_and_deploy(settings: Settings, archive: Path, digest: str, re
             resource_requirements=ResourceRequirementsFields(num_cpus=0.25, memory=256 * 1024**2),
             task_type="regression",
         )
-    except DuplicateKeyError:
+    except ModelRegisteredError:
         pass  # registered by an earlier run; the archive is byte-for-byte the same
     await publish_command(
         settings,

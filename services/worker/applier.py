@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
-from shared.adapters.mongo import ModelStore, ObservedChange
 from shared.contracts import DeploymentEvent, ModelKey
-from shared.deployment_rules import apply_events, group_by_model
+from shared.deployment_rules import ObservedChange, ObservedDeployment, apply_events, group_by_model
 from shared.documents import utc_now
 
 # Compare-and-set rounds before giving up on a batch (another writer keeps moving the same model).
@@ -20,6 +20,18 @@ class ConcurrentUpdateError(RuntimeError):
     pass
 
 
+class ObservedStateStore(Protocol):
+    """What the applier needs from the store (`shared.adapters.mongo.ModelStore` in production)."""
+
+    async def load_observed(self, keys: Iterable[ModelKey]) -> dict[ModelKey, ObservedDeployment]:
+        """The observed state of the models that exist among `keys`."""
+        ...
+
+    async def write_observed(self, changes: Sequence[ObservedChange], now: datetime) -> set[ModelKey]:
+        """Compare-and-set each change against `change.before`; returns the keys whose write lost."""
+        ...
+
+
 class BatchOutcome(msgspec.Struct, kw_only=True):
     applied: int = 0
     stale: int = 0
@@ -28,7 +40,7 @@ class BatchOutcome(msgspec.Struct, kw_only=True):
 
 
 class EventApplier:
-    def __init__(self, store: ModelStore, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, store: ObservedStateStore, clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
         self.clock = clock
 

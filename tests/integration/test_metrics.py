@@ -90,8 +90,14 @@ async def test_worker_serves_its_counters_on_the_configured_port(
             except httpx.TransportError as exc:  # not listening yet
                 raise AssertionError(f"metrics port {port} not answering: {exc!r}") from exc
             got = samples(text)
-            # Every record accounted for before judging.
+            # Every record accounted for before judging: consumed is counted before the batch is applied.
             assert value(got, "modelreg_worker_events_consumed_total") == len(records), text[-2000:]
+            settled = (
+                value(got, "modelreg_worker_events_applied_total")
+                + value(got, "modelreg_worker_events_ignored_stale_total")
+                + value(got, "modelreg_worker_events_dead_lettered_total", reason="undecodable")
+            )
+            assert settled == len(records), text[-2000:]
             return got
 
         got = await eventually(scrape, timeout_s=60)

@@ -8,9 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.contracts import DeploymentStatus, EventType, ModelDeploymentInfo
+from shared.contracts import DeploymentStatus, EventType, ModelDeploymentInfo, ModelKey
 from shared.deployment_rules import (
+    OBSERVED_ON_SERVE,
     DesiredState,
+    ObservedChange,
     ObservedDeployment,
     RequestOutcome,
     apply_event,
@@ -19,6 +21,8 @@ from shared.deployment_rules import (
     effective_status,
     group_by_model,
     is_newer,
+    is_observed_on_serve,
+    lost_writes,
     status_for_legacy,
 )
 from tests.factories import BASE_TIME, event
@@ -240,3 +244,26 @@ def test_a_published_request_is_reported_as_its_transition(current, requested) -
     else:
         assert reported in (DeploymentStatus.DELETING, DeploymentStatus.NOT_DEPLOYED)
         assert (reported is DeploymentStatus.NOT_DEPLOYED) is (current is DeploymentStatus.NOT_DEPLOYED)
+
+
+@pytest.mark.parametrize("status", list(DeploymentStatus))
+@pytest.mark.parametrize("deployed", [True, False])
+def test_observed_on_serve_means_an_application_exists_or_is_being_made_or_removed(status, deployed) -> None:
+    observed = ObservedDeployment(deployed=deployed, status=status)
+    expected = deployed or status in {"pending", "deployed", "unhealthy", "deleting"}
+    assert is_observed_on_serve(observed) is expected
+    assert (status in OBSERVED_ON_SERVE) is (status in {"pending", "deployed", "unhealthy", "deleting"})
+
+
+def test_a_write_is_lost_when_the_model_carries_another_sequence_than_the_one_written() -> None:
+    a, b, gone = ModelKey("ns", "a"), ModelKey("ns", "b"), ModelKey("ns", "gone")
+    started = event("deployment.started", 5)
+
+    def change(key: ModelKey) -> ObservedChange:
+        return ObservedChange(key, NEVER, apply_event(NEVER, started), [started])
+
+    changes = [change(a), change(b), change(gone)]
+    # a took; b was moved by another writer; gone was deleted: nothing left to write, no conflict.
+    assert lost_writes(changes, {a: 5, b: 7}) == {b}
+    assert lost_writes(changes, {a: 5, b: 5}) == set()
+    assert lost_writes(changes, {a: None, b: 5}) == {a}

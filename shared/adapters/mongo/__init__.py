@@ -1,0 +1,40 @@
+"""MongoDB through Beanie, one module per job.
+
+- `connection`: the journaled client with Beanie set up
+- `model_store`: `custom_models` (the worker's guarded writes, the registry's reads and writes)
+- `listing`: filters, orders and pipelines of the API's listings
+- `key_store`: `api_keys`
+- `mapping`: documents to and from the rules' structs
+
+The names below are the package's public surface; import them from `shared.adapters.mongo`.
+"""
+
+from shared.adapters.mongo.connection import connect, connect_when_available, ping
+from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
+from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter
+from shared.adapters.mongo.mapping import key_filter, observed_from_details
+from shared.adapters.mongo.model_store import (
+    DuplicateModelError,
+    DuplicateModelIdError,
+    ModelRegisteredError,
+    ModelStore,
+)
+from shared.deployment_rules import OBSERVED_ON_SERVE, ObservedChange
+
+__all__ = [
+    "LIST_SORTS",
+    "OBSERVED_ON_SERVE",
+    "ApiKeyStore",
+    "DuplicateKeyPrefixError",
+    "DuplicateModelError",
+    "DuplicateModelIdError",
+    "ModelFilter",
+    "ModelRegisteredError",
+    "ModelStore",
+    "ObservedChange",
+    "connect",
+    "connect_when_available",
+    "key_filter",
+    "observed_from_details",
+    "ping",
+]

@@ -1,0 +1,42 @@
+"""Connecting to MongoDB: the journaled client with Beanie set up, retried while the server is away."""
+
+from __future__ import annotations
+
+import asyncio
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from shared.documents import DOCUMENT_MODELS
+from shared.retry import retry_with_backoff
+from shared.settings import Settings
+
+
+async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_000) -> AsyncMongoClient:
+    """A tz-aware client whose writes are journaled (acknowledged writes survive a crash) + Beanie set up."""
+    client: AsyncMongoClient = AsyncMongoClient(
+        settings.mongodb_url,
+        tz_aware=True,
+        journal=True,
+        serverSelectionTimeoutMS=server_selection_timeout_ms,
+    )
+    await init_beanie(database=client[settings.mongodb_database], document_models=DOCUMENT_MODELS)
+    return client
+
+
+async def connect_when_available(
+    settings: Settings, stop: asyncio.Event, max_backoff_s: float = 10.0
+) -> AsyncMongoClient:
+    """connect(), retried with backoff while MongoDB is unreachable; raises Stopping once `stop` is set."""
+    return await retry_with_backoff(
+        lambda: connect(settings),
+        operation="connect_mongodb",
+        stop=stop,
+        retry_on=(PyMongoError,),
+        max_backoff_s=max_backoff_s,
+    )
+
+
+async def ping(client: AsyncMongoClient) -> None:
+    await client.admin.command("ping")

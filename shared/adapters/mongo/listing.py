@@ -1,0 +1,52 @@
+"""Listing a namespace's models and paging a model's history: the filters, orders and pipelines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from pymongo import ASCENDING, DESCENDING
+
+from shared.adapters.mongo.mapping import key_filter
+from shared.contracts import ModelKey
+
+
+class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):
+    deployed: bool | None = None
+    task_type: str | None = None
+    model_format: str | None = None
+    name: str | None = None
+
+
+# Listing orders; model_id breaks ties so pages never overlap or skip.
+LIST_SORTS: dict[str, list[tuple[str, int]]] = {
+    "-created_at": [("created_at", DESCENDING), ("model_id", ASCENDING)],
+    "created_at": [("created_at", ASCENDING), ("model_id", ASCENDING)],
+    "name": [("name", ASCENDING), ("version", ASCENDING), ("model_id", ASCENDING)],
+    "-name": [("name", DESCENDING), ("version", DESCENDING), ("model_id", ASCENDING)],
+}
+
+
+def listing_query(namespace_id: str, where: ModelFilter) -> dict[str, Any]:
+    """The namespace's models matching every filter that is set."""
+    query: dict[str, Any] = {"namespace_id": namespace_id}
+    for field in ("deployed", "task_type", "model_format", "name"):
+        value = getattr(where, field)
+        if value is not None:
+            query[field] = value
+    return query
+
+
+def history_page_pipeline(key: ModelKey, offset: int, limit: int) -> list[dict[str, Any]]:
+    """The history's length and one slice of it, newest first: only the slice leaves the database."""
+    history = {"$ifNull": ["$deployment_history", []]}
+    return [
+        {"$match": key_filter(key)},
+        {
+            "$project": {
+                "_id": 0,
+                "total": {"$size": history},
+                "page": {"$slice": [{"$reverseArray": history}, offset, limit]},
+            }
+        },
+    ]

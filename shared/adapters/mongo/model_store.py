@@ -1,0 +1,192 @@
+"""The `custom_models` collection: the worker's guarded writes of observed state, the registry's writes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from beanie import BulkWriter
+from pymongo.errors import DuplicateKeyError
+
+from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter, history_page_pipeline, listing_query
+from shared.adapters.mongo.mapping import key_filter, observed_from_details, observed_update
+from shared.contracts import ModelKey
+from shared.deployment_rules import (
+    OBSERVED_ON_SERVE,
+    DesiredState,
+    ObservedChange,
+    ObservedDeployment,
+    lost_writes,
+)
+from shared.documents import (
+    CustomModelDocument,
+    HistoryEntry,
+    ModelDetails,
+    ModelKeyFields,
+)
+
+
+class ModelRegisteredError(Exception):
+    """A unique key of the registry is taken."""
+
+
+class DuplicateModelError(ModelRegisteredError):
+    """Another model already has this namespace, name and version."""
+
+
+class DuplicateModelIdError(ModelRegisteredError):
+    """The namespace already has a model with this model_id."""
+
+
+class ModelStore:
+    """Queries on `custom_models` used by the API, the worker, the bridge and the operator commands.
+
+    Compare-and-set writes filter on the model's key and the value they were computed from.
+    """
+
+    def __init__(self, history_limit: int = 500) -> None:
+        self.history_limit = history_limit
+
+    async def get_details(self, key: ModelKey) -> ModelDetails | None:
+        return await CustomModelDocument.find_one(key_filter(key), projection_model=ModelDetails)
+
+    # --- the worker's observed state ----------------------------------------------------------------------
+
+    async def load_observed(self, keys: Iterable[ModelKey]) -> dict[ModelKey, ObservedDeployment]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        # One $in per namespace rather than an $or of (namespace, model) pairs: each is a single scan of the
+        # unique (namespace_id, model_id) index, where an $or is planned clause by clause.
+        by_namespace: dict[str, list[str]] = {}
+        for key in keys:
+            by_namespace.setdefault(key.namespace_id, []).append(key.model_id)
+        clauses = [{"namespace_id": ns, "model_id": {"$in": ids}} for ns, ids in by_namespace.items()]
+        found = CustomModelDocument.find(
+            clauses[0] if len(clauses) == 1 else {"$or": clauses}, projection_model=ModelDetails
+        )
+        return {ModelKey(d.namespace_id, d.model_id): observed_from_details(d) async for d in found}
+
+    async def write_observed(self, changes: Sequence[ObservedChange], now: datetime) -> set[ModelKey]:
+        """Apply every change in one bulk write; returns the keys whose document moved meanwhile.
+
+        Each update is guarded by the sequence it was computed from (compare-and-set), so a concurrent
+        writer can never be overwritten by a decision made on stale data.
+        """
+        if not changes:
+            return set()
+        bulk = BulkWriter(ordered=False, object_class=CustomModelDocument)
+        for change in changes:
+            guard = {**key_filter(change.key), "last_event_sequence": change.before.last_event_sequence}
+            await CustomModelDocument.find_one(guard).update(
+                observed_update(change, now, self.history_limit), bulk_writer=bulk
+            )
+        result = await bulk.commit()
+        if result is not None and result.matched_count == len(changes):
+            return set()
+        # Some guards failed: find which by re-reading the sequences we expected to replace.
+        current = await self.load_observed(c.key for c in changes)
+        return lost_writes(changes, {key: observed.last_event_sequence for key, observed in current.items()})
+
+    async def reset_event_guard(self, key: ModelKey, now: datetime) -> bool:
+        """Forget the model's last applied sequence and event time; False when there is no such model.
+
+        The way out for a model frozen by a bogus event: the next event applies, whatever it carries.
+        """
+        result = await CustomModelDocument.find_one(key_filter(key)).update(
+            {"$set": {"last_event_sequence": None, "observed_at": None, "updated_at": now}}
+        )
+        return result.matched_count == 1
+
+    async def keys_observed_on_serve(self) -> list[ModelKey]:
+        """Models whose observed state says Ray Serve has (or is making) an application for them.
+
+        The query form of `deployment_rules.is_observed_on_serve`.
+        """
+        live = sorted(str(s) for s in OBSERVED_ON_SERVE)
+        found = CustomModelDocument.find(
+            {"$or": [{"deployed": True}, {"deployment_status": {"$in": live}}]},
+            projection_model=ModelKeyFields,
+        )
+        return [ModelKey(d.namespace_id, d.model_id) async for d in found]
+
+    # --- registry writes and reads of the API and the operator commands -----------------------------------
+
+    async def insert_model(self, details: ModelDetails) -> None:
+        """Insert a new model; the unique indexes decide between racing registrations.
+
+        Raises DuplicateModelError (name and version taken) or DuplicateModelIdError (model_id taken).
+        """
+        document = CustomModelDocument(**details.model_dump())
+        try:
+            await document.insert()
+        except DuplicateKeyError as exc:
+            taken = (exc.details or {}).get("keyPattern") or {}
+            if "name" in taken:
+                raise DuplicateModelError(f"{details.name} {details.version}") from None
+            if "model_id" in taken:
+                raise DuplicateModelIdError(f"{details.namespace_id}/{details.model_id}") from None
+            raise
+
+    async def find_name_version(self, namespace_id: str, name: str, version: str) -> str | None:
+        """The model_id registered under this name and version, if any."""
+        found = await CustomModelDocument.find_one(
+            {"namespace_id": namespace_id, "name": name, "version": version}, projection_model=ModelKeyFields
+        )
+        return found.model_id if found else None
+
+    async def list_models(
+        self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
+    ) -> tuple[int, list[ModelDetails]]:
+        """One page of a namespace's models (history left out) and the number of models matching."""
+        query = listing_query(namespace_id, where)
+        total = await CustomModelDocument.find(query).count()
+        page = (
+            await CustomModelDocument.find(query, projection_model=ModelDetails)
+            .sort(LIST_SORTS[sort])
+            .skip(offset)
+            .limit(limit)
+            .to_list()
+        )
+        return total, page
+
+    async def history_page(
+        self, key: ModelKey, offset: int, limit: int
+    ) -> tuple[int, list[HistoryEntry]] | None:
+        """Applied events of a model, newest first, and how many there are; None when the model is unknown."""
+        collection = CustomModelDocument.get_pymongo_collection()
+        cursor = await collection.aggregate(history_page_pipeline(key, offset, limit))
+        rows = await cursor.to_list(1)
+        if not rows:
+            return None
+        return rows[0]["total"], [HistoryEntry.model_validate(entry) for entry in rows[0]["page"]]
+
+    async def set_desired(
+        self,
+        key: ModelKey,
+        desired: DesiredState | None,
+        desired_at: datetime | None,
+        *,
+        expected_desired_at: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Record what the user asked for, unless another request changed it since (compare-and-set).
+
+        The only deployment field the API writes; the observed state belongs to the worker.
+        """
+        result = await CustomModelDocument.find_one(
+            {**key_filter(key), "desired_at": expected_desired_at}
+        ).update(
+            {
+                "$set": {
+                    "desired_state": None if desired is None else str(desired),
+                    "desired_at": desired_at,
+                    "updated_at": now,
+                }
+            }
+        )
+        return result.matched_count == 1
+
+    async def delete_model(self, key: ModelKey) -> bool:
+        result = await CustomModelDocument.find_one(key_filter(key)).delete()
+        return result is not None and result.deleted_count == 1
