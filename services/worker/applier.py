@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
-from shared.adapters.mongo import ModelStore, ObservedChange
+from shared.adapters.mongo import ObservedChange
 from shared.contracts import DeploymentEvent, ModelKey
-from shared.deployment_rules import apply_events, group_by_model
+from shared.deployment_rules import ObservedDeployment, apply_events, group_by_model
 from shared.documents import utc_now
 
 # Compare-and-set rounds before giving up on a batch (another writer keeps moving the same model).
 MAX_WRITE_ROUNDS = 5
+
+
+class ObservedStore(Protocol):
+    """The two store methods the applier needs (`ModelStore`; an in-memory fake in unit tests)."""
+
+    async def load_observed(self, keys: Iterable[ModelKey]) -> dict[ModelKey, ObservedDeployment]: ...
+
+    async def write_observed(self, changes: Sequence[ObservedChange], now: datetime) -> set[ModelKey]:
+        """Compare-and-set on each model's sequence; returns the models that moved meanwhile."""
+        ...
 
 
 class ConcurrentUpdateError(RuntimeError):
@@ -28,7 +39,7 @@ class BatchOutcome(msgspec.Struct, kw_only=True):
 
 
 class EventApplier:
-    def __init__(self, store: ModelStore, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, store: ObservedStore, clock: Callable[[], datetime] = utc_now) -> None:
         self.store = store
         self.clock = clock
 
