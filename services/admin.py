@@ -70,27 +70,21 @@ async def register_model(
 
 async def publish_event(settings: Settings, event: DeploymentEvent) -> None:
     """Send one event; raises InvalidMessage for one the worker would dead-letter, KafkaError if not sent."""
-    key, value = event.key.kafka_key(), encode(event)
-    decode_event(key, value)  # the contract's limits are checked on decoding, not on building a struct
-    await _send(settings, settings.events_topic, key, value)
+    decode_event(event.key.kafka_key(), encode(event))  # the contract's limits are checked on decoding
+    await _send(settings, settings.events_topic, event)
 
 
 async def publish_command(settings: Settings, command: DeploymentCommand) -> None:
     """Send one command; raises InvalidMessage for one the bridge would refuse, KafkaError if not sent."""
-    key, value = command.key.kafka_key(), encode(command)
-    decode_command(key, value)
-    await _send(settings, settings.commands_topic, key, value)
+    decode_command(command.key.kafka_key(), encode(command))
+    await _send(settings, settings.commands_topic, command)
 
 
-async def _send(settings: Settings, topic: str, key: bytes, value: bytes) -> None:
+async def _send(settings: Settings, topic: str, message: kafka.Message) -> None:
     # No retry loop: aiokafka retries outages within its request timeout, and a permanent error
     # (too large, not authorized, ...) is raised to the operator at once.
-    producer = kafka.make_producer(settings)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, value=value, key=key)
-    finally:
-        await producer.stop()
+    async with kafka.KafkaPublisher(settings) as publisher:
+        await publisher.publish(topic, message)
 
 
 async def resync_model(settings: Settings, key: ModelKey) -> DeploymentCommand | None:

@@ -34,8 +34,13 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
 
 def cmd_bridge(settings: Settings, _: argparse.Namespace) -> int:
     from services.serve_bridge.main import run_bridge
+    from services.serve_bridge.ray_serve import UntestedRayVersion
 
-    asyncio.run(run_bridge(settings))
+    try:
+        asyncio.run(run_bridge(settings))
+    except UntestedRayVersion as exc:
+        print(f"modelreg: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import structlog
@@ -92,6 +93,27 @@ async def retry_with_backoff(
             except TimeoutError:
                 pass
             delay = min(delay * 2, max_backoff_s)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """One process's way of retrying: until `stop` is set, backoff capped at `max_backoff_s`."""
+
+    stop: asyncio.Event
+    max_backoff_s: float = 10.0
+    on_retry: Callable[[str], None] | None = None
+
+    async def run(
+        self, operation: str, call: Callable[[], Awaitable[T]], retry_on: tuple[type[BaseException], ...]
+    ) -> T:
+        return await retry_with_backoff(
+            call,
+            operation=operation,
+            stop=self.stop,
+            retry_on=retry_on,
+            max_backoff_s=self.max_backoff_s,
+            on_retry=self.on_retry,
+        )
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     serve_public_url: str | None = None
     # Longest wait for one call to Ray before the bridge reconnects.
     bridge_ray_timeout_s: float = 120.0
+    # Run the bridge on a Ray major.minor its non-public Serve calls were not tested with (logs a warning).
+    bridge_allow_untested_ray: bool = False
     base_image_onnx: str = "modelreg/serve-onnx:latest"
     base_image_safetensors: str = "modelreg/serve-safetensors:latest"
     base_image_pytorch: str = "modelreg/serve-pytorch:latest"

@@ -6,7 +6,6 @@ that were produced, so a test compares what the worker stored with what the rule
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import Iterable, Sequence
@@ -17,7 +16,8 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from shared.contracts import DeploymentEvent, EventType, ModelKey, encode
+from shared.adapters.kafka import KafkaPublisher
+from shared.contracts import DeploymentEvent, EventType, ModelKey
 from shared.deployment_rules import ObservedDeployment, apply_events
 from shared.settings import Settings
 from tests.factories import BASE_TIME, seed_model_document
@@ -74,10 +74,7 @@ def seed_documents(models: Iterable[str], namespace_id: str = "ns_proof") -> lis
 
 async def publish(producer: AIOKafkaProducer, settings: Settings, events: Sequence[DeploymentEvent]) -> None:
     """Send events keyed by model (so each model's order holds) and wait for every acknowledgement."""
-    pending = [
-        await producer.send(settings.events_topic, value=encode(e), key=e.key.kafka_key()) for e in events
-    ]
-    await asyncio.gather(*pending)
+    await KafkaPublisher(settings, producer=producer).publish_all(settings.events_topic, events)
 
 
 @dataclass(frozen=True)

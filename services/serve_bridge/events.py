@@ -1,4 +1,4 @@
-"""Publishing the bridge's deployment events: one producer, one sequence clock for the whole process."""
+"""Building and publishing the bridge's deployment events: one sequence clock for the whole process."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime
 
 import structlog
-from aiokafka import AIOKafkaProducer
 
 from services.serve_bridge import metrics
 from services.serve_bridge.naming import endpoint_url
 from services.serve_bridge.transitions import SequenceClock
-from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, encode, printable_message
+from shared.adapters.kafka import Publisher
+from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, printable_message
 from shared.settings import Settings
 
 MAX_EVENT_MESSAGE = 8192
@@ -34,11 +34,9 @@ def base_image(settings: Settings, model_format: ModelFormat | str | None) -> st
 
 
 class EventPublisher:
-    def __init__(
-        self, settings: Settings, producer: AIOKafkaProducer, clock: SequenceClock | None = None
-    ) -> None:
+    def __init__(self, settings: Settings, publisher: Publisher, clock: SequenceClock | None = None) -> None:
         self.settings = settings
-        self.producer = producer
+        self.publisher = publisher
         self.clock = clock or SequenceClock()
         self.cluster_url: str | None = None
 
@@ -71,9 +69,7 @@ class EventPublisher:
         )
 
     async def publish(self, event: DeploymentEvent) -> None:
-        await self.producer.send_and_wait(
-            self.settings.events_topic, value=encode(event), key=event.key.kafka_key()
-        )
+        await self.publisher.publish(self.settings.events_topic, event)
         metrics.EVENTS_PUBLISHED.labels(event_type=str(event.event_type)).inc()
         log.info(
             "event published",

@@ -9,13 +9,15 @@ import structlog
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
+from services.serve_bridge.bridge import build_bridge
+from services.serve_bridge.commands import COMMANDS_PER_BATCH
 from services.serve_bridge.events import EventPublisher
+from services.serve_bridge.ray_calls import RayCalls
 from services.serve_bridge.ray_serve import RayServeAdapter
-from services.serve_bridge.service import BridgeService, RayCalls
 from shared.adapters import kafka, mongo
 from shared.adapters.mongo import ModelStore
 from shared.adapters.storage import ArchiveStorage
-from shared.retry import Stopping, retry_with_backoff, stop_on_signals
+from shared.retry import RetryPolicy, Stopping, stop_on_signals
 from shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
@@ -24,46 +26,43 @@ MAX_POLL_INTERVAL_MS = 30 * 60 * 1000
 
 
 async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    adapter = RayServeAdapter(settings)  # refuses an untested Ray before anything starts
     if stop is None:
         stop = asyncio.Event()
         stop_on_signals(stop)
     if settings.bridge_metrics_port:
         start_http_server(settings.bridge_metrics_port, addr=settings.api_host)
-    retry = dict(stop=stop, max_backoff_s=settings.worker_retry_max_backoff_s)
+    retry = RetryPolicy(stop, max_backoff_s=settings.worker_retry_max_backoff_s)
     try:
         client = await mongo.connect_when_available(settings, stop, settings.worker_retry_max_backoff_s)
     except Stopping:
         return
-    producer = kafka.make_producer(settings)
+    publisher = kafka.KafkaPublisher(settings)
     consumer = kafka.make_consumer(
         settings,
         settings.commands_topic,
         group_id=settings.bridge_consumer_group,
-        max_poll_records=50,
+        max_poll_records=COMMANDS_PER_BATCH,
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
     )
-    ray = RayCalls(RayServeAdapter(settings), settings.bridge_ray_timeout_s)
-    bridge = BridgeService(
+    calls = RayCalls(adapter, settings.bridge_ray_timeout_s)
+    bridge = build_bridge(
         settings,
-        ray,
-        EventPublisher(settings, producer),
+        calls,
+        EventPublisher(settings, publisher),
         ModelStore(settings.history_limit),
         ArchiveStorage(settings),
         stop,
     )
     tasks: list[asyncio.Task] = []
     try:
-        await retry_with_backoff(
-            producer.start, operation="start_producer", retry_on=(KafkaError, OSError), **retry
-        )
+        await retry.run("start_producer", publisher.start, (KafkaError, OSError))
         await bridge.start()
-        await retry_with_backoff(
-            consumer.start, operation="start_consumer", retry_on=(KafkaError, OSError), **retry
-        )
+        await retry.run("start_consumer", consumer.start, (KafkaError, OSError))
         log.info("bridge started", commands=settings.commands_topic, events=settings.events_topic)
         tasks = [
-            asyncio.create_task(bridge.run_watcher(), name="watcher"),
-            asyncio.create_task(bridge.run_commands(consumer), name="commands"),
+            asyncio.create_task(bridge.watcher.run(), name="watcher"),
+            asyncio.create_task(bridge.commands.run(consumer), name="commands"),
         ]
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
@@ -81,9 +80,9 @@ async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> N
             with contextlib.suppress(asyncio.CancelledError, Stopping, Exception):
                 await task
         await consumer.stop()
-        await producer.stop()
+        await publisher.close()
         await client.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(ray.call(ray.adapter.close), timeout=10)
-        ray.shutdown()
+            await asyncio.wait_for(bridge.session.close(), timeout=10)
+        calls.shutdown()
         log.info("bridge stopped")

@@ -8,26 +8,26 @@ a Kafka error no retry can fix (`shared.retry.is_permanent_error`) never is, so 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from typing import TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
 from services.worker import metrics
-from services.worker.applier import ConcurrentUpdateError, EventApplier
+from services.worker.applier import BatchOutcome, ConcurrentUpdateError, EventApplier
 from services.worker.dead_letters import DeadLetterRecord, dead_letter_record, without_payload
+from shared.adapters.kafka import Batch, ConsumerLoop, Offsets
 from shared.contracts import DeploymentEvent, InvalidMessage, decode_event
 from shared.documents import utc_now
 from shared.event_admission import AdmissionRules
-from shared.retry import Stopping, is_permanent_error, retry_with_backoff
+from shared.retry import RetryPolicy, is_permanent_error
 from shared.settings import Settings
 
-T = TypeVar("T")
 RETRYABLE = (PyMongoError, KafkaError, OSError, ConcurrentUpdateError)
 log = structlog.get_logger("modelreg.worker")
 
@@ -63,20 +63,21 @@ class DeploymentEventConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished and committed first."""
-        while not stop.is_set():
-            batch = await self.consumer.getmany(
-                timeout_ms=self.settings.worker_batch_timeout_ms,
-                max_records=self.settings.worker_batch_max_records,
-            )
-            if not batch:
-                continue
-            try:
-                await self.process(batch, stop)
-            except Stopping:
-                log.warning("stopped with an uncommitted batch; it will be redelivered")
-                return
+        retry = RetryPolicy(
+            stop,
+            max_backoff_s=self.settings.worker_retry_max_backoff_s,
+            on_retry=lambda operation: metrics.RETRIES.labels(operation=operation).inc(),
+        )
+        loop = ConsumerLoop(
+            self.consumer,
+            retry,
+            timeout_ms=self.settings.worker_batch_timeout_ms,
+            max_records=self.settings.worker_batch_max_records,
+        )
+        await loop.run(functools.partial(self.process, retry=retry), self.committed)
 
-    async def process(self, batch: dict[TopicPartition, list[ConsumerRecord]], stop: asyncio.Event) -> None:
+    async def process(self, batch: Batch, retry: RetryPolicy) -> tuple[BatchOutcome, int]:
+        """Apply the batch and dead-letter its rejects; returns the outcome and the number of rejects."""
         records = [record for partition_records in batch.values() for record in partition_records]
         metrics.EVENTS_CONSUMED.inc(len(records))
         metrics.BATCH_SIZE.observe(len(records))
@@ -92,7 +93,7 @@ class DeploymentEventConsumer:
                 rejects.append(DeadLetter(record, exc.reason, exc.detail))
 
         started = time.perf_counter()
-        outcome = await self._retry("apply", lambda: self.applier.apply([e for _, e in decoded]), stop)
+        outcome = await retry.run("apply", lambda: self.applier.apply([e for _, e in decoded]), RETRYABLE)
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_APPLIED.inc(outcome.applied)
         metrics.EVENTS_STALE.inc(outcome.stale)
@@ -113,18 +114,20 @@ class DeploymentEventConsumer:
                     offset=record.offset,
                 )
         if rejects:
-            await self._retry("dead_letter", lambda: self._dead_letter(rejects), stop)
+            # Once per batch: a retried send skips the rejects the DLQ already acknowledged.
+            await retry.run("dead_letter", lambda: self._dead_letter(rejects), RETRYABLE)
+        return outcome, len(rejects)
 
-        offsets = {tp: partition_records[-1].offset + 1 for tp, partition_records in batch.items()}
-        await self._retry("commit", lambda: self._commit(offsets), stop)
+    def committed(self, batch: Batch, offsets: Offsets, result: tuple[BatchOutcome, int]) -> None:
+        outcome, dead_lettered = result
         self._record_lag(batch)
         log.info(
             "batch applied",
-            records=len(records),
+            records=sum(len(partition_records) for partition_records in batch.values()),
             applied=outcome.applied,
             stale=outcome.stale,
             models=outcome.models_written,
-            dead_lettered=len(rejects),
+            dead_lettered=dead_lettered,
             offsets={f"{tp.topic}:{tp.partition}": offset for tp, offset in offsets.items()},
         )
 
@@ -183,28 +186,10 @@ class DeploymentEventConsumer:
         )
         await sent  # the acknowledgement: only then may the source offset be committed
 
-    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
-        try:
-            await self.consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The group rebalanced under us: the new owner re-reads these records and the guard makes
-            # them no-ops, so nothing is lost by not committing here.
-            log.warning("commit refused after a rebalance; records will be redelivered", error=str(exc))
-
-    def _record_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    def _record_lag(self, batch: Batch) -> None:
         # The fetch highwater, not end_offsets(): some brokers report the latter wrongly.
         for tp, partition_records in batch.items():
             highwater = self.consumer.highwater(tp)
             if highwater is not None:
                 lag = max(highwater - (partition_records[-1].offset + 1), 0)
                 metrics.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
-
-    async def _retry(self, operation: str, call: Callable[[], Awaitable[T]], stop: asyncio.Event) -> T:
-        return await retry_with_backoff(
-            call,
-            operation=operation,
-            stop=stop,
-            retry_on=RETRYABLE,
-            max_backoff_s=self.settings.worker_retry_max_backoff_s,
-            on_retry=lambda op: metrics.RETRIES.labels(operation=op).inc(),
-        )

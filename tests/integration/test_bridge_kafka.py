@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import types
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
 from services.serve_bridge.events import EventPublisher
-from services.serve_bridge.service import BridgeService
+from services.serve_bridge.reporting import Reporter
 from shared.adapters import kafka
 from shared.contracts import EventType, ModelKey
+from shared.retry import RetryPolicy
 from shared.settings import Settings
 from tests.conftest import eventually
+from tests.fakes import FakeServe, InMemoryModels, make_bridge
 
 
 async def _committed(settings: Settings, partition: int) -> int | None:
@@ -50,17 +51,19 @@ async def test_huge_and_malformed_commands_are_refused_and_committed(topics: Set
 
     # Refused commands never reach Ray, MongoDB or the event producer.
     stop = asyncio.Event()
-    ray = types.SimpleNamespace(adapter=None, generation=0)
-    bridge = BridgeService(settings, ray, None, None, None, stop)
+    serve = FakeServe()
+    bridge, sent, calls = make_bridge(settings, serve, InMemoryModels(), stop=stop)
     consumer = kafka.make_consumer(settings, settings.commands_topic, group_id=settings.bridge_consumer_group)
     await consumer.start()
-    task = asyncio.create_task(bridge.run_commands(consumer))
+    task = asyncio.create_task(bridge.commands.run(consumer))
     try:
         await eventually(lambda: _reached(settings, end), timeout_s=60)
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
         await consumer.stop()
+        calls.shutdown()
+    assert sent.sent == [] and serve.deployed == [] and serve.deleted == []
 
 
 async def _reached(settings: Settings, end: int) -> bool:
@@ -71,8 +74,8 @@ async def test_an_event_the_broker_can_never_take_fails_the_publish_instead_of_r
     topics: Settings,
 ) -> None:
     # A producer whose request limit no event fits in stands for any permanent refusal.
-    producer = kafka.make_producer(topics, max_request_size=64)
-    await producer.start()
+    publisher = kafka.KafkaPublisher(topics, max_request_size=64)
+    await publisher.start()
     calls = 0
 
     class CountingPublisher(EventPublisher):
@@ -81,11 +84,10 @@ async def test_an_event_the_broker_can_never_take_fails_the_publish_instead_of_r
             calls += 1
             await super().publish(event)
 
-    ray = types.SimpleNamespace(adapter=None, generation=0)
-    bridge = BridgeService(topics, ray, CountingPublisher(topics, producer), None, None, asyncio.Event())
+    reporter = Reporter(topics, CountingPublisher(topics, publisher), RetryPolicy(asyncio.Event()))
     try:
         with pytest.raises(MessageSizeTooLargeError):
-            await bridge._publish(ModelKey("ns_test", "m_big"), EventType.STARTED, model_format="onnx")
+            await reporter.publish(ModelKey("ns_test", "m_big"), EventType.STARTED, model_format="onnx")
     finally:
-        await producer.stop()
+        await publisher.close()
     assert calls == 1

@@ -22,7 +22,7 @@ from shared.contracts import DeploymentStatus, ModelKey
 from shared.deployment_rules import ObservedChange, ObservedDeployment, apply_event, is_observed_on_serve
 from shared.documents import ModelDetails
 from tests.factories import event, seed_model_document
-from tests.fake_stores import InMemoryObservedStore
+from tests.fakes import InMemoryObservedStore
 
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
 NS = "ns_store"

@@ -220,14 +220,20 @@ class CountingApplier(EventApplier):
         return await super().apply(events)
 
 
-class DiesBeforeCommit(DeploymentEventConsumer):
-    """A consumer that applies its batch and then never reaches the commit, like a process killed there."""
+class DiesBeforeCommit:
+    """A Kafka consumer whose batch is applied and then never committed, like a process killed there."""
 
-    def __init__(self, *args: Any, applied: asyncio.Event) -> None:
-        super().__init__(*args)
+    def __init__(self, consumer: AIOKafkaConsumer, applied: asyncio.Event) -> None:
+        self.consumer = consumer
         self.applied = applied
 
-    async def _commit(self, offsets) -> None:
+    async def getmany(self, **options: Any) -> Any:
+        return await self.consumer.getmany(**options)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.consumer.highwater(tp)
+
+    async def commit(self, offsets) -> None:
         self.applied.set()
         await asyncio.Event().wait()
 
@@ -248,7 +254,9 @@ async def test_a_batch_applied_but_not_committed_is_redelivered_and_converges(db
     await first_consumer.start()
     await dlq_producer.start()
     applied = asyncio.Event()
-    dying = DiesBeforeCommit(topics, first_consumer, dlq_producer, EventApplier(store), applied=applied)
+    dying = DeploymentEventConsumer(
+        topics, DiesBeforeCommit(first_consumer, applied), dlq_producer, EventApplier(store)
+    )
     task = asyncio.create_task(dying.run(asyncio.Event()))
     await asyncio.wait_for(applied.wait(), 60)
     state_after_first = {m: await stored(db, m) for m in models}

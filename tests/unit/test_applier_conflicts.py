@@ -10,7 +10,7 @@ from services.worker.applier import MAX_WRITE_ROUNDS, ConcurrentUpdateError, Eve
 from shared.contracts import DeploymentStatus, ModelKey
 from shared.deployment_rules import ObservedDeployment, apply_events
 from tests.factories import event as make_event
-from tests.fake_stores import InMemoryObservedStore
+from tests.fakes import InMemoryObservedStore
 
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
 A = ModelKey("ns", "a")

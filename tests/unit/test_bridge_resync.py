@@ -1,4 +1,4 @@
-"""The bridge's answer to a resync command, driven with a fake Ray Serve and a recording Kafka producer."""
+"""The bridge's answer to a resync command, driven with a fake Ray Serve and a recording publisher."""
 
 from __future__ import annotations
 
@@ -10,25 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.serve_bridge.events import EventPublisher
+from services.serve_bridge.bridge import Bridge
 from services.serve_bridge.naming import app_name, deployment_name
-from services.serve_bridge.service import BridgeService, RayCalls
-from services.serve_bridge.transitions import (
-    AppObservation,
-    DeploymentObservation,
-    Reported,
-    later_command_wins,
-)
-from shared.adapters.mongo import ModelStore
-from shared.contracts import (
-    CommandType,
-    DeploymentCommand,
-    EventType,
-    ModelKey,
-    decode_event,
-    encode,
-)
+from services.serve_bridge.transitions import AppObservation, Reported, later_command_wins
+from shared.contracts import CommandType, DeploymentCommand, EventType, ModelKey, encode
 from shared.settings import Settings
+from tests.fakes import FakeServe, InMemoryModels, RecordingPublisher, app, make_bridge
 
 KEY = ModelKey("ns", "frozen")
 SETTINGS = Settings(ray_address="127.0.0.1:6379", serve_port=8001)
@@ -36,47 +23,15 @@ APP = app_name(SETTINGS.serve_app_prefix, KEY)
 DEPLOYMENT = deployment_name("onnx", "ab" * 32)
 
 
-class FakeServe:
-    """The adapter calls the bridge makes, answered from a dict of applications."""
-
-    cluster_url = "127.0.0.1:6379"
-
-    def __init__(self, applications: dict[str, AppObservation]) -> None:
-        self.apps = applications
-        self.deleted: list[str] = []
-
-    def applications(self, prefix: str) -> dict[str, AppObservation]:
-        return {name: app for name, app in self.apps.items() if name.startswith(prefix + ".")}
-
-    def delete(self, name: str) -> None:
-        self.deleted.append(name)
-
-
-class RecordingProducer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, bytes]] = []
-
-    async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
-        self.sent.append((topic, key, value))
-
-    def events(self):
-        # Decoded as the worker decodes them: the bridge's events must pass the contract.
-        return [decode_event(key, value) for _, key, value in self.sent]
-
-
 def running(status: str = "RUNNING", message: str = "") -> AppObservation:
-    return AppObservation(
-        status=status, message=message, deployments={DEPLOYMENT: DeploymentObservation(status="HEALTHY")}
-    )
+    return app(DEPLOYMENT, status, message)
 
 
 @pytest.fixture
-async def bridge() -> AsyncIterator[tuple[BridgeService, FakeServe, RecordingProducer]]:
-    serve, producer = FakeServe({}), RecordingProducer()
-    calls = RayCalls(serve, timeout_s=30)
-    publisher = EventPublisher(SETTINGS, producer)
-    publisher.cluster_url = serve.cluster_url
-    service = BridgeService(SETTINGS, calls, publisher, ModelStore(), None, asyncio.Event())
+async def bridge() -> AsyncIterator[tuple[Bridge, FakeServe, RecordingPublisher]]:
+    serve = FakeServe()
+    service, producer, calls = make_bridge(SETTINGS, serve, InMemoryModels())
+    service.reporter.publisher.cluster_url = serve.cluster_url
     yield service, serve, producer
     calls.shutdown()
 
@@ -95,9 +50,9 @@ async def test_resync_re_announces_a_running_application(bridge) -> None:
     service, serve, producer = bridge
     serve.apps[APP] = running()
     # What the bridge reported before does not matter: a resync publishes anyway.
-    service.reported[KEY] = Reported(EventType.READY, True, DEPLOYMENT)
+    service.reporter.reported[KEY] = Reported(EventType.READY, True, DEPLOYMENT)
 
-    assert await service.handle(command(CommandType.RESYNC)) == "resynced"
+    assert await service.commands.handle(command(CommandType.RESYNC)) == "resynced"
 
     (ready,) = producer.events()
     assert ready.event_type is EventType.READY and ready.key == KEY
@@ -105,7 +60,7 @@ async def test_resync_re_announces_a_running_application(bridge) -> None:
     assert ready.ray_deployment_name == APP and ready.base_image == SETTINGS.base_image_onnx
     assert ready.ray_cluster_url == "127.0.0.1:6379"
     assert producer.sent[0][0] == SETTINGS.events_topic
-    assert service.reported[KEY] == Reported(EventType.READY, True, DEPLOYMENT)
+    assert service.reporter.reported[KEY] == Reported(EventType.READY, True, DEPLOYMENT)
     assert serve.deleted == []  # nothing changed on Serve
 
 
@@ -113,7 +68,7 @@ async def test_resync_reports_the_current_status_with_a_printable_message(bridge
     service, serve, producer = bridge
     serve.apps[APP] = running("DEPLOYING", message="waiting for replicas\r\n\x1b]0;title\x07 to start")
 
-    assert await service.handle(command(CommandType.RESYNC)) == "resynced"
+    assert await service.commands.handle(command(CommandType.RESYNC)) == "resynced"
 
     (started,) = producer.events()
     assert started.event_type is EventType.STARTED
@@ -122,10 +77,10 @@ async def test_resync_reports_the_current_status_with_a_printable_message(bridge
 
 async def test_resync_without_an_application_says_deleted(bridge) -> None:
     service, _, producer = bridge
-    assert await service.handle(command(CommandType.RESYNC)) == "resynced_absent"
+    assert await service.commands.handle(command(CommandType.RESYNC)) == "resynced_absent"
     (deleted,) = producer.events()
     assert deleted.event_type is EventType.DELETED and deleted.key == KEY
-    assert service.reported[KEY] == Reported(EventType.DELETED, False)
+    assert service.reporter.reported[KEY] == Reported(EventType.DELETED, False)
 
 
 class OneBatchConsumer:
@@ -156,9 +111,9 @@ class OneBatchConsumer:
 async def test_a_resync_never_replaces_an_undeploy_in_the_same_batch(bridge, order) -> None:
     service, serve, producer = bridge
     serve.apps[APP] = running()
-    consumer = OneBatchConsumer([command(t) for t in order], service.stop)
+    consumer = OneBatchConsumer([command(t) for t in order], service.commands.retry.stop)
 
-    await service.run_commands(consumer)
+    await service.commands.run(consumer)
 
     assert serve.deleted == [APP]
     assert [e.event_type for e in producer.events()] == [EventType.DELETING]

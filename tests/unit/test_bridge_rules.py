@@ -8,6 +8,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from services.serve_bridge.commands import ray_actor_options
 from services.serve_bridge.naming import (
     NamingError,
     app_name,
@@ -18,7 +19,6 @@ from services.serve_bridge.naming import (
     parse_deployment_name,
     route_prefix,
 )
-from services.serve_bridge.service import ray_actor_options
 from services.serve_bridge.transitions import (
     AppObservation,
     DeploymentObservation,

@@ -1,0 +1,59 @@
+"""The bridge's parts put together: one Serve session, one reporter and one model cache shared by the watcher
+and the command loop (they run side by side on one event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+
+from services.serve_bridge.commands import CommandHandler
+from services.serve_bridge.model_cache import ModelCache
+from services.serve_bridge.ports import EventSink, ModelReader, ServeUnavailable
+from services.serve_bridge.ray_calls import RayCalls
+from services.serve_bridge.reporting import Reporter
+from services.serve_bridge.session import ServeSession
+from services.serve_bridge.watcher import StatusWatcher
+from shared.adapters.storage import ArchiveStorage
+from shared.retry import RetryPolicy
+from shared.settings import Settings
+
+log = structlog.get_logger("modelreg.bridge")
+
+
+@dataclass
+class Bridge:
+    session: ServeSession
+    reporter: Reporter
+    cache: ModelCache
+    watcher: StatusWatcher
+    commands: CommandHandler
+
+    async def start(self) -> None:
+        """Connect to Ray and publish the current state of everything the bridge owns."""
+        await self.session.connect()
+        generation = self.session.generation
+        try:
+            await self.watcher.reconcile()
+        except ServeUnavailable as exc:
+            log.warning("Ray Serve failed while reconciling", error=str(exc))
+            await self.session.recover(generation)
+
+
+def build_bridge(
+    settings: Settings,
+    calls: RayCalls,
+    publisher: EventSink,
+    models: ModelReader,
+    storage: ArchiveStorage,
+    stop: asyncio.Event,
+) -> Bridge:
+    retry = RetryPolicy(stop, max_backoff_s=settings.worker_retry_max_backoff_s)
+    session = ServeSession(settings, calls, publisher, retry)
+    reporter = Reporter(settings, publisher, retry)
+    cache = ModelCache(settings)
+    watcher = StatusWatcher(settings, session, reporter, models, cache, retry)
+    session.on_reconnected = watcher.reconcile
+    commands = CommandHandler(settings, session, reporter, models, storage, cache, retry)
+    return Bridge(session, reporter, cache, watcher, commands)

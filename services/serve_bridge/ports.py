@@ -1,0 +1,77 @@
+"""What the bridge needs from outside, as Protocols: the registry (read only), Ray Serve, the event stream.
+
+Production passes `ModelStore`, `RayServeAdapter` and `EventPublisher`; unit tests pass the fakes of
+`tests/fakes.py`. The Serve errors live here, not in the Ray adapter, so the bridge's logic never imports ray.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from services.serve_bridge.model_server import ModelSpec
+from services.serve_bridge.transitions import AppObservation
+from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey
+from shared.documents import ModelDetails
+
+
+class ServeUnavailable(RuntimeError):
+    """Ray or the Serve controller cannot be reached; reconnect and try again."""
+
+
+class ServeRejected(RuntimeError):
+    """Ray Serve refused the request (e.g. a route prefix already taken); trying again will not help."""
+
+
+class ModelReader(Protocol):
+    """The registry, as far as the bridge reads it."""
+
+    async def get_details(self, key: ModelKey) -> ModelDetails | None: ...
+
+    async def keys_observed_on_serve(self) -> list[ModelKey]:
+        """Models the registry shows as running on Serve (pending, deployed, unhealthy, deleting)."""
+        ...
+
+
+class ServeAdapter(Protocol):
+    """Ray Serve's blocking calls; they raise ServeUnavailable or ServeRejected (`ray_serve.py`)."""
+
+    @property
+    def cluster_url(self) -> str | None: ...
+
+    def connect(self) -> None: ...
+
+    def reconnect(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def applications(self, prefix: str) -> dict[str, AppObservation]: ...
+
+    def deploy(
+        self,
+        *,
+        app_name: str,
+        route_prefix: str,
+        deployment_name: str,
+        spec: ModelSpec,
+        ray_actor_options: dict[str, Any],
+    ) -> None: ...
+
+    def delete(self, app_name: str) -> None: ...
+
+
+class EventSink(Protocol):
+    """Builds and publishes the bridge's deployment events (`events.EventPublisher`)."""
+
+    cluster_url: str | None
+
+    def build(
+        self,
+        key: ModelKey,
+        event_type: EventType,
+        *,
+        app_name: str | None,
+        model_format: ModelFormat | str | None,
+        message: str | None = None,
+    ) -> DeploymentEvent: ...
+
+    async def publish(self, event: DeploymentEvent) -> None: ...
