@@ -166,7 +166,7 @@ class BridgeService:
             operation=operation,
             stop=self.stop,
             retry_on=retry_on,
-            max_backoff_s=self.settings.worker_retry_max_backoff_s,
+            max_backoff_s=self.settings.bridge_retry_max_backoff_s,
         )
 
     async def connect(self) -> None:
