@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from services.devstack.embedded import free_port
+from shared.api_keys import key_prefix
 from tests.api_support import api_client, make_archive, upload
 from tests.factories import seed_model_document
 from tests.integration.test_api_models import seed_validator
@@ -175,16 +176,27 @@ async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, d
     writer.close()
 
 
-async def test_head_over_the_wire_and_the_empty_pepper_warning(api_process, db) -> None:
+async def test_head_over_the_wire_the_access_log_and_the_empty_pepper_warning(api_process, db) -> None:
     process, port, key = api_process
     await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"HEAD /v1/namespaces/ns_a/models/m1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-        "Connection: close\r\n\r\n".encode()
+        "X-Request-ID: trace-1\r\nConnection: close\r\n\r\n".encode()
     )
     response = await read_all(reader)
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"etag:" in head.lower() and body == b""
+    assert b"x-request-id: trace-1\r\n" in head.lower() + b"\r\n"
     writer.close()
     assert any("MODELREG_API_KEY_PEPPER is empty" in line.get("event", "") for line in process.log_lines())
+    # One structured access line per request (uvicorn's own access log is off), the route as its template.
+    [access] = [line for line in process.events_logged("request") if line.get("request_id") == "trace-1"]
+    assert access["logger"] == "modelreg.api.access" and access["level"] == "info"
+    assert (access["method"], access["route"], access["status"]) == (
+        "HEAD",
+        "/v1/namespaces/{namespace_id}/models/{model_id}",
+        200,
+    )
+    assert access["key_prefix"] == key_prefix(key) and access["duration_ms"] >= 0
+    assert not [line for line in process.log_lines() if line.get("logger", "").startswith("uvicorn.access")]
