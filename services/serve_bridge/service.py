@@ -538,7 +538,11 @@ class BridgeService:
                         ).inc()
                     latest[command.key] = command
             for command in latest.values():
-                await self.carry_out(command)
+                # Every line logged while carrying it out (fetch, Ray, publish, retries) names the command.
+                with structlog.contextvars.bound_contextvars(
+                    command_id=str(command.command_id), model=str(command.key)
+                ):
+                    await self.carry_out(command)
             offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
             await self._retry(
                 "commit", functools.partial(self._commit, consumer, offsets), (KafkaError, OSError)
