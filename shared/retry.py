@@ -101,4 +101,3 @@ async def retry_with_backoff(
             except TimeoutError:
                 pass
             delay = min(delay * 2, max_backoff_s)
-
