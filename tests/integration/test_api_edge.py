@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from services.devstack.embedded import free_port
+from shared.adapters import kafka, mongo
 from shared.api_keys import key_prefix
 from tests.api_support import api_client, make_archive, upload
+from tests.conftest import insert_api_key, make_settings
 from tests.factories import seed_model_document
 from tests.integration.test_api_models import seed_validator
 from tests.integration.test_api_upload import stored_files
@@ -87,17 +88,22 @@ async def test_head_answers_like_get_without_a_body(admin, db) -> None:
 # --- a real server: uvicorn's connection handling and the deadlines -----------------------------------
 
 
-@pytest.fixture
-async def api_process(topics, db, make_key, tmp_path):
-    settings = msgspec.structs.replace(
-        topics,
+@pytest.fixture(scope="module")
+async def api_server(infra, tmp_path_factory):
+    """One API process for the wire-level tests of this module: starting one takes seconds."""
+    settings = make_settings(
+        infra,
+        archive_root=str(tmp_path_factory.mktemp("archives")),
         api_port=free_port(),
         api_header_timeout_s=1.0,
         api_body_grace_s=1.0,
         api_body_min_rate_bytes_s=1000.0,
     )
-    key = await make_key(admin=True)
-    process = ServiceProcess("api", settings, tmp_path / "api.log").start()
+    await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+    client = await mongo.connect(settings)
+    database = client[settings.mongodb_database]
+    key = await insert_api_key(database, settings, admin=True)
+    process = ServiceProcess("api", settings, tmp_path_factory.mktemp("api") / "api.log").start()
     port = settings.api_port
     for _ in range(300):
         try:
@@ -107,8 +113,23 @@ async def api_process(topics, db, make_key, tmp_path):
         except OSError:
             assert process.alive, process.log_tail()
             await asyncio.sleep(0.2)
-    yield process, port, key
+    yield process, port, key, database
     process.stop()
+    await client.drop_database(settings.mongodb_database)
+    await client.close()
+
+
+@pytest.fixture
+async def api_process(api_server):
+    process, port, key, database = api_server
+    await database.custom_models.delete_many({})  # each test starts without models
+    return process, port, key
+
+
+@pytest.fixture
+def api_db(api_server):
+    """The database of the API process."""
+    return api_server[3]
 
 
 async def read_all(reader: asyncio.StreamReader) -> bytes:
@@ -143,7 +164,7 @@ async def test_a_request_head_sent_byte_by_byte_is_cut_off(api_process) -> None:
     writer.close()
 
 
-async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, db) -> None:
+async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, api_db) -> None:
     _, port, key = api_process
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     body_length = 10_000
@@ -172,13 +193,13 @@ async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, d
     assert response.startswith(b"HTTP/1.1 408"), response[:300]
     assert b'"RequestTimeoutError"' in response
     assert sent < body_length
-    assert await db.custom_models.count_documents({}) == 0
+    assert await api_db.custom_models.count_documents({}) == 0
     writer.close()
 
 
-async def test_head_over_the_wire_the_access_log_and_the_empty_pepper_warning(api_process, db) -> None:
+async def test_head_over_the_wire_the_access_log_and_the_empty_pepper_warning(api_process, api_db) -> None:
     process, port, key = api_process
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    await api_db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"HEAD /v1/namespaces/ns_a/models/m1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
