@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-fast bench lock lint clean
+.PHONY: install run test test-fast check types bench lock lint clean
 
 install: $(STAMP)
 
@@ -30,8 +30,19 @@ bench: install
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-bench.lock
 	$(BIN)/python -m bench
 
+LINTED := shared services tests bench
+
 lint: install
-	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff check $(LINTED)
+
+# What CI checks before the tests: lint and formatting (`ruff format $(LINTED)` fixes the latter).
+check: install
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+
+# Type checking (configuration in pyproject.toml, strict on shared/ and services/); not in CI yet.
+types: install
+	$(BIN)/mypy
 
 # Regenerate the hash-pinned locks (needs the package index).
 lock:

@@ -1,4 +1,10 @@
-"""structlog set-up: JSON lines on stdout (or a console renderer for humans)."""
+"""structlog set-up: JSON lines on stdout (or a console renderer for humans), one handler for every logger.
+
+structlog renders through the standard library (structlog's documented "ProcessorFormatter" set-up), so our
+loggers and the libraries' share one output and one level scheme: our own loggers (`modelreg.*`) log at
+the configured level, libraries at WARNING unless the level is DEBUG (aiokafka, pymongo and uvicorn are
+chatty at INFO).
+"""
 
 from __future__ import annotations
 
@@ -7,32 +13,46 @@ import sys
 
 import structlog
 
+# Every logger the code creates is named under this one (structlog.get_logger("modelreg.worker"), ...).
+OWN_LOGGER = "modelreg"
+
+
+def library_level(level: str) -> int:
+    """Libraries stay at WARNING (or the configured level when stricter), except when debugging."""
+    own = logging.getLevelName(level)
+    return own if own == logging.DEBUG else max(own, logging.WARNING)
+
 
 def configure_logging(level: str = "INFO", fmt: str = "json", service: str | None = None) -> None:
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
     shared_processors = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
     ]
     structlog.configure(
-        processors=[*shared_processors, renderer],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared_processors,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
     if service:
         structlog.contextvars.bind_contextvars(service=service)
-    # Libraries log through the standard library; send those through the same renderer.
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
-            foreign_pre_chain=[*shared_processors, structlog.stdlib.add_logger_name],
+            foreign_pre_chain=shared_processors,  # records of libraries' standard-library loggers
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(logging.WARNING if level == "INFO" else level)
+    root.setLevel(library_level(level))
+    logging.getLogger(OWN_LOGGER).setLevel(level)

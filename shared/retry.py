@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import signal
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -56,6 +56,11 @@ def is_permanent_error(exc: BaseException) -> bool:
     return isinstance(exc, PERMANENT_KAFKA_ERRORS) and not exc.retriable
 
 
+def jittered(delay_s: float) -> float:
+    """A random wait between half the backoff and all of it."""
+    return delay_s * random.uniform(0.5, 1.0)
+
+
 class Stopping(Exception):
     """Shutdown was requested while the operation was still failing."""
 
@@ -69,11 +74,13 @@ async def retry_with_backoff(
     max_backoff_s: float = 10.0,
     on_retry: Callable[[str], None] | None = None,
 ) -> T:
-    """Call until it succeeds, sleeping 0.2 s, 0.4 s, … (capped) between failures.
+    """Call until it succeeds, sleeping about 0.2 s, 0.4 s, … (capped, with jitter) between failures.
 
     Raises Stopping instead of retrying once `stop` is set. A permanent Kafka error (`is_permanent_error`)
     is raised at once even when `retry_on` covers it.
     """
+    # Hand-written rather than tenacity or stamina: neither is a dependency, and the stop event and the
+    # permanent-error rule would need as much code around them as this loop is.
     delay = 0.2
     while True:
         try:
@@ -85,11 +92,13 @@ async def retry_with_backoff(
                 raise Stopping(operation) from exc
             if on_retry is not None:
                 on_retry(operation)
+            # Jitter: processes that lost the same server at once do not all come back at the same instant.
+            sleep_s = jittered(delay)
             log.warning(
-                "operation failed, retrying", operation=operation, error=repr(exc)[:500], delay_s=delay
+                "operation failed, retrying", operation=operation, error=repr(exc)[:500], delay_s=sleep_s
             )
             try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+                await asyncio.wait_for(stop.wait(), timeout=sleep_s)
             except TimeoutError:
                 pass
             delay = min(delay * 2, max_backoff_s)
@@ -114,10 +123,3 @@ class RetryPolicy:
             max_backoff_s=self.max_backoff_s,
             on_retry=self.on_retry,
         )
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    """SIGTERM and SIGINT set `stop`, so a long-running loop can finish its work in hand and exit."""
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)

@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     worker_heartbeat_interval_ms: PositiveInt = 3_000
     worker_retry_max_backoff_s: float = 10.0
     worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    # Where the worker's and the bridge's metrics listen; unset: the API's host.
+    metrics_host: str | None = None
     # Longest value prefix copied to the DLQ (the rest is cut, header dlq.truncated); the cap keeps a
     # dead letter under Kafka's default 1 MiB max_request_size, so it can always be written.
     dlq_max_value_bytes: Annotated[int, msgspec.Meta(ge=0, le=512 * 1024)] = 64 * 1024
@@ -64,6 +66,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     serve_port: Port = 8001
     bridge_poll_interval_s: float = 1.0
     bridge_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    bridge_retry_max_backoff_s: float = 10.0
     bridge_work_dir: str = ".modelreg/bridge"
     # Unpacked models no application uses are kept (most recently used first) while the cache is under this.
     bridge_cache_max_bytes: Annotated[int, msgspec.Meta(ge=0)] = 10 * 1024**3
@@ -111,6 +114,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             return msgspec.convert(raw, cls, strict=False)
         except msgspec.ValidationError as exc:
             raise SettingsError(f"invalid {ENV_PREFIX}* setting: {exc}") from exc
+
+    @property
+    def metrics_bind_host(self) -> str:
+        return self.api_host if self.metrics_host is None else self.metrics_host
 
     def as_env(self) -> dict[str, str]:
         """The settings as MODELREG_* variables, for starting child processes."""

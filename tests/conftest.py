@@ -39,6 +39,7 @@ def make_settings(infra: Infra, **overrides: Any) -> Settings:
         worker_heartbeat_interval_ms=500,
         worker_batch_timeout_ms=200,
         worker_retry_max_backoff_s=1.0,
+        bridge_retry_max_backoff_s=1.0,
         archive_root="",
         log_format="console",
     )

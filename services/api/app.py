@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from pymongo import AsyncMongoClient
 
+from services.api.access_log import AccessLog
 from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
 from services.api.auth.service import ApiKeyAuthenticator
@@ -135,5 +136,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     )
     # Before routing, as Litestar itself wraps CORS: its router would answer HEAD on a GET route with 405.
-    app.asgi_handler = HeadAsGet(app.asgi_handler)
+    # The access log is outermost, so requests that match no route are logged too.
+    app.asgi_handler = AccessLog(HeadAsGet(app.asgi_handler))
     return app

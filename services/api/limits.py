@@ -41,7 +41,12 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, send_headers_only)
+        finally:
+            # What routing and authentication found (route template, key) holds for the HEAD request too.
+            scope.update({name: value for name, value in as_get.items() if name != "method"})
 
 
 class BodyDeadlineMiddleware(ASGIMiddleware):

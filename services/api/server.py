@@ -75,6 +75,7 @@ def uvicorn_config(app: Litestar, settings: Settings) -> uvicorn.Config:
         limit_concurrency=settings.api_max_concurrency,
         timeout_keep_alive=settings.api_keep_alive_timeout_s,
         log_config=None,
+        access_log=False,  # services/api/access_log.py writes one structured line per request instead
     )
 
 

@@ -49,7 +49,7 @@ def build_bridge(
     storage: ArchiveStorage,
     stop: asyncio.Event,
 ) -> Bridge:
-    retry = RetryPolicy(stop, max_backoff_s=settings.worker_retry_max_backoff_s)
+    retry = RetryPolicy(stop, max_backoff_s=settings.bridge_retry_max_backoff_s)
     session = ServeSession(settings, calls, publisher, retry)
     reporter = Reporter(settings, publisher, retry)
     cache = ModelCache(settings)

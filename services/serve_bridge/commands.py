@@ -115,7 +115,11 @@ class CommandHandler:
         for command in superseded:
             metrics.COMMANDS.labels(command_type=str(command.command_type), outcome="superseded").inc()
         for command in latest:
-            await self.carry_out(command)
+            # Every line logged while carrying it out (fetch, Ray, publish, retries) names the command.
+            with structlog.contextvars.bound_contextvars(
+                command_id=str(command.command_id), model=str(command.key)
+            ):
+                await self.carry_out(command)
 
     def _decode(self, record: ConsumerRecord) -> DeploymentCommand | None:
         try:

@@ -73,6 +73,7 @@ class EventPublisher:
         metrics.EVENTS_PUBLISHED.labels(event_type=str(event.event_type)).inc()
         log.info(
             "event published",
+            event_id=str(event.event_id),
             event_type=str(event.event_type),
             model=str(event.key),
             sequence=event.sequence,

@@ -17,8 +17,9 @@ from services.serve_bridge.ray_serve import RayServeAdapter
 from shared.adapters import kafka, mongo
 from shared.adapters.mongo import ModelStore
 from shared.adapters.storage import ArchiveStorage
-from shared.retry import RetryPolicy, Stopping, stop_on_signals
+from shared.retry import RetryPolicy, Stopping
 from shared.settings import Settings
+from shared.signals import stop_on_signals
 
 log = structlog.get_logger("modelreg.bridge")
 # A command may take long (a large archive); the consumer must not be thrown out of its group meanwhile.
@@ -31,10 +32,10 @@ async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> N
         stop = asyncio.Event()
         stop_on_signals(stop)
     if settings.bridge_metrics_port:
-        start_http_server(settings.bridge_metrics_port, addr=settings.api_host)
-    retry = RetryPolicy(stop, max_backoff_s=settings.worker_retry_max_backoff_s)
+        start_http_server(settings.bridge_metrics_port, addr=settings.metrics_bind_host)
+    retry = RetryPolicy(stop, max_backoff_s=settings.bridge_retry_max_backoff_s)
     try:
-        client = await mongo.connect_when_available(settings, stop, settings.worker_retry_max_backoff_s)
+        client = await mongo.connect_when_available(settings, stop, settings.bridge_retry_max_backoff_s)
     except Stopping:
         return
     publisher = kafka.KafkaPublisher(settings)

@@ -12,8 +12,9 @@ from services.worker.applier import EventApplier
 from services.worker.consumer import DeploymentEventConsumer
 from shared.adapters import kafka, mongo
 from shared.adapters.mongo import ModelStore
-from shared.retry import Stopping, retry_with_backoff, stop_on_signals
+from shared.retry import Stopping, retry_with_backoff
 from shared.settings import Settings
+from shared.signals import stop_on_signals
 
 log = structlog.get_logger("modelreg.worker")
 
@@ -23,7 +24,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         stop = asyncio.Event()
         stop_on_signals(stop)
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port, addr=settings.api_host)
+        start_http_server(settings.worker_metrics_port, addr=settings.metrics_bind_host)
     retry = dict(stop=stop, max_backoff_s=settings.worker_retry_max_backoff_s)
     try:
         client = await mongo.connect_when_available(settings, stop, settings.worker_retry_max_backoff_s)

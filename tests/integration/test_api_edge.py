@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from services.devstack.embedded import free_port
+from shared.adapters import kafka, mongo
+from shared.api_keys import key_prefix
 from tests.api_support import api_client, make_archive, upload
+from tests.conftest import insert_api_key, make_settings
 from tests.factories import seed_model_document
 from tests.integration.test_api_models import seed_validator
 from tests.integration.test_api_upload import stored_files
@@ -86,17 +88,22 @@ async def test_head_answers_like_get_without_a_body(admin, db) -> None:
 # --- a real server: uvicorn's connection handling and the deadlines -----------------------------------
 
 
-@pytest.fixture
-async def api_process(topics, db, make_key, tmp_path):
-    settings = msgspec.structs.replace(
-        topics,
+@pytest.fixture(scope="module")
+async def api_server(infra, tmp_path_factory):
+    """One API process for the wire-level tests of this module: starting one takes seconds."""
+    settings = make_settings(
+        infra,
+        archive_root=str(tmp_path_factory.mktemp("archives")),
         api_port=free_port(),
         api_header_timeout_s=1.0,
         api_body_grace_s=1.0,
         api_body_min_rate_bytes_s=1000.0,
     )
-    key = await make_key(admin=True)
-    process = ServiceProcess("api", settings, tmp_path / "api.log").start()
+    await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+    client = await mongo.connect(settings)
+    database = client[settings.mongodb_database]
+    key = await insert_api_key(database, settings, admin=True)
+    process = ServiceProcess("api", settings, tmp_path_factory.mktemp("api") / "api.log").start()
     port = settings.api_port
     for _ in range(300):
         try:
@@ -106,8 +113,23 @@ async def api_process(topics, db, make_key, tmp_path):
         except OSError:
             assert process.alive, process.log_tail()
             await asyncio.sleep(0.2)
-    yield process, port, key
+    yield process, port, key, database
     process.stop()
+    await client.drop_database(settings.mongodb_database)
+    await client.close()
+
+
+@pytest.fixture
+async def api_process(api_server):
+    process, port, key, database = api_server
+    await database.custom_models.delete_many({})  # each test starts without models
+    return process, port, key
+
+
+@pytest.fixture
+def api_db(api_server):
+    """The database of the API process."""
+    return api_server[3]
 
 
 async def read_all(reader: asyncio.StreamReader) -> bytes:
@@ -142,7 +164,7 @@ async def test_a_request_head_sent_byte_by_byte_is_cut_off(api_process) -> None:
     writer.close()
 
 
-async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, db) -> None:
+async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, api_db) -> None:
     _, port, key = api_process
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     body_length = 10_000
@@ -171,20 +193,31 @@ async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, d
     assert response.startswith(b"HTTP/1.1 408"), response[:300]
     assert b'"RequestTimeoutError"' in response
     assert sent < body_length
-    assert await db.custom_models.count_documents({}) == 0
+    assert await api_db.custom_models.count_documents({}) == 0
     writer.close()
 
 
-async def test_head_over_the_wire_and_the_empty_pepper_warning(api_process, db) -> None:
+async def test_head_over_the_wire_the_access_log_and_the_empty_pepper_warning(api_process, api_db) -> None:
     process, port, key = api_process
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    await api_db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(
         f"HEAD /v1/namespaces/ns_a/models/m1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-        "Connection: close\r\n\r\n".encode()
+        "X-Request-ID: trace-1\r\nConnection: close\r\n\r\n".encode()
     )
     response = await read_all(reader)
     head, _, body = response.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and b"etag:" in head.lower() and body == b""
+    assert b"x-request-id: trace-1\r\n" in head.lower() + b"\r\n"
     writer.close()
     assert any("MODELREG_API_KEY_PEPPER is empty" in line.get("event", "") for line in process.log_lines())
+    # One structured access line per request (uvicorn's own access log is off), the route as its template.
+    [access] = [line for line in process.events_logged("request") if line.get("request_id") == "trace-1"]
+    assert access["logger"] == "modelreg.api.access" and access["level"] == "info"
+    assert (access["method"], access["route"], access["status"]) == (
+        "HEAD",
+        "/v1/namespaces/{namespace_id}/models/{model_id}",
+        200,
+    )
+    assert access["key_prefix"] == key_prefix(key) and access["duration_ms"] >= 0
+    assert not [line for line in process.log_lines() if line.get("logger", "").startswith("uvicorn.access")]

@@ -136,7 +136,7 @@ async def test_duplicates_reordering_and_stale_events_are_no_ops(worker, db, pro
         event("deployment.started", 7, model_id="m_order"),
     )
     # Out of order, duplicated, and a conflicting event reusing sequence 10.
-    await publish(
+    ends = await publish(
         producer,
         topics,
         ready,
@@ -146,8 +146,9 @@ async def test_duplicates_reordering_and_stale_events_are_no_ops(worker, db, pro
         started,
         event("deployment.deleted", 10, model_id="m_order"),
     )
-    doc = await eventually(lambda: _with_sequence(db, "m_order", 10))
-    await asyncio.sleep(1)  # let any further batch land before judging
+    await eventually(lambda: _with_sequence(db, "m_order", 10))
+    # Judge once the worker has committed past every record published: all of them were handled.
+    await eventually(lambda: _committed_to(topics, ends))
     doc = await stored(db, "m_order")
     assert doc["deployed"] is True and doc["deployment_status"] == "deployed"
     assert doc["deployment_info"]["endpoint"] == ready.endpoint
@@ -159,11 +160,11 @@ async def test_duplicates_reordering_and_stale_events_are_no_ops(worker, db, pro
 
     # Once 10 is applied, anything older is stale, whichever batch it comes in.
     history_before = doc["deployment_history"]
-    await publish(producer, topics, event("deployment.failed", 9, model_id="m_order"), ready)
+    stale_ends = await publish(producer, topics, event("deployment.failed", 9, model_id="m_order"), ready)
     await db.custom_models.insert_one(seed_model_document(model_id="m_marker"))
     await publish(producer, topics, event("deployment.unhealthy", 1, model_id="m_marker"))
     await eventually(lambda: _with_sequence(db, "m_marker", 1))
-    await asyncio.sleep(1)
+    await eventually(lambda: _committed_to(topics, stale_ends))
     doc = await stored(db, "m_order")
     assert doc["last_event_sequence"] == 10 and doc["deployed"] is True
     assert doc["deployment_history"] == history_before

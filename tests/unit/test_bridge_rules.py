@@ -184,10 +184,12 @@ def test_sequences_increase_even_when_the_clock_stalls_or_goes_back() -> None:
 
 def test_a_restarted_bridge_continues_above_the_previous_sequences() -> None:
     # A burst can run ahead of the clock by one microsecond per event; a restart takes far longer.
-    first = SequenceClock()
+    started_at_us, restart_takes_us = 1_700_000_000_000_000, 10_000
+    first = SequenceClock(now=lambda: started_at_us)
     last_before_restart = max(first.next() for _ in range(1000))
-    time.sleep(0.01)
-    assert SequenceClock().next() > last_before_restart
+    assert SequenceClock(now=lambda: started_at_us + restart_takes_us).next() > last_before_restart
+    # By default the clock is the wall clock in microseconds, which a restart does not take back.
+    assert abs(SequenceClock().next() - time.time_ns() // 1000) < 1_000_000
 
 
 def test_models_missing_from_serve_skip_those_with_an_application_or_a_command_in_hand() -> None:

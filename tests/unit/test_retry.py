@@ -1,13 +1,16 @@
-"""Which failures are retried: outages are, Kafka errors about the request itself are not."""
+"""Which failures are retried: outages are, Kafka errors about the request itself are not; and stopping."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 
 import pytest
 from aiokafka import errors as kafka_errors
 
-from shared.retry import is_permanent_error, retry_with_backoff
+from shared.retry import is_permanent_error, jittered, retry_with_backoff
+from shared.signals import stop_on_signals
 
 
 @pytest.mark.parametrize(
@@ -75,3 +78,22 @@ async def test_an_outage_is_retried_until_the_call_succeeds() -> None:
         on_retry=retried.append,
     )
     assert result == "sent" and retried == ["send", "send"]
+
+
+def test_the_wait_between_retries_is_jittered_between_half_the_backoff_and_all_of_it() -> None:
+    waits = [jittered(4.0) for _ in range(1000)]
+    assert all(2.0 <= wait <= 4.0 for wait in waits)
+    assert len(set(waits)) > 900  # spread out, not one fixed value
+
+
+async def test_sigterm_and_sigint_set_the_stop_event() -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        try:
+            os.kill(os.getpid(), sig)
+            await asyncio.wait_for(stop.wait(), timeout=5)
+        finally:
+            loop = asyncio.get_running_loop()
+            loop.remove_signal_handler(signal.SIGTERM)
+            loop.remove_signal_handler(signal.SIGINT)

@@ -26,6 +26,17 @@ def test_as_env_round_trips() -> None:
     assert Settings.from_env(settings.as_env()) == settings
 
 
+def test_metrics_listen_on_the_api_host_unless_a_metrics_host_is_set() -> None:
+    assert Settings.from_env({"MODELREG_API_HOST": "0.0.0.0"}).metrics_bind_host == "0.0.0.0"
+    settings = Settings.from_env({"MODELREG_API_HOST": "0.0.0.0", "MODELREG_METRICS_HOST": "10.0.0.5"})
+    assert settings.metrics_bind_host == "10.0.0.5"
+
+
+def test_the_bridge_has_its_own_retry_backoff() -> None:
+    settings = Settings.from_env({"MODELREG_BRIDGE_RETRY_MAX_BACKOFF_S": "3"})
+    assert (settings.bridge_retry_max_backoff_s, settings.worker_retry_max_backoff_s) == (3.0, 10.0)
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("MODELREG_API_PORT", "eighty"), ("MODELREG_API_PORT", "70000"), ("MODELREG_LOG_FORMAT", "xml")],
