@@ -12,8 +12,9 @@ from beanie import init_beanie
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from shared.contracts import DeploymentEvent, DeploymentStatus, ModelDeploymentInfo, ModelKey
-from shared.deployment_rules import DesiredState, ObservedDeployment, status_for_legacy
+from shared.contracts import DeploymentEvent, DeploymentStatus, ModelKey
+from shared.conversions import deployment_info_document, observed_from_details
+from shared.deployment_rules import DesiredState, ObservedDeployment
 from shared.documents import (
     DOCUMENT_MODELS,
     ApiKeyDocument,
@@ -67,18 +68,6 @@ def key_filter(key: ModelKey) -> dict[str, str]:
     return {"namespace_id": key.namespace_id, "model_id": key.model_id}
 
 
-def observed_from_details(details: ModelDetails) -> ObservedDeployment:
-    info = details.deployment_info
-    return ObservedDeployment(
-        deployed=details.deployed,
-        deployment_info=msgspec.convert(info.model_dump(), ModelDeploymentInfo) if info else None,
-        status=details.deployment_status or status_for_legacy(details.deployed),
-        message=details.deployment_message,
-        last_event_sequence=details.last_event_sequence,
-        observed_at=details.observed_at,
-    )
-
-
 class ObservedChange(msgspec.Struct, frozen=True):
     """One model's conditional write: `after` replaces `before`, recording the events that led there."""
 
@@ -99,10 +88,6 @@ def _history_entry(event: DeploymentEvent, applied_at: datetime) -> dict[str, An
         "ray_deployment_name": event.ray_deployment_name,
         "message": event.message,
     }
-
-
-def _to_document(value: msgspec.Struct | None) -> dict[str, Any] | None:
-    return None if value is None else msgspec.to_builtins(value, builtin_types=(datetime,))
 
 
 class DuplicateModelError(Exception):
@@ -166,7 +151,7 @@ class ModelStore:
                     {
                         "$set": {
                             "deployed": after.deployed,
-                            "deployment_info": _to_document(after.deployment_info),
+                            "deployment_info": deployment_info_document(after.deployment_info),
                             "deployment_status": str(after.status),
                             "deployment_message": after.message,
                             "last_event_sequence": after.last_event_sequence,
