@@ -6,13 +6,13 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from services.api.auth.service import ApiKeyAuthenticator
-from services.api.errors import UnauthorizedError
+from services.api.errors import ApiError
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="modelreg"'}
 
 
-def _unauthorized(message: str, code: str) -> UnauthorizedError:
-    return UnauthorizedError(message, code=code, headers=CHALLENGE)
+def _unauthorized(message: str, code: str) -> ApiError:
+    return ApiError(401, message, code=code, headers=CHALLENGE)
 
 
 class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
