@@ -13,31 +13,13 @@ from services.api.errors import DOMAIN_ERROR_STATUS
 from services.api.models.openapi import UPLOAD_FORM_SCHEMA
 from services.api.models.schemas import UploadForm
 from services.api.models.upload import MAX_FIELD_BYTES, read_upload
+from tests.api_support import chunked, multipart_body
 
 BOUNDARY = "----modelreg-test-boundary"
 
 
 def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> bytes:
-    parts = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    for name, (filename, content) in files.items():
-        header = (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            "Content-Type: application/gzip\r\n\r\n"
-        )
-        parts.append(header.encode() + content + b"\r\n")
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
-
-
-async def chunked(body: bytes, size: int) -> AsyncIterator[bytes]:
-    for start in range(0, len(body), size):
-        yield body[start : start + size]
-    yield b""  # Litestar ends a request stream with an empty chunk
+    return multipart_body(fields, files, BOUNDARY)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 4096, 10**7])
