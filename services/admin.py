@@ -17,7 +17,7 @@ from shared.contracts import (
     decode_event,
     encode,
 )
-from shared.documents import CustomModelDocument, ResourceRequirementsFields, utc_now
+from shared.documents import ModelDocument, ResourceRequirementsFields, utc_now
 from shared.identifiers import check_id
 from shared.settings import Settings
 
@@ -38,7 +38,7 @@ async def register_model(
     model_hash: str,
     resource_requirements: ResourceRequirementsFields | None = None,
     task_type: str | None = None,
-) -> CustomModelDocument:
+) -> ModelDocument:
     try:
         check_id("namespace_id", namespace_id)
         check_id("model_id", model_id)
@@ -47,7 +47,7 @@ async def register_model(
         raise InvalidRegistration(str(exc)) from None
     client = await mongo.connect(settings)
     try:
-        document = CustomModelDocument(
+        document = ModelDocument(
             model_id=model_id,
             namespace_id=namespace_id,
             name=name,

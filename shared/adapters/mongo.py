@@ -18,9 +18,9 @@ from shared.deployment_rules import DesiredState, ObservedDeployment
 from shared.documents import (
     DOCUMENT_MODELS,
     ApiKeyDocument,
-    CustomModelDocument,
     HistoryEntry,
     ModelDetails,
+    ModelDocument,
 )
 from shared.retry import retry_with_backoff
 from shared.settings import Settings
@@ -117,7 +117,7 @@ class ModelStore:
         self.history_limit = history_limit
 
     async def get_details(self, key: ModelKey) -> ModelDetails | None:
-        return await CustomModelDocument.find_one(key_filter(key), projection_model=ModelDetails)
+        return await ModelDocument.find_one(key_filter(key), projection_model=ModelDetails)
 
     async def load_observed(self, keys: Iterable[ModelKey]) -> dict[ModelKey, ObservedDeployment]:
         keys = list(keys)
@@ -129,7 +129,7 @@ class ModelStore:
         for key in keys:
             by_namespace.setdefault(key.namespace_id, []).append(key.model_id)
         clauses = [{"namespace_id": ns, "model_id": {"$in": ids}} for ns, ids in by_namespace.items()]
-        found = CustomModelDocument.find(
+        found = ModelDocument.find(
             clauses[0] if len(clauses) == 1 else {"$or": clauses}, projection_model=ModelDetails
         )
         return {ModelKey(d.namespace_id, d.model_id): observed_from_details(d) async for d in found}
@@ -167,7 +167,7 @@ class ModelStore:
                     },
                 )
             )
-        collection = CustomModelDocument.get_pymongo_collection()
+        collection = ModelDocument.get_pymongo_collection()
         result = await collection.bulk_write(operations, ordered=False)
         if result.matched_count == len(changes):
             return set()
@@ -184,7 +184,7 @@ class ModelStore:
 
         The way out for a model frozen by a bogus event: the next event applies, whatever it carries.
         """
-        result = await CustomModelDocument.get_pymongo_collection().update_one(
+        result = await ModelDocument.get_pymongo_collection().update_one(
             key_filter(key),
             {"$set": {"last_event_sequence": None, "observed_at": None, "updated_at": now}},
         )
@@ -194,7 +194,7 @@ class ModelStore:
 
     async def insert_model(self, details: ModelDetails) -> None:
         """Insert a new model; the unique (namespace, name, version) index decides between racing uploads."""
-        document = CustomModelDocument(**details.model_dump())
+        document = ModelDocument(**details.model_dump())
         try:
             await document.insert()
         except DuplicateKeyError as exc:
@@ -204,7 +204,7 @@ class ModelStore:
 
     async def find_name_version(self, namespace_id: str, name: str, version: str) -> str | None:
         """The model_id registered under this name and version, if any."""
-        found = await CustomModelDocument.get_pymongo_collection().find_one(
+        found = await ModelDocument.get_pymongo_collection().find_one(
             {"namespace_id": namespace_id, "name": name, "version": version}, {"model_id": 1}
         )
         return found["model_id"] if found else None
@@ -218,9 +218,9 @@ class ModelStore:
             value = getattr(where, field)
             if value is not None:
                 query[field] = value
-        total = await CustomModelDocument.find(query).count()
+        total = await ModelDocument.find(query).count()
         page = (
-            await CustomModelDocument.find(query, projection_model=ModelDetails)
+            await ModelDocument.find(query, projection_model=ModelDetails)
             .sort(LIST_SORTS[sort])
             .skip(offset)
             .limit(limit)
@@ -246,7 +246,7 @@ class ModelStore:
                 }
             },
         ]
-        cursor = await CustomModelDocument.get_pymongo_collection().aggregate(pipeline)
+        cursor = await ModelDocument.get_pymongo_collection().aggregate(pipeline)
         rows = await cursor.to_list(1)
         if not rows:
             return None
@@ -265,7 +265,7 @@ class ModelStore:
 
         The only deployment field the API writes; the observed state belongs to the worker.
         """
-        result = await CustomModelDocument.get_pymongo_collection().update_one(
+        result = await ModelDocument.get_pymongo_collection().update_one(
             {**key_filter(key), "desired_at": expected_desired_at},
             {
                 "$set": {
@@ -278,13 +278,13 @@ class ModelStore:
         return result.matched_count == 1
 
     async def delete_model(self, key: ModelKey) -> bool:
-        result = await CustomModelDocument.get_pymongo_collection().delete_one(key_filter(key))
+        result = await ModelDocument.get_pymongo_collection().delete_one(key_filter(key))
         return result.deleted_count == 1
 
     async def keys_observed_on_serve(self) -> list[ModelKey]:
         """Models whose observed state says Ray Serve has (or is making) an application for them."""
         live = [str(s) for s in OBSERVED_ON_SERVE]
-        cursor = CustomModelDocument.get_pymongo_collection().find(
+        cursor = ModelDocument.get_pymongo_collection().find(
             {"$or": [{"deployed": True}, {"deployment_status": {"$in": live}}]},
             {"_id": 0, "namespace_id": 1, "model_id": 1},
         )

@@ -38,6 +38,8 @@ def _meta(title: str, description: str) -> msgspec.Meta:
     return msgspec.Meta(title=title, description=description)
 
 
+# The seed's name: Litestar names the OpenAPI component after the class (the stored document is
+# shared.documents.ModelDocument).
 class CustomModelDocument(msgspec.Struct, kw_only=True):
     """Custom model document stored in MongoDB."""
 
