@@ -82,15 +82,12 @@ class Registry:
             observed_at=T0,
         )
 
-    async def upload(self, fields: dict[str, str], archive: bytes | None = None, **headers):
+    async def upload(
+        self, fields: dict[str, str], archive: bytes | None = None, content_type: str = CONTENT_TYPE
+    ):
         files = {"file": ("model.tar.gz", archive)} if archive is not None else {}
         body = multipart_body(fields, files, BOUNDARY)
-        return await self.service.registration.upload(
-            "ns",
-            chunked(body, 4096),
-            headers.get("content_type", CONTENT_TYPE),
-            headers.get("content_length", len(body)),
-        )
+        return await self.service.registration.upload("ns", chunked(body, 4096), content_type, len(body))
 
 
 @pytest.fixture
@@ -308,13 +305,17 @@ async def test_invalid_fields_are_named(registry, fields, archive, field) -> Non
 
 
 async def test_an_oversized_upload_is_refused_before_reading(registry) -> None:
-    too_long = registry.settings.max_archive_bytes * 2
+    async def unread_body():
+        raise AssertionError("the body was read")
+        yield b""
 
     with pytest.raises(UploadTooLarge) as refused:
-        await registry.upload(FORM, make_archive(), content_length=too_long)
+        await registry.service.registration.upload(
+            "ns", unread_body(), CONTENT_TYPE, registry.settings.max_archive_bytes * 2
+        )
 
     assert refused.value.code == "archive_too_large"
-    assert not registry.storage.incoming_dir.exists() or not any(registry.storage.incoming_dir.iterdir())
+    assert refused.value.details == {"max_archive_bytes": registry.settings.max_archive_bytes}
 
 
 async def test_an_upload_must_be_multipart(registry) -> None:
