@@ -8,13 +8,11 @@ import sys
 import uuid
 from datetime import UTC, datetime
 
+from shared.contracts import EventType, ModelFormat, now_microseconds
 from shared.logging import configure_logging
 from shared.settings import Settings, SettingsError
 
-
-def clock_sequence() -> int:
-    """A sequence that increases across processes and restarts: microseconds since the epoch."""
-    return int(datetime.now(UTC).timestamp() * 1_000_000)
+EVENT_TYPE_PREFIX = "deployment."
 
 
 def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
@@ -79,10 +77,10 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
     event = DeploymentEvent(
         event_id=uuid.uuid4(),
-        event_type=f"deployment.{args.type}",
+        event_type=EventType(EVENT_TYPE_PREFIX + args.type),
         namespace_id=args.namespace,
         model_id=args.model_id,
-        sequence=args.sequence if args.sequence is not None else clock_sequence(),
+        sequence=args.sequence if args.sequence is not None else now_microseconds(),
         occurred_at=datetime.now(UTC),
         endpoint=args.endpoint,
         base_image=args.base_image,
@@ -236,9 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--model-id", required=True)
     register.add_argument("--name", required=True)
     register.add_argument("--version", default="1")
-    register.add_argument(
-        "--format", required=True, choices=["safetensors", "onnx", "pytorch", "huggingface"]
-    )
+    register.add_argument("--format", required=True, choices=[str(f) for f in ModelFormat])
     register.add_argument("--archive-url", required=True)
     register.add_argument("--hash", required=True, help="sha256 of the archive")
     register.set_defaults(handler=cmd_register)
@@ -261,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--namespace", required=True)
     publish.add_argument("--model-id", required=True)
     publish.add_argument(
-        "--type", required=True, choices=["started", "ready", "unhealthy", "failed", "deleting", "deleted"]
+        "--type", required=True, choices=[t.removeprefix(EVENT_TYPE_PREFIX) for t in EventType]
     )
     publish.add_argument("--sequence", type=int, help="default: microseconds since the epoch")
     publish.add_argument("--endpoint")

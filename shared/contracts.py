@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, NamedTuple
 
 import msgspec
@@ -33,6 +33,12 @@ Message = Annotated[str, msgspec.Meta(max_length=8192, pattern=MESSAGE_PATTERN)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 # Mongo stores int64; anything larger could not be compared by the sequence guard.
 Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+
+
+def now_microseconds() -> int:
+    """An event sequence from the clock: microseconds since the epoch, the producers' convention
+    (docs/events.md), so sequences keep increasing across processes and restarts."""
+    return int(datetime.now(UTC).timestamp() * 1_000_000)
 
 
 _MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")

@@ -83,8 +83,11 @@ class ModelKeyFields(BaseModel):
     model_id: str
 
 
-class CustomModelDocument(Document, ModelDetails):
-    """Custom model document stored in MongoDB."""
+class ModelDocument(Document, ModelDetails):
+    """A model as stored in `custom_models`, with its deployment history.
+
+    Clients see it as the seed's `CustomModelDocument` (services/api/models/schemas.py).
+    """
 
     deployment_history: list[HistoryEntry] = Field(default_factory=list)
 
@@ -142,4 +145,4 @@ class ApiKeyDocument(Document):
         name = "api_keys"
 
 
-DOCUMENT_MODELS: list[type[Document]] = [CustomModelDocument, ApiKeyDocument]
+DOCUMENT_MODELS: list[type[Document]] = [ModelDocument, ApiKeyDocument]

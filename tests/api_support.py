@@ -34,6 +34,31 @@ def make_archive_with(member: tarfile.TarInfo, content: bytes = b"") -> bytes:
     return buffer.getvalue()
 
 
+def multipart_body(fields: dict[str, str], files: dict[str, tuple[str, bytes]], boundary: str) -> bytes:
+    """A multipart/form-data body, built by hand so tests control every byte."""
+    parts = []
+    for name, value in fields.items():
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
+    for name, (filename, content) in files.items():
+        header = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            "Content-Type: application/gzip\r\n\r\n"
+        )
+        parts.append(header.encode() + content + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+async def chunked(body: bytes, size: int) -> AsyncIterator[bytes]:
+    """`body` as a request stream of `size`-byte chunks."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+    yield b""  # Litestar ends a request stream with an empty chunk
+
+
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 

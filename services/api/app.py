@@ -21,12 +21,12 @@ from pymongo import AsyncMongoClient
 from services.api.access_log import AccessLog
 from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
-from services.api.auth.service import ApiKeyAuthenticator
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
 from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
+from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
 from shared.adapters.mongo import ApiKeyStore, ModelStore
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.mongo_client = client
         app.state.model_store = ModelStore(settings.history_limit)
-        app.state.authenticator = ApiKeyAuthenticator(ApiKeyStore(), settings.api_key_pepper)
+        app.state.key_service = KeyService(ApiKeyStore(), settings.api_key_pepper)
         try:
             yield
         finally:

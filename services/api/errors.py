@@ -1,6 +1,7 @@
 """Error bodies in the seed's shapes, and the exception handlers that produce them.
 
 Every error is an `ErrorResponse` except request validation, which is the seed's `HTTPValidationError`.
+Services raise domain errors (`services/api/domain_errors.py`); DOMAIN_ERROR_STATUS says what each answers.
 """
 
 from __future__ import annotations
@@ -13,6 +14,21 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+
+from services.api.domain_errors import (
+    ArchiveRefused,
+    BrokerUnavailable,
+    ConcurrentRequest,
+    DomainError,
+    InvalidField,
+    InvalidUpload,
+    ModelNotFound,
+    NamespaceNotFound,
+    TransitionInProgress,
+    UnsupportedUpload,
+    UploadTooLarge,
+    VersionExists,
+)
 
 log = structlog.get_logger("modelreg.api")
 
@@ -64,63 +80,8 @@ class HTTPValidationError(msgspec.Struct, kw_only=True):
     )
 
 
-class ApiError(Exception):
-    """A failure the client should see, with its seed-shaped error type and optional fine-grained code."""
-
-    status_code = 400
-    error_type = "BadRequestError"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.details = details
-        self.headers = headers
-
-
-class NotFoundError(ApiError):
-    status_code = 404
-    error_type = "NotFoundError"
-
-
-class ConflictError(ApiError):
-    status_code = 409
-    error_type = "ConflictError"
-
-
-class UnauthorizedError(ApiError):
-    status_code = 401
-    error_type = "UnauthorizedError"
-
-
-class ForbiddenError(ApiError):
-    status_code = 403
-    error_type = "ForbiddenError"
-
-
-class PayloadTooLargeError(ApiError):
-    status_code = 413
-    error_type = "PayloadTooLargeError"
-
-
-class UnsupportedMediaTypeError(ApiError):
-    status_code = 415
-    error_type = "UnsupportedMediaTypeError"
-
-
-class ServiceUnavailableError(ApiError):
-    status_code = 503
-    error_type = "ServiceUnavailableError"
-
-
-# Types for errors Litestar raises itself (unknown route, wrong method, oversized body, ...).
+# The seed's error type for each status: of the API's own errors and of those Litestar raises itself
+# (unknown route, wrong method, oversized body, ...).
 HTTP_ERROR_TYPES = {
     400: "BadRequestError",
     401: "UnauthorizedError",
@@ -135,6 +96,41 @@ HTTP_ERROR_TYPES = {
     429: "TooManyRequestsError",
     503: "ServiceUnavailableError",
 }
+
+# The status of each domain error; the body is its message, code and details. InvalidField is not here:
+# it answers 422 in the shape of request validation (handle_invalid_field).
+DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
+    ModelNotFound: 404,
+    NamespaceNotFound: 404,
+    VersionExists: 409,
+    TransitionInProgress: 409,
+    ConcurrentRequest: 409,
+    BrokerUnavailable: 503,
+    ArchiveRefused: 400,
+    InvalidUpload: 400,
+    UnsupportedUpload: 415,
+    UploadTooLarge: 413,
+}
+
+
+class ApiError(Exception):
+    """An error of the web layer itself (authentication, authorization), with its status."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.message = message
+        self.code = code
+        self.details = details
+        self.headers = headers
 
 
 def error_response(
@@ -152,7 +148,22 @@ def error_response(
 
 
 def handle_api_error(_: Request, exc: ApiError) -> Response[ErrorResponse]:
-    return error_response(exc.status_code, exc.error_type, exc.message, exc.code, exc.details, exc.headers)
+    status = exc.status_code
+    return error_response(status, HTTP_ERROR_TYPES[status], exc.message, exc.code, exc.details, exc.headers)
+
+
+def handle_domain_error(request: Request, exc: DomainError) -> Response[ErrorResponse]:
+    status = DOMAIN_ERROR_STATUS.get(type(exc))
+    if status is None:
+        return handle_unexpected_error(request, exc)
+    return error_response(status, HTTP_ERROR_TYPES[status], exc.message, exc.code, exc.details)
+
+
+def _validation_item(source: str, key: str | None, message: str) -> ValidationError:
+    loc: list[str | int] = [source]
+    if key:
+        loc.append(key)
+    return ValidationError(loc=loc, msg=message, type="value_error")
 
 
 def _validation_items(exc: ValidationException) -> list[ValidationError]:
@@ -161,21 +172,32 @@ def _validation_items(exc: ValidationException) -> list[ValidationError]:
         if not isinstance(entry, dict):
             continue
         source = entry.get("source") or "body"
-        loc: list[str | int] = [str(getattr(source, "value", source))]
-        if entry.get("key"):
-            loc.append(str(entry["key"]))
-        items.append(ValidationError(loc=loc, msg=str(entry.get("message", exc.detail)), type="value_error"))
+        key = str(entry["key"]) if entry.get("key") else None
+        items.append(
+            _validation_item(
+                str(getattr(source, "value", source)), key, str(entry.get("message", exc.detail))
+            )
+        )
     if not items:
-        items.append(ValidationError(loc=["request"], msg=str(exc.detail), type="value_error"))
+        items.append(_validation_item("request", None, str(exc.detail)))
     return items
 
 
-def handle_validation_error(_: Request, exc: ValidationException) -> Response[HTTPValidationError]:
+def _validation_response(items: list[ValidationError]) -> Response[HTTPValidationError]:
     return Response(
-        HTTPValidationError(detail=_validation_items(exc)),
+        HTTPValidationError(detail=items),
         status_code=HTTP_422_UNPROCESSABLE_ENTITY,
         media_type=MediaType.JSON,
     )
+
+
+def handle_validation_error(_: Request, exc: ValidationException) -> Response[HTTPValidationError]:
+    return _validation_response(_validation_items(exc))
+
+
+def handle_invalid_field(_: Request, exc: InvalidField) -> Response[HTTPValidationError]:
+    # Form fields are validated by the service, after the body was read: same body as Litestar's validation.
+    return _validation_response([_validation_item("body", exc.field, exc.message)])
 
 
 def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorResponse]:
@@ -196,6 +218,8 @@ def handle_unexpected_error(request: Request, exc: Exception) -> Response[ErrorR
 
 EXCEPTION_HANDLERS = {
     ApiError: handle_api_error,
+    DomainError: handle_domain_error,
+    InvalidField: handle_invalid_field,
     ValidationException: handle_validation_error,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected_error,

@@ -1,4 +1,4 @@
-"""Service layer of API key administration."""
+"""Service layer of API keys: creating, listing and revoking them, and authenticating a presented key."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from shared.adapters import mongo
 from shared.adapters.mongo import ApiKeyStore, DuplicateKeyPrefixError
-from shared.api_keys import generate_key, key_matches, key_prefix
+from shared.api_keys import Principal, generate_key, key_matches, key_prefix
 from shared.documents import ApiKeyDocument
 from shared.identifiers import ID_RULE, is_valid_id
 from shared.settings import Settings
@@ -50,16 +50,26 @@ class KeyService:
     async def revoke(self, prefix: str) -> bool:
         return await self.store.revoke(prefix)
 
-    async def is_usable(self, key: str) -> bool:
-        prefix = key_prefix(key)
-        record = await self.store.find(prefix) if prefix else None
-        return key_matches(key, record.key_hash if record else None, self.pepper) and not record.revoked
+    async def authenticate(self, presented: str) -> Principal | None:
+        """The principal of a valid, unrevoked key; None for anything else."""
+        prefix = key_prefix(presented)
+        if prefix is None:
+            return None
+        record = await self.store.find(prefix)
+        if not key_matches(presented, record.key_hash if record else None, self.pepper):
+            return None
+        assert record is not None
+        if record.revoked:
+            return None
+        return Principal(
+            key_prefix=record.prefix, namespaces=frozenset(record.namespaces), admin=record.admin
+        )
 
     async def ensure_dev_key(self, key_file: Path) -> str:
         """The development admin key kept in `key_file`, created (again) when missing or no longer valid."""
         if key_file.is_file():
             key = key_file.read_text().strip()
-            if await self.is_usable(key):
+            if await self.authenticate(key) is not None:
                 return key
         key, _ = await self.create([], admin=True)
         key_file.parent.mkdir(parents=True, exist_ok=True)

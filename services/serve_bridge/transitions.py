@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
 import msgspec
 
-from shared.contracts import CommandType, EventType
+from shared.contracts import CommandType, EventType, now_microseconds
 
 # ApplicationStatus values of Ray Serve (ray.serve.schema.ApplicationStatus).
 EVENT_FOR_APP_STATUS: dict[str, EventType] = {
@@ -116,10 +115,6 @@ def status_message(app: AppObservation) -> str | None:
     if event_type is EventType.READY:
         return None
     return _clean(app.message)[:MAX_MESSAGE] or None
-
-
-def now_microseconds() -> int:
-    return int(datetime.now(UTC).timestamp() * 1_000_000)
 
 
 class SequenceClock:

@@ -104,7 +104,7 @@ async def test_dev_key_is_kept_in_a_private_file_and_renewed_when_unusable(db, t
     await service.revoke(first.split("_")[1])
     renewed = await service.ensure_dev_key(key_file)
     assert renewed != first and key_file.read_text().strip() == renewed
-    assert await service.is_usable(renewed) and not await service.is_usable(first)
+    assert await service.authenticate(renewed) is not None and await service.authenticate(first) is None
 
 
 def test_modelreg_dev_prints_a_working_key(topics, tmp_path) -> None:

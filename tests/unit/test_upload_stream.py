@@ -8,35 +8,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.api.errors import ApiError, PayloadTooLargeError
+from services.api.domain_errors import DomainError, UploadTooLarge
+from services.api.errors import DOMAIN_ERROR_STATUS
 from services.api.models.openapi import UPLOAD_FORM_SCHEMA
 from services.api.models.schemas import UploadForm
 from services.api.models.upload import MAX_FIELD_BYTES, read_upload
+from tests.api_support import chunked, multipart_body
 
 BOUNDARY = "----modelreg-test-boundary"
 
 
 def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> bytes:
-    parts = []
-    for name, value in fields.items():
-        parts.append(
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-            + value.encode()
-            + b"\r\n"
-        )
-    for name, (filename, content) in files.items():
-        header = (
-            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            "Content-Type: application/gzip\r\n\r\n"
-        )
-        parts.append(header.encode() + content + b"\r\n")
-    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
-
-
-async def chunked(body: bytes, size: int) -> AsyncIterator[bytes]:
-    for start in range(0, len(body), size):
-        yield body[start : start + size]
-    yield b""  # Litestar ends a request stream with an empty chunk
+    return multipart_body(fields, files, BOUNDARY)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 4096, 10**7])
@@ -64,10 +47,10 @@ async def test_an_archive_over_the_limit_stops_the_read_and_leaves_no_file(tmp_p
             consumed += len(chunk)
             yield chunk
 
-    with pytest.raises(PayloadTooLargeError) as caught:
+    with pytest.raises(UploadTooLarge) as caught:
         await read_upload(counting(), BOUNDARY, tmp_path, max_archive_bytes=1_000)
 
-    assert caught.value.code == "archive_too_large"
+    assert DOMAIN_ERROR_STATUS[type(caught.value)] == 413 and caught.value.code == "archive_too_large"
     assert consumed < 2_000  # refused while streaming, not after reading the body
     assert list(tmp_path.iterdir()) == []
 
@@ -87,17 +70,17 @@ END = f"--{BOUNDARY}--\r\n".encode()
     ids=["truncated", "garbage", "field-twice", "archive-twice"],
 )
 async def test_malformed_bodies_are_client_errors_without_leftovers(tmp_path, body, code) -> None:
-    with pytest.raises(ApiError) as caught:
+    with pytest.raises(DomainError) as caught:
         await read_upload(chunked(body, 64), BOUNDARY, tmp_path, max_archive_bytes=100)
-    assert caught.value.status_code == 400 and caught.value.code == code
+    assert DOMAIN_ERROR_STATUS[type(caught.value)] == 400 and caught.value.code == code
     assert list(tmp_path.iterdir()) == []
 
 
 async def test_text_fields_are_bounded(tmp_path) -> None:
     body = multipart({"name": "n" * (MAX_FIELD_BYTES + 1)}, {})
-    with pytest.raises(PayloadTooLargeError) as caught:
+    with pytest.raises(UploadTooLarge) as caught:
         await read_upload(chunked(body, 4096), BOUNDARY, tmp_path, max_archive_bytes=100)
-    assert caught.value.code == "form_field_too_large"
+    assert DOMAIN_ERROR_STATUS[type(caught.value)] == 413 and caught.value.code == "form_field_too_large"
 
 
 def test_the_documented_form_is_the_validated_form() -> None:

@@ -9,23 +9,12 @@ from __future__ import annotations
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
-from services.api.errors import ForbiddenError, NotFoundError
+from services.api.domain_errors import ModelNotFound, NamespaceNotFound
+from services.api.errors import ApiError
 from shared.api_keys import Principal
+from shared.contracts import ModelKey
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-
-
-def model_not_found(namespace_id: str, model_id: str) -> NotFoundError:
-    return NotFoundError(
-        "Model not found",
-        details={"resource": "model", "namespace_id": namespace_id, "model_id": model_id},
-    )
-
-
-def namespace_not_found(namespace_id: str) -> NotFoundError:
-    return NotFoundError(
-        "Namespace not found", details={"resource": "namespace", "namespace_id": namespace_id}
-    )
 
 
 def namespace_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -38,11 +27,12 @@ def namespace_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     if connection.scope["method"] in READ_METHODS:
         model_id = connection.path_params.get("model_id")
         raise (
-            model_not_found(namespace_id, model_id)
+            ModelNotFound(ModelKey(namespace_id, model_id))
             if model_id is not None
-            else namespace_not_found(namespace_id)
+            else NamespaceNotFound(namespace_id)
         )
-    raise ForbiddenError(
+    raise ApiError(
+        403,
         "This API key has no access to the namespace",
         code="namespace_forbidden",
         details={"namespace_id": namespace_id},

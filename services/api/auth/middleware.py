@@ -5,14 +5,14 @@ from __future__ import annotations
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from services.api.auth.service import ApiKeyAuthenticator
-from services.api.errors import UnauthorizedError
+from services.api.errors import ApiError
+from services.keys.service import KeyService
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="modelreg"'}
 
 
-def _unauthorized(message: str, code: str) -> UnauthorizedError:
-    return UnauthorizedError(message, code=code, headers=CHALLENGE)
+def _unauthorized(message: str, code: str) -> ApiError:
+    return ApiError(401, message, code=code, headers=CHALLENGE)
 
 
 class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
@@ -25,8 +25,8 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             raise _unauthorized(
                 "Malformed Authorization header: expected 'Bearer <key>'", "invalid_authorization"
             )
-        authenticator: ApiKeyAuthenticator = connection.app.state.authenticator
-        principal = await authenticator.authenticate(token.strip())
+        keys: KeyService = connection.app.state.key_service
+        principal = await keys.authenticate(token.strip())
         if principal is None:
             raise _unauthorized("Invalid or revoked API key", "invalid_api_key")
         return AuthenticationResult(user=principal, auth=principal.key_prefix)

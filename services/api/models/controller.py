@@ -22,7 +22,8 @@ from services.api.models.schemas import (
     ModelListResponse,
     ModelUploadResponse,
 )
-from services.api.models.service import ModelService, etag_matches
+from services.api.models.service import ModelService
+from services.api.models.views import etag_matches
 from shared.adapters.mongo import ModelFilter
 from shared.contracts import ModelKey
 from shared.deployment_rules import DesiredState
@@ -76,7 +77,7 @@ class ModelController(Controller):
             str | None, Parameter(header="If-None-Match", description="ETag of a copy the client holds")
         ] = None,
     ) -> Response[ModelDetailResponse]:
-        body, etag = await models.get_details_encoded(ModelKey(namespace_id, model_id))
+        body, etag = await models.reads.get_details_encoded(ModelKey(namespace_id, model_id))
         headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
         if etag_matches(if_none_match, etag):
             return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
@@ -102,7 +103,7 @@ class ModelController(Controller):
         sort: Annotated[ListSort, Parameter(description="Order; model_id breaks ties")] = "-created_at",
     ) -> ModelListResponse:
         where = ModelFilter(deployed=deployed, task_type=task_type, model_format=model_format, name=name)
-        return await models.list_models(namespace_id, where, sort, offset, limit)
+        return await models.reads.list_models(namespace_id, where, sort, offset, limit)
 
     @post(
         "/",
@@ -127,7 +128,7 @@ class ModelController(Controller):
     async def upload_model(
         self, namespace_id: NamespaceId, request: Request, models: ModelService
     ) -> Response[ModelUploadResponse]:
-        result = await models.upload(
+        result = await models.registration.upload(
             namespace_id, request.stream(), request.headers.get("content-type"), request.content_length
         )
         # Ids are URL-safe by rule; quoting keeps the header ASCII whatever a stored id holds.
@@ -149,7 +150,7 @@ class ModelController(Controller):
     async def delete_model(
         self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService
     ) -> ModelDeleteResponse:
-        return await models.delete(ModelKey(namespace_id, model_id))
+        return await models.deletion.delete(ModelKey(namespace_id, model_id))
 
     @post(
         "/{model_id:str}/deploy",
@@ -201,7 +202,7 @@ class ModelController(Controller):
     async def _request(
         models: ModelService, key: ModelKey, desired: DesiredState
     ) -> Response[DeploymentRequestResponse]:
-        result, sent = await models.request_deployment(key, desired)
+        result, sent = await models.requests.request(key, desired)
         return Response(result, status_code=HTTP_202_ACCEPTED if sent else HTTP_200_OK)
 
     @get(
@@ -219,4 +220,4 @@ class ModelController(Controller):
         limit: Limit = 20,
         offset: Offset = 0,
     ) -> DeploymentHistoryResponse:
-        return await models.history(ModelKey(namespace_id, model_id), offset, limit)
+        return await models.reads.history(ModelKey(namespace_id, model_id), offset, limit)

@@ -2,22 +2,44 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from shared.contracts import ModelDeploymentInfo, ModelResourceRequirements
+from shared.contracts import (
+    DeploymentStatus,
+    EventType,
+    ModelDeploymentInfo,
+    ModelFormat,
+    ModelResourceRequirements,
+)
 from shared.documents import utc_now
 
-ModelFormatName = Literal["safetensors", "onnx", "pytorch", "huggingface"]
-DeploymentStatusName = Literal["not_deployed", "pending", "deployed", "unhealthy", "failed", "deleting"]
+
+def values_of(enum_type: type[enum.StrEnum]) -> Any:
+    """Literal[...] of the enum's values: documented inline ({"enum": [...]}) as the seed has it, where the
+    enum type itself would become a separate OpenAPI component."""
+    return Literal[tuple(member.value for member in enum_type)]
+
+
+if TYPE_CHECKING:  # a computed Literal is opaque to type checkers; its values are strings
+    ModelFormatName = str
+    DeploymentStatusName = str
+    EventTypeName = str
+else:
+    ModelFormatName = values_of(ModelFormat)
+    DeploymentStatusName = values_of(DeploymentStatus)
+    EventTypeName = values_of(EventType)
 
 
 def _meta(title: str, description: str) -> msgspec.Meta:
     return msgspec.Meta(title=title, description=description)
 
 
+# The seed's name: Litestar names the OpenAPI component after the class (the stored document is
+# shared.documents.ModelDocument).
 class CustomModelDocument(msgspec.Struct, kw_only=True):
     """Custom model document stored in MongoDB."""
 
@@ -187,17 +209,7 @@ class DeploymentHistoryEvent(msgspec.Struct, kw_only=True):
     """A deployment event that changed the model."""
 
     event_id: Annotated[str, msgspec.Meta(title="Event Id")]
-    event_type: Annotated[
-        Literal[
-            "deployment.started",
-            "deployment.ready",
-            "deployment.unhealthy",
-            "deployment.failed",
-            "deployment.deleting",
-            "deployment.deleted",
-        ],
-        msgspec.Meta(title="Event Type"),
-    ]
+    event_type: Annotated[EventTypeName, msgspec.Meta(title="Event Type")]
     sequence: Annotated[int, _meta("Sequence", "Per-model order of events")]
     occurred_at: Annotated[datetime, _meta("Occurred At", "When the transition happened")]
     applied_at: Annotated[datetime, _meta("Applied At", "When the registry applied it")]

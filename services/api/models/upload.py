@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
-from services.api.errors import ApiError, PayloadTooLargeError, UnsupportedMediaTypeError
+from services.api.domain_errors import InvalidUpload, UnsupportedUpload, UploadTooLarge
 from shared.adapters.storage import ArchiveTooLargeError, spool
 
 ARCHIVE_FIELD = "file"
@@ -44,15 +44,14 @@ class ReceivedUpload(msgspec.Struct):
 def multipart_boundary(content_type: str | None) -> str:
     media_type, _, params = (content_type or "").partition(";")
     if media_type.strip().lower() != "multipart/form-data":
-        raise UnsupportedMediaTypeError(
-            "The upload must be multipart/form-data (e.g. curl -F file=@model.tar.gz -F name=...)",
-            code="multipart_required",
+        raise UnsupportedUpload(
+            "The upload must be multipart/form-data (e.g. curl -F file=@model.tar.gz -F name=...)"
         )
     for param in params.split(";"):
         key, _, value = param.strip().partition("=")
         if key.lower() == "boundary" and value.strip('"'):
             return value.strip('"')
-    raise ApiError("multipart/form-data without a boundary", code="invalid_multipart")
+    raise InvalidUpload("multipart/form-data without a boundary", code="invalid_multipart")
 
 
 async def _parser_events(stream: AsyncIterator[bytes], boundary: str) -> AsyncIterator[ParserEvent]:
@@ -91,7 +90,7 @@ async def read_upload(
             name = event.name or ""
             if event.filename is not None and name == ARCHIVE_FIELD:
                 if received.archive is not None:
-                    raise ApiError(
+                    raise InvalidUpload(
                         "Only one archive may be uploaded", code="duplicate_field", details={"field": name}
                     )
                 path, digest, size = await spool(_segment_body(events), spool_dir, max_archive_bytes)
@@ -100,25 +99,23 @@ async def read_upload(
                 )
             else:
                 if name in received.fields:
-                    raise ApiError(
+                    raise InvalidUpload(
                         f"Field {name!r} was sent twice", code="duplicate_field", details={"field": name}
                     )
                 received.fields[name] = await _read_field(name, _segment_body(events), event.charset)
     except ArchiveTooLargeError as exc:
         received.discard()
-        raise PayloadTooLargeError(
+        raise UploadTooLarge(
             f"The archive exceeds the limit of {exc.limit} bytes",
             code="archive_too_large",
             details={"max_archive_bytes": exc.limit},
         ) from None
     except ParserLimitReached as exc:
         received.discard()
-        raise PayloadTooLargeError(
-            f"Too many or too large form parts: {exc}", code="form_too_large"
-        ) from None
+        raise UploadTooLarge(f"Too many or too large form parts: {exc}", code="form_too_large") from None
     except ParserError as exc:
         received.discard()
-        raise ApiError(f"Malformed multipart/form-data body: {exc}", code="invalid_multipart") from None
+        raise InvalidUpload(f"Malformed multipart/form-data body: {exc}", code="invalid_multipart") from None
     except BaseException:
         received.discard()
         raise
@@ -132,7 +129,7 @@ async def _read_field(name: str, body: AsyncIterator[bytes], charset: str | None
     async for chunk in body:
         data.extend(chunk)
         if len(data) > MAX_FIELD_BYTES:
-            raise PayloadTooLargeError(
+            raise UploadTooLarge(
                 f"Form field {name!r} exceeds {MAX_FIELD_BYTES} bytes",
                 code="form_field_too_large",
                 details={"field": name, "max_bytes": MAX_FIELD_BYTES},
@@ -140,4 +137,4 @@ async def _read_field(name: str, body: AsyncIterator[bytes], charset: str | None
     try:
         return data.decode(charset or "utf-8")
     except (UnicodeDecodeError, LookupError):
-        raise ApiError(f"Form field {name!r} is not valid text", code="invalid_field_encoding") from None
+        raise InvalidUpload(f"Form field {name!r} is not valid text", code="invalid_field_encoding") from None

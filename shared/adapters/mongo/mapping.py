@@ -5,27 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import msgspec
-
-from shared.contracts import DeploymentEvent, ModelDeploymentInfo, ModelKey
-from shared.deployment_rules import ObservedChange, ObservedDeployment, status_for_legacy
-from shared.documents import ModelDetails
+from shared.contracts import DeploymentEvent, ModelKey
+from shared.conversions import deployment_info_document, observed_from_details  # noqa: F401 - re-exported
+from shared.deployment_rules import ObservedChange
 
 
 def key_filter(key: ModelKey) -> dict[str, str]:
     return {"namespace_id": key.namespace_id, "model_id": key.model_id}
-
-
-def observed_from_details(details: ModelDetails) -> ObservedDeployment:
-    info = details.deployment_info
-    return ObservedDeployment(
-        deployed=details.deployed,
-        deployment_info=msgspec.convert(info.model_dump(), ModelDeploymentInfo) if info else None,
-        status=details.deployment_status or status_for_legacy(details.deployed),
-        message=details.deployment_message,
-        last_event_sequence=details.last_event_sequence,
-        observed_at=details.observed_at,
-    )
 
 
 def history_entry(event: DeploymentEvent, applied_at: datetime) -> dict[str, Any]:
@@ -41,17 +27,13 @@ def history_entry(event: DeploymentEvent, applied_at: datetime) -> dict[str, Any
     }
 
 
-def to_document(value: msgspec.Struct | None) -> dict[str, Any] | None:
-    return None if value is None else msgspec.to_builtins(value, builtin_types=(datetime,))
-
-
 def observed_update(change: ObservedChange, now: datetime, history_limit: int) -> dict[str, Any]:
     """The update that stores `change.after` and appends its events to the model's bounded history."""
     after = change.after
     return {
         "$set": {
             "deployed": after.deployed,
-            "deployment_info": to_document(after.deployment_info),
+            "deployment_info": deployment_info_document(after.deployment_info),
             "deployment_status": str(after.status),
             "deployment_message": after.message,
             "last_event_sequence": after.last_event_sequence,

@@ -19,9 +19,9 @@ from shared.deployment_rules import (
     lost_writes,
 )
 from shared.documents import (
-    CustomModelDocument,
     HistoryEntry,
     ModelDetails,
+    ModelDocument,
     ModelKeyFields,
 )
 
@@ -48,7 +48,7 @@ class ModelStore:
         self.history_limit = history_limit
 
     async def get_details(self, key: ModelKey) -> ModelDetails | None:
-        return await CustomModelDocument.find_one(key_filter(key), projection_model=ModelDetails)
+        return await ModelDocument.find_one(key_filter(key), projection_model=ModelDetails)
 
     # --- the worker's observed state ----------------------------------------------------------------------
 
@@ -62,7 +62,7 @@ class ModelStore:
         for key in keys:
             by_namespace.setdefault(key.namespace_id, []).append(key.model_id)
         clauses = [{"namespace_id": ns, "model_id": {"$in": ids}} for ns, ids in by_namespace.items()]
-        found = CustomModelDocument.find(
+        found = ModelDocument.find(
             clauses[0] if len(clauses) == 1 else {"$or": clauses}, projection_model=ModelDetails
         )
         return {ModelKey(d.namespace_id, d.model_id): observed_from_details(d) async for d in found}
@@ -75,10 +75,10 @@ class ModelStore:
         """
         if not changes:
             return set()
-        bulk = BulkWriter(ordered=False, object_class=CustomModelDocument)
+        bulk = BulkWriter(ordered=False, object_class=ModelDocument)
         for change in changes:
             guard = {**key_filter(change.key), "last_event_sequence": change.before.last_event_sequence}
-            await CustomModelDocument.find_one(guard).update(
+            await ModelDocument.find_one(guard).update(
                 observed_update(change, now, self.history_limit), bulk_writer=bulk
             )
         result = await bulk.commit()
@@ -93,7 +93,7 @@ class ModelStore:
 
         The way out for a model frozen by a bogus event: the next event applies, whatever it carries.
         """
-        result = await CustomModelDocument.find_one(key_filter(key)).update(
+        result = await ModelDocument.find_one(key_filter(key)).update(
             {"$set": {"last_event_sequence": None, "observed_at": None, "updated_at": now}}
         )
         return result.matched_count == 1
@@ -104,7 +104,7 @@ class ModelStore:
         The query form of `deployment_rules.is_observed_on_serve`.
         """
         live = sorted(str(s) for s in OBSERVED_ON_SERVE)
-        found = CustomModelDocument.find(
+        found = ModelDocument.find(
             {"$or": [{"deployed": True}, {"deployment_status": {"$in": live}}]},
             projection_model=ModelKeyFields,
         )
@@ -117,7 +117,7 @@ class ModelStore:
 
         Raises DuplicateModelError (name and version taken) or DuplicateModelIdError (model_id taken).
         """
-        document = CustomModelDocument(**details.model_dump())
+        document = ModelDocument(**details.model_dump())
         try:
             await document.insert()
         except DuplicateKeyError as exc:
@@ -130,7 +130,7 @@ class ModelStore:
 
     async def find_name_version(self, namespace_id: str, name: str, version: str) -> str | None:
         """The model_id registered under this name and version, if any."""
-        found = await CustomModelDocument.find_one(
+        found = await ModelDocument.find_one(
             {"namespace_id": namespace_id, "name": name, "version": version}, projection_model=ModelKeyFields
         )
         return found.model_id if found else None
@@ -140,9 +140,9 @@ class ModelStore:
     ) -> tuple[int, list[ModelDetails]]:
         """One page of a namespace's models (history left out) and the number of models matching."""
         query = listing_query(namespace_id, where)
-        total = await CustomModelDocument.find(query).count()
+        total = await ModelDocument.find(query).count()
         page = (
-            await CustomModelDocument.find(query, projection_model=ModelDetails)
+            await ModelDocument.find(query, projection_model=ModelDetails)
             .sort(LIST_SORTS[sort])
             .skip(offset)
             .limit(limit)
@@ -154,7 +154,7 @@ class ModelStore:
         self, key: ModelKey, offset: int, limit: int
     ) -> tuple[int, list[HistoryEntry]] | None:
         """Applied events of a model, newest first, and how many there are; None when the model is unknown."""
-        collection = CustomModelDocument.get_pymongo_collection()
+        collection = ModelDocument.get_pymongo_collection()
         cursor = await collection.aggregate(history_page_pipeline(key, offset, limit))
         rows = await cursor.to_list(1)
         if not rows:
@@ -174,9 +174,7 @@ class ModelStore:
 
         The only deployment field the API writes; the observed state belongs to the worker.
         """
-        result = await CustomModelDocument.find_one(
-            {**key_filter(key), "desired_at": expected_desired_at}
-        ).update(
+        result = await ModelDocument.find_one({**key_filter(key), "desired_at": expected_desired_at}).update(
             {
                 "$set": {
                     "desired_state": None if desired is None else str(desired),
@@ -188,5 +186,5 @@ class ModelStore:
         return result.matched_count == 1
 
     async def delete_model(self, key: ModelKey) -> bool:
-        result = await CustomModelDocument.find_one(key_filter(key)).delete()
+        result = await ModelDocument.find_one(key_filter(key)).delete()
         return result is not None and result.deleted_count == 1

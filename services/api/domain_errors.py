@@ -1,0 +1,103 @@
+"""What the API's services refuse, in the registry's terms; `services/api/errors.py` maps each to HTTP.
+
+No Litestar here: a service says what went wrong (and a stable `code` clients may branch on), the web layer
+says which status and error body that becomes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.contracts import ModelKey
+
+
+class DomainError(Exception):
+    """A request the registry refuses; `message`, `code` and `details` are shown to the client."""
+
+    code: str | None = None
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code if code is not None else type(self).code
+        self.details = details
+
+
+class ModelNotFound(DomainError):
+    def __init__(self, key: ModelKey) -> None:
+        super().__init__(
+            "Model not found",
+            details={"resource": "model", "namespace_id": key.namespace_id, "model_id": key.model_id},
+        )
+
+
+class NamespaceNotFound(DomainError):
+    def __init__(self, namespace_id: str) -> None:
+        super().__init__(
+            "Namespace not found", details={"resource": "namespace", "namespace_id": namespace_id}
+        )
+
+
+class VersionExists(DomainError):
+    code = "model_version_exists"
+
+    def __init__(self, name: str, version: str, existing_model_id: str | None) -> None:
+        super().__init__(
+            "A model with this name and version already exists in the namespace",
+            details={"name": name, "version": version, "model_id": existing_model_id},
+        )
+
+
+class TransitionInProgress(DomainError):
+    code = "transition_in_progress"
+
+    def __init__(self, status: str, reason: str | None) -> None:
+        super().__init__(
+            f"The model is {status}; wait until that transition finishes",
+            details={"deployment_status": status, "reason": reason},
+        )
+
+
+class ConcurrentRequest(DomainError):
+    code = "concurrent_request"
+
+    def __init__(self) -> None:
+        super().__init__("The model changed concurrently; retry the request")
+
+
+class BrokerUnavailable(DomainError):
+    code = "command_not_published"
+
+    def __init__(self) -> None:
+        super().__init__("The deployment command could not be sent; nothing was changed, retry later")
+
+
+class ArchiveRefused(DomainError):
+    """The uploaded archive breaks a safety rule or limit; `code` is the rule's reason."""
+
+    def __init__(self, reason: str, detail: str, details: dict[str, Any]) -> None:
+        super().__init__(f"The archive was refused: {detail}", code=reason, details=details)
+
+
+class InvalidUpload(DomainError):
+    """A malformed upload body (multipart syntax, repeated fields, undecodable text)."""
+
+
+class UnsupportedUpload(DomainError):
+    """The upload is not multipart/form-data."""
+
+    code = "multipart_required"
+
+
+class UploadTooLarge(DomainError):
+    """The archive, a form field or the number of parts is over its limit."""
+
+
+class InvalidField(DomainError):
+    """A form field fails validation; answered like request validation (the seed's HTTPValidationError)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

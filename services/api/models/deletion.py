@@ -1,0 +1,56 @@
+"""Deleting a model: undeploy it (by command) if anything is deployed, then remove its record and archive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+import structlog
+
+from services.api.models.deployment_requests import send_command
+from services.api.models.ports import ArchiveStore, CommandSender, ModelRepository
+from services.api.models.schemas import ModelDeleteResponse
+from services.api.models.views import current_status
+from shared.contracts import CommandType, ModelKey
+from shared.deployment_rules import DesiredState, RequestOutcome, decide_request
+
+log = structlog.get_logger("modelreg.api")
+
+
+class ModelDeletion:
+    def __init__(
+        self,
+        store: ModelRepository,
+        storage: ArchiveStore,
+        publisher: CommandSender,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.publisher = publisher
+        self.clock = clock
+
+    async def delete(self, key: ModelKey) -> ModelDeleteResponse:
+        details = await self.store.get_details(key)
+        if details is None:
+            return ModelDeleteResponse(model_id=key.model_id, deleted=False)
+        undeploy_id = None
+        if (
+            decide_request(current_status(details), DesiredState.NOT_DEPLOYED).outcome
+            is RequestOutcome.PUBLISH
+        ):
+            command = await send_command(self.publisher, key, CommandType.UNDEPLOY, self.clock())
+            undeploy_id = str(command.command_id)
+        deleted = await self.store.delete_model(key)
+        if deleted:
+            try:
+                await self.storage.delete(details.model_archive_url, key.namespace_id, key.model_id)
+            except Exception as exc:  # the record is gone; an orphaned file is only wasted space
+                log.warning("archive not deleted", url=details.model_archive_url, error=repr(exc)[:300])
+        log.info(
+            "model deleted",
+            namespace_id=key.namespace_id,
+            model_id=key.model_id,
+            undeploy_command=undeploy_id,
+        )
+        return ModelDeleteResponse(model_id=key.model_id, deleted=deleted, undeploy_command_id=undeploy_id)

@@ -1,0 +1,70 @@
+"""What the models area needs from the outside world; the adapters in `shared/adapters` provide it.
+
+Unit tests use in-memory fakes of these (`tests/api_fakes.py`); integration tests the real adapters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from shared.adapters.mongo import ModelFilter
+from shared.contracts import DeploymentCommand, ModelKey
+from shared.deployment_rules import DesiredState
+from shared.documents import HistoryEntry, ModelDetails
+
+
+class ModelRepository(Protocol):
+    """The stored models (`shared.adapters.mongo.ModelStore`)."""
+
+    async def get_details(self, key: ModelKey) -> ModelDetails | None: ...
+
+    async def list_models(
+        self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
+    ) -> tuple[int, list[ModelDetails]]: ...
+
+    async def history_page(
+        self, key: ModelKey, offset: int, limit: int
+    ) -> tuple[int, list[HistoryEntry]] | None: ...
+
+    async def find_name_version(self, namespace_id: str, name: str, version: str) -> str | None: ...
+
+    async def insert_model(self, details: ModelDetails) -> None:
+        """Raises DuplicateModelError when the namespace already has this name and version."""
+        ...
+
+    async def set_desired(
+        self,
+        key: ModelKey,
+        desired: DesiredState | None,
+        desired_at: datetime | None,
+        *,
+        expected_desired_at: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Compare-and-set on `desired_at`; False when the model changed since (or is gone)."""
+        ...
+
+    async def delete_model(self, key: ModelKey) -> bool: ...
+
+
+class ArchiveStore(Protocol):
+    """Where uploaded archives are kept (`shared.adapters.storage.ArchiveStorage`)."""
+
+    @property
+    def incoming_dir(self) -> Path: ...
+
+    async def save(self, spooled: Path, namespace_id: str, model_id: str) -> str:
+        """Moves the spooled file into place; returns its URL."""
+        ...
+
+    async def delete(self, url: str, namespace_id: str, model_id: str) -> None: ...
+
+
+class CommandSender(Protocol):
+    """The deploy/undeploy commands' way to the bridge (`shared.adapters.kafka.CommandPublisher`)."""
+
+    async def publish(self, command: DeploymentCommand) -> None:
+        """Raises CommandNotPublishedError when the broker did not take it."""
+        ...

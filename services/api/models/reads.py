@@ -1,0 +1,55 @@
+"""Registry reads: a model's details (and their ETag), a page of a namespace's models, a model's history."""
+
+from __future__ import annotations
+
+import msgspec
+
+from services.api.domain_errors import ModelNotFound
+from services.api.models.ports import ModelRepository
+from services.api.models.schemas import DeploymentHistoryResponse, ModelDetailResponse, ModelListResponse
+from services.api.models.views import history_event_view, next_offset, strong_etag, to_view
+from shared.adapters.mongo import ModelFilter
+from shared.contracts import ModelKey
+
+
+class ModelReads:
+    def __init__(self, store: ModelRepository) -> None:
+        self.store = store
+
+    async def get_details(self, key: ModelKey) -> ModelDetailResponse:
+        details = await self.store.get_details(key)
+        if details is None:
+            raise ModelNotFound(key)
+        return ModelDetailResponse(model=to_view(details))
+
+    async def get_details_encoded(self, key: ModelKey) -> tuple[bytes, str]:
+        """The details body as sent, and its strong ETag."""
+        body = msgspec.json.encode(await self.get_details(key))
+        return body, strong_etag(body)
+
+    async def list_models(
+        self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
+    ) -> ModelListResponse:
+        total, page = await self.store.list_models(namespace_id, where, sort, offset, limit)
+        return ModelListResponse(
+            models=[to_view(details) for details in page],
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_offset=next_offset(offset, len(page), total),
+        )
+
+    async def history(self, key: ModelKey, offset: int, limit: int) -> DeploymentHistoryResponse:
+        found = await self.store.history_page(key, offset, limit)
+        if found is None:
+            raise ModelNotFound(key)
+        total, entries = found
+        events = [history_event_view(entry) for entry in entries]
+        return DeploymentHistoryResponse(
+            model_id=key.model_id,
+            events=events,
+            total=total,
+            limit=limit,
+            offset=offset,
+            next_offset=next_offset(offset, len(events), total),
+        )

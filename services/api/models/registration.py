@@ -1,0 +1,142 @@
+"""Registering an uploaded model: read the stream, check the form and the archive, store both.
+
+The archive is stored, then its record inserted; either both exist afterwards, or neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+
+import structlog
+
+from services.api.domain_errors import ArchiveRefused, InvalidField, UploadTooLarge, VersionExists
+from services.api.models.ports import ArchiveStore, ModelRepository
+from services.api.models.schemas import ModelUploadResponse, UploadForm
+from services.api.models.upload import (
+    ARCHIVE_FIELD,
+    FORM_OVERHEAD_BYTES,
+    ReceivedUpload,
+    multipart_boundary,
+    read_upload,
+)
+from services.api.models.upload_form import parse_form
+from shared.adapters.mongo import DuplicateModelError
+from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
+from shared.contracts import DeploymentStatus, ModelFormat
+from shared.documents import ModelDetails, ResourceRequirementsFields
+from shared.settings import Settings
+
+log = structlog.get_logger("modelreg.api")
+
+
+def new_model_id() -> str:
+    return f"model_{secrets.token_hex(12)}"
+
+
+class ModelRegistration:
+    def __init__(
+        self,
+        store: ModelRepository,
+        storage: ArchiveStore,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock
+
+    async def upload(
+        self,
+        namespace_id: str,
+        stream: AsyncIterator[bytes],
+        content_type: str | None,
+        content_length: int | None,
+    ) -> ModelUploadResponse:
+        boundary = multipart_boundary(content_type)
+        limit = self.settings.max_archive_bytes
+        if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
+            raise UploadTooLarge(
+                f"The upload exceeds the archive limit of {limit} bytes",
+                code="archive_too_large",
+                details={"max_archive_bytes": limit},
+            )
+        received = await read_upload(stream, boundary, self.storage.incoming_dir, limit)
+        try:
+            return await self._register(namespace_id, received)
+        finally:
+            received.discard()
+
+    async def _register(self, namespace_id: str, received: ReceivedUpload) -> ModelUploadResponse:
+        form = parse_form(received.fields)
+        archive = received.archive
+        if archive is None:
+            raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
+        try:
+            limits = ArchiveLimits(
+                self.settings.max_archive_members,
+                self.settings.max_unpacked_bytes,
+                self.settings.max_compression_ratio,
+            )
+            await asyncio.to_thread(list_members, archive.path, limits)
+        except InvalidArchiveError as exc:
+            raise ArchiveRefused(
+                exc.reason, exc.detail, details={"filename": archive.filename, **exc.limit}
+            ) from None
+        existing = await self.store.find_name_version(namespace_id, form.name, form.version)
+        if existing is not None:
+            raise VersionExists(form.name, form.version, existing)
+
+        model_id = new_model_id()
+        url = await self.storage.save(archive.path, namespace_id, model_id)
+        details = self._new_model(namespace_id, model_id, form, url, archive.sha256)
+        try:
+            await self.store.insert_model(details)
+        except DuplicateModelError:
+            await self.storage.delete(url, namespace_id, model_id)
+            winner = await self.store.find_name_version(namespace_id, form.name, form.version)
+            raise VersionExists(form.name, form.version, winner) from None
+        except BaseException:
+            # No archive without its record.
+            await self.storage.delete(url, namespace_id, model_id)
+            raise
+        log.info(
+            "model uploaded",
+            namespace_id=namespace_id,
+            model_id=model_id,
+            name=form.name,
+            version=form.version,
+            size=archive.size,
+            model_hash=archive.sha256,
+        )
+        return ModelUploadResponse(
+            model_id=model_id,
+            deployment_status=str(DeploymentStatus.NOT_DEPLOYED),
+            endpoint=None,
+            model_archive_url=url,
+        )
+
+    def _new_model(
+        self, namespace_id: str, model_id: str, form: UploadForm, url: str, model_hash: str
+    ) -> ModelDetails:
+        now = self.clock()
+        return ModelDetails(
+            model_id=model_id,
+            namespace_id=namespace_id,
+            name=form.name,
+            version=form.version,
+            model_archive_url=url,
+            model_format=ModelFormat(form.model_format),
+            model_hash=model_hash,
+            framework=form.framework,
+            task_type=form.task_type,
+            resource_requirements=ResourceRequirementsFields(
+                num_cpus=form.num_cpus, num_gpus=form.num_gpus, memory=form.memory_bytes
+            ),
+            created_at=now,
+            updated_at=now,
+            deployment_status=DeploymentStatus.NOT_DEPLOYED,
+        )

@@ -1,0 +1,135 @@
+"""In-memory fakes of the models area's ports (`services/api/models/ports.py`), for fast unit tests.
+
+They keep the contracts the real adapters keep: the store's unique (namespace, name, version), its
+compare-and-set on `desired_at`, and the exceptions the service handles.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+
+from shared.adapters.kafka import CommandNotPublishedError
+from shared.adapters.mongo import DuplicateModelError, ModelFilter
+from shared.contracts import DeploymentCommand, ModelKey
+from shared.deployment_rules import DesiredState
+from shared.documents import HistoryEntry, ModelDetails
+
+
+class FakeModelStore:
+    def __init__(self) -> None:
+        self.models: dict[ModelKey, ModelDetails] = {}
+        self.history: dict[ModelKey, list[HistoryEntry]] = {}
+        # Runs inside set_desired before its compare: where a test lets another request win the race.
+        self.before_set_desired: Callable[[ModelKey], Awaitable[None]] | None = None
+        # Runs inside insert_model before its uniqueness check: a racing upload, or a failing database.
+        self.before_insert: Callable[[ModelDetails], Awaitable[None]] | None = None
+
+    def add(self, details: ModelDetails) -> ModelDetails:
+        self.models[ModelKey(details.namespace_id, details.model_id)] = details
+        return details
+
+    async def get_details(self, key: ModelKey) -> ModelDetails | None:
+        found = self.models.get(key)
+        return None if found is None else found.model_copy(deep=True)
+
+    async def list_models(
+        self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
+    ) -> tuple[int, list[ModelDetails]]:
+        matching = [
+            d
+            for d in self.models.values()
+            if d.namespace_id == namespace_id
+            and all(
+                getattr(where, field) is None or getattr(d, field) == getattr(where, field)
+                for field in ("deployed", "task_type", "model_format", "name")
+            )
+        ]
+        matching.sort(key=lambda d: (d.created_at, d.model_id), reverse=sort == "-created_at")
+        return len(matching), matching[offset : offset + limit]
+
+    async def history_page(
+        self, key: ModelKey, offset: int, limit: int
+    ) -> tuple[int, list[HistoryEntry]] | None:
+        if key not in self.models:
+            return None
+        newest_first = list(reversed(self.history.get(key, [])))
+        return len(newest_first), newest_first[offset : offset + limit]
+
+    async def find_name_version(self, namespace_id: str, name: str, version: str) -> str | None:
+        return next(
+            (
+                d.model_id
+                for d in self.models.values()
+                if (d.namespace_id, d.name, d.version) == (namespace_id, name, version)
+            ),
+            None,
+        )
+
+    async def insert_model(self, details: ModelDetails) -> None:
+        if self.before_insert is not None:
+            await self.before_insert(details)
+        if await self.find_name_version(details.namespace_id, details.name, details.version):
+            raise DuplicateModelError(f"{details.name} {details.version}")
+        self.add(details.model_copy(deep=True))
+
+    async def set_desired(
+        self,
+        key: ModelKey,
+        desired: DesiredState | None,
+        desired_at: datetime | None,
+        *,
+        expected_desired_at: datetime | None,
+        now: datetime,
+    ) -> bool:
+        if self.before_set_desired is not None:
+            await self.before_set_desired(key)
+        current = self.models.get(key)
+        if current is None or current.desired_at != expected_desired_at:
+            return False
+        self.models[key] = current.model_copy(
+            update={"desired_state": desired, "desired_at": desired_at, "updated_at": now}
+        )
+        return True
+
+    async def delete_model(self, key: ModelKey) -> bool:
+        return self.models.pop(key, None) is not None
+
+
+class FakeArchiveStorage:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.deleted: list[str] = []
+        self.fail_delete: Exception | None = None
+
+    @property
+    def incoming_dir(self) -> Path:
+        return self.root / ".incoming"
+
+    def stored(self) -> list[str]:
+        return sorted(p.name for p in self.root.glob("*/*.tar.gz"))
+
+    async def save(self, spooled: Path, namespace_id: str, model_id: str) -> str:
+        target = self.root / namespace_id / f"{model_id}.tar.gz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(spooled, target)
+        return target.as_uri()
+
+    async def delete(self, url: str, namespace_id: str, model_id: str) -> None:
+        if self.fail_delete is not None:
+            raise self.fail_delete
+        (self.root / namespace_id / f"{model_id}.tar.gz").unlink(missing_ok=True)
+        self.deleted.append(url)
+
+
+class FakeCommandPublisher:
+    def __init__(self) -> None:
+        self.published: list[DeploymentCommand] = []
+        self.broker_down = False
+
+    async def publish(self, command: DeploymentCommand) -> None:
+        if self.broker_down:
+            raise CommandNotPublishedError("broker down (fake)")
+        self.published.append(command)
