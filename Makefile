@@ -35,12 +35,14 @@ LINTED := shared services tests bench
 lint: install
 	$(BIN)/ruff check $(LINTED)
 
-# What CI checks before the tests: lint and formatting (`ruff format $(LINTED)` fixes the latter).
+# What CI checks before the tests: lint, formatting (`ruff format $(LINTED)` fixes the latter) and types
+# (mypy; configuration in pyproject.toml, strict on shared/ and services/).
 check: install
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
-# Type checking (configuration in pyproject.toml, strict on shared/ and services/); not in CI yet.
+# The type check alone.
 types: install
 	$(BIN)/mypy
 

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import sys
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 from shared.contracts import EventType, ModelFormat, now_microseconds
 from shared.logging import configure_logging
@@ -111,7 +113,7 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _published(publish) -> int:
+def _published(publish: Callable[[], Coroutine[Any, Any, object]]) -> int:
     """Run a publish: 0 once sent, 2 for a message the contract refuses, 1 when Kafka refuses it.""" ""
     from aiokafka.errors import KafkaError
 
@@ -292,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"modelreg: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format, service=args.command)
-    return args.handler(settings, args)
+    handler: Callable[[Settings, argparse.Namespace], int] = args.handler  # set_defaults on every command
+    return handler(settings, args)
 
 
 if __name__ == "__main__":

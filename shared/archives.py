@@ -123,7 +123,8 @@ def _scan(
         with gzip.open(path, "rb") as compressed:
             reader = _CappedReader(compressed, limits)
             # Stream mode ("r|"): one pass, no seeking, members handled as they come.
-            with tarfile.open(fileobj=reader, mode="r|") as archive:
+            # typeshed types every fileobj as seekable and writable; stream reading only calls read().
+            with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
                 while (member := archive.next()) is not None:
                     archive.members.clear()  # TarFile keeps every member it read; we need none
                     members += 1

@@ -10,7 +10,7 @@ import enum
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, NamedTuple
+from typing import Annotated, NamedTuple, TypeVar
 
 import msgspec
 
@@ -180,7 +180,12 @@ class InvalidMessage(ValueError):
         self.detail = detail
 
 
-def _decode_keyed(decoder: msgspec.json.Decoder, invalid_reason: str, key: bytes | None, value: bytes | None):
+_Keyed = TypeVar("_Keyed", DeploymentEvent, DeploymentCommand)
+
+
+def _decode_keyed(
+    decoder: msgspec.json.Decoder[_Keyed], invalid_reason: str, key: bytes | None, value: bytes | None
+) -> _Keyed:
     """Decode a record whose key must be the "{namespace_id}/{model_id}" of its body."""
     if value is None:
         raise InvalidMessage("empty_value", "record has no value")

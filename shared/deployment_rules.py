@@ -103,9 +103,9 @@ def apply_event(current: ObservedDeployment, event: DeploymentEvent) -> Observed
     if event.event_type in CLEARS_INFO:
         info = None
     elif event.event_type is EventType.READY:
-        info = msgspec.structs.replace(
-            _merged_info(current.deployment_info, event), deployed_at=event.occurred_at
-        )
+        merged = _merged_info(current.deployment_info, event)
+        assert merged is not None, "a ready event carries endpoint and base_image (DeploymentEvent)"
+        info = msgspec.structs.replace(merged, deployed_at=event.occurred_at)
     else:
         info = _merged_info(current.deployment_info, event)
     return ObservedDeployment(

@@ -12,6 +12,7 @@ import logging
 import sys
 
 import structlog
+from structlog.typing import Processor
 
 # Every logger the code creates is named under this one (structlog.get_logger("modelreg.worker"), ...).
 OWN_LOGGER = "modelreg"
@@ -19,13 +20,13 @@ OWN_LOGGER = "modelreg"
 
 def library_level(level: str) -> int:
     """Libraries stay at WARNING (or the configured level when stricter), except when debugging."""
-    own = logging.getLevelName(level)
+    own: int = logging.getLevelName(level)  # a level's name gives its number
     return own if own == logging.DEBUG else max(own, logging.WARNING)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json", service: str | None = None) -> None:
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
-    shared_processors = [
+    shared_processors: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable
 
 import structlog
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -21,7 +23,7 @@ SANE_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 log = structlog.get_logger("modelreg.api.access")
 
 
-def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+def request_id_from(headers: Iterable[tuple[bytes, bytes]]) -> str:
     """The client's request id when it is sane, else a new one."""
     for name, value in headers:
         if name.lower() == REQUEST_ID_HEADER and SANE_REQUEST_ID.fullmatch(value):
@@ -36,7 +38,7 @@ class AccessLog:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope["headers"])

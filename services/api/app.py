@@ -16,7 +16,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from pymongo import AsyncMongoClient
 
 from services.api.access_log import AccessLog
 from services.api.auth.guards import namespace_guard
@@ -87,8 +86,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await early
             await publisher.close()
 
-    def provide_mongo_client(state: State) -> AsyncMongoClient:
-        return state.mongo_client
+    def provide_mongo_client(state: State) -> mongo.MongoClient:
+        client: mongo.MongoClient = state.mongo_client  # set by mongo_lifespan
+        return client
 
     storage = ArchiveStorage(settings)
 

@@ -14,6 +14,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ExceptionHandlersMap
 
 from services.api.domain_errors import (
     ArchiveRefused,
@@ -147,12 +148,12 @@ def error_response(
     return Response(body, status_code=status, media_type=MediaType.JSON, headers=headers)
 
 
-def handle_api_error(_: Request, exc: ApiError) -> Response[ErrorResponse]:
+def handle_api_error(_: Request[Any, Any, Any], exc: ApiError) -> Response[ErrorResponse]:
     status = exc.status_code
     return error_response(status, HTTP_ERROR_TYPES[status], exc.message, exc.code, exc.details, exc.headers)
 
 
-def handle_domain_error(request: Request, exc: DomainError) -> Response[ErrorResponse]:
+def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorResponse]:
     status = DOMAIN_ERROR_STATUS.get(type(exc))
     if status is None:
         return handle_unexpected_error(request, exc)
@@ -191,16 +192,18 @@ def _validation_response(items: list[ValidationError]) -> Response[HTTPValidatio
     )
 
 
-def handle_validation_error(_: Request, exc: ValidationException) -> Response[HTTPValidationError]:
+def handle_validation_error(
+    _: Request[Any, Any, Any], exc: ValidationException
+) -> Response[HTTPValidationError]:
     return _validation_response(_validation_items(exc))
 
 
-def handle_invalid_field(_: Request, exc: InvalidField) -> Response[HTTPValidationError]:
+def handle_invalid_field(_: Request[Any, Any, Any], exc: InvalidField) -> Response[HTTPValidationError]:
     # Form fields are validated by the service, after the body was read: same body as Litestar's validation.
     return _validation_response([_validation_item("body", exc.field, exc.message)])
 
 
-def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorResponse]:
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorResponse]:
     status = exc.status_code
     if status >= 500:
         log.error("server error", status=status, detail=exc.detail)
@@ -210,13 +213,13 @@ def handle_http_exception(_: Request, exc: HTTPException) -> Response[ErrorRespo
     )
 
 
-def handle_unexpected_error(request: Request, exc: Exception) -> Response[ErrorResponse]:
+def handle_unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorResponse]:
     # Internals are logged, never returned.
     log.exception("unhandled error", path=request.url.path, method=request.method)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "InternalServerError", "Internal server error")
 
 
-EXCEPTION_HANDLERS = {
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ApiError: handle_api_error,
     DomainError: handle_domain_error,
     InvalidField: handle_invalid_field,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get
-from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from shared.adapters import mongo
@@ -18,7 +17,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", summary="Readiness probe: MongoDB answers")
-    async def ready(self, mongo_client: AsyncMongoClient) -> Response[dict[str, str]]:
+    async def ready(self, mongo_client: mongo.MongoClient) -> Response[dict[str, str]]:
         try:
             await mongo.ping(mongo_client)
         except PyMongoError as exc:

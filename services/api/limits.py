@@ -15,7 +15,7 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.status_codes import HTTP_408_REQUEST_TIMEOUT
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 
 def body_deadline(started_at: float, received_bytes: int, grace_s: float, min_rate: float) -> float:
@@ -30,7 +30,7 @@ class HeadAsGet:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD":
+        if scope["type"] != ScopeType.HTTP or scope["method"] != "HEAD":
             await self.app(scope, receive, send)
             return
 
@@ -41,12 +41,14 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        as_get = {**scope, "method": "GET"}
+        as_get = scope.copy()
+        as_get["method"] = "GET"
         try:
             await self.app(as_get, receive, send_headers_only)
         finally:
             # What routing and authentication found (route template, key) holds for the HEAD request too.
-            scope.update({name: value for name, value in as_get.items() if name != "method"})
+            scope.update(as_get)
+            scope["method"] = "HEAD"
 
 
 class BodyDeadlineMiddleware(ASGIMiddleware):
@@ -61,7 +63,7 @@ class BodyDeadlineMiddleware(ASGIMiddleware):
         received = 0
         body_complete = False
 
-        async def receive_in_time() -> Message:
+        async def receive_in_time() -> ReceiveMessage:
             nonlocal received, body_complete
             if body_complete:  # later receives only wait for a disconnect: no deadline
                 return await receive()

@@ -24,6 +24,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """Closes a connection whose request head has not fully arrived `header_timeout_s` after it began."""
 
     header_timeout_s: float = 10.0
+    _header_deadline: asyncio.TimerHandle | None  # set once the connection is made
 
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()

@@ -54,7 +54,8 @@ def demo_onnx_model() -> bytes:
         graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="modelreg-demo"
     )
     model.ir_version = 8
-    return model.SerializeToString()
+    serialized: bytes = model.SerializeToString()
+    return serialized
 
 
 def write_demo_archive(directory: Path) -> tuple[Path, str]:
@@ -107,7 +108,8 @@ def _get_json(url: str, body: dict[str, Any] | None = None, api_key: str | None 
         headers["authorization"] = f"Bearer {api_key}"
     request = urllib.request.Request(url, data=data, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+        document: dict[str, Any] = json.loads(response.read())
+        return document
 
 
 def follow_until_deployed(
@@ -127,7 +129,7 @@ def follow_until_deployed(
     shown = None
     while time.monotonic() < deadline and not interrupted():
         try:
-            model = _get_json(url, api_key=api_key)["model"]
+            model: dict[str, Any] = _get_json(url, api_key=api_key)["model"]
         except (OSError, urllib.error.URLError, KeyError):
             time.sleep(0.5)
             continue

@@ -22,16 +22,17 @@ LOOPBACK = "127.0.0.1"
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) of an IPv4 socket
+        return port
 
 
-def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None, program: str = "the server"
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args[0]} exited with {process.returncode} before listening on {port}"
-            )
+            raise RuntimeError(f"{program} exited with {process.returncode} before listening on {port}")
         with contextlib.suppress(OSError), socket.create_connection((LOOPBACK, port), timeout=0.5):
             return
         time.sleep(0.1)
@@ -48,7 +49,7 @@ class ServerProcess:
     url: str
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +63,7 @@ class ServerProcess:
         )
         log.close()
         try:
-            wait_for_port(self.port, timeout_s, self.process)
+            wait_for_port(self.port, timeout_s, self.process, self.args[0])
         except Exception:
             self.kill()
             raise

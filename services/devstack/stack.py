@@ -28,11 +28,11 @@ from shared.settings import Settings
 STATE_DIR = Path(".modelreg")
 
 
-def _wait_http_ok(url: str, timeout_s: float, process: subprocess.Popen) -> None:
+def _wait_http_ok(url: str, timeout_s: float, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -48,7 +48,7 @@ class DevStack:
         self.settings = settings
         self.state_dir = state_dir
         self.servers: list[embedded.ServerProcess] = []
-        self.children: list[subprocess.Popen] = []
+        self.children: list[subprocess.Popen[bytes]] = []
         self.temp_dirs: list[Path] = []
 
     def start_servers(self) -> Settings:
@@ -87,7 +87,7 @@ class DevStack:
         self.settings = msgspec.structs.replace(self.settings, ray_address=head.url)
         return self.settings
 
-    def spawn(self, *command: str) -> subprocess.Popen:
+    def spawn(self, *command: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, **self.settings.as_env()}
         child = subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=env)
         self.children.append(child)

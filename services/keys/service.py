@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from shared.adapters import mongo
 from shared.adapters.mongo import ApiKeyStore, DuplicateKeyPrefixError
@@ -12,6 +13,8 @@ from shared.api_keys import Principal, generate_key, key_matches, key_prefix
 from shared.documents import ApiKeyDocument
 from shared.identifiers import ID_RULE, is_valid_id
 from shared.settings import Settings
+
+T = TypeVar("T")
 
 # A fresh prefix collides with an existing one about once in 2**48 draws; retrying is enough.
 PREFIX_ATTEMPTS = 3
@@ -79,7 +82,7 @@ class KeyService:
         return key
 
 
-async def with_key_service(settings: Settings, action):
+async def with_key_service(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
     """Run `action(KeyService)` with a MongoDB connection, for the command line."""
     client = await mongo.connect(settings)
     try:

@@ -30,7 +30,8 @@ def serve_base_url(settings: Settings) -> str:
 def base_image(settings: Settings, model_format: ModelFormat | str | None) -> str | None:
     if model_format is None:
         return None
-    return getattr(settings, f"base_image_{ModelFormat(model_format).value}")
+    image: str = getattr(settings, f"base_image_{ModelFormat(model_format).value}")  # one per format
+    return image
 
 
 class EventPublisher:

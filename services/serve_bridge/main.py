@@ -55,7 +55,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> N
         ArchiveStorage(settings),
         stop,
     )
-    tasks: list[asyncio.Task] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         await retry.run("start_producer", publisher.start, (KafkaError, OSError))
         await bridge.start()
@@ -69,8 +69,8 @@ async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> N
         done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
         for task in done:
-            if task is not stopped and task.exception() is not None:
-                raise task.exception()
+            if task is not stopped and (error := task.exception()) is not None:
+                raise error
     except Stopping:
         pass
     finally:

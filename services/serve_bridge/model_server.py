@@ -69,7 +69,8 @@ def _error(status: int, error_type: str, code: str, message: str) -> Response:
 
 
 class ModelServer:
-    async def __init__(self, spec: ModelSpec) -> None:
+    # Ray Serve awaits a deployment's async constructor; Python's typing knows only synchronous ones.
+    async def __init__(self, spec: ModelSpec) -> None:  # type: ignore[misc]
         self.spec = spec
         storage = ArchiveStorage(
             Settings(

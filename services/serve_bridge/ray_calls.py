@@ -8,11 +8,13 @@ import functools
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from services.serve_bridge.ports import ServeAdapter
 
 T = TypeVar("T")
+# A call for the Ray thread: the loop awaiting it, the future to settle there, and the call itself.
+_Call: TypeAlias = tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]
 
 
 class RayHung(RuntimeError):
@@ -28,7 +30,7 @@ class RayCalls:
     def __init__(self, adapter: ServeAdapter, timeout_s: float) -> None:
         self.adapter = adapter
         self.timeout_s = timeout_s
-        self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="ray-calls", daemon=True)
         self._thread.start()
 
@@ -44,7 +46,7 @@ class RayCalls:
 
     async def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future = loop.create_future()
+        future: asyncio.Future[T] = loop.create_future()
         self._calls.put((loop, future, functools.partial(function, *args, **kwargs)))
         try:
             return await asyncio.wait_for(future, self.timeout_s)
@@ -55,7 +57,7 @@ class RayCalls:
         self._calls.put(None)
 
 
-def _settle(future: asyncio.Future, outcome: Any, failed: bool) -> None:
+def _settle(future: asyncio.Future[Any], outcome: Any, failed: bool) -> None:
     if future.done():  # the caller gave up waiting
         return
     if failed:

@@ -128,8 +128,9 @@ class RayServeAdapter:
         ray_actor_options: dict[str, Any],
     ) -> None:
         """Create or replace the application; returns once Serve accepted it, not when it runs."""
+        # Ray annotates serve.deployment as returning the decorator even when it is given the class.
         application = (
-            serve.deployment(ModelServer)
+            serve.deployment(ModelServer)  # type: ignore[attr-defined]
             .options(name=deployment_name, num_replicas=1, ray_actor_options=ray_actor_options)
             .bind(spec)
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import msgspec
 
@@ -141,9 +142,12 @@ def later_command_wins(earlier: CommandType, later: CommandType) -> bool:
     return later is not CommandType.RESYNC or earlier is CommandType.RESYNC
 
 
+K = TypeVar("K")
+
+
 def models_missing_from_serve(
-    live_in_registry: Iterable[object], with_application: Iterable[object], busy: Iterable[object] = ()
-) -> list:
+    live_in_registry: Iterable[K], with_application: Iterable[object], busy: Iterable[object] = ()
+) -> list[K]:
     """Models the registry shows on Ray Serve for which Serve has no application (and no command in hand)."""
     present = set(with_application) | set(busy)
     return [key for key in live_in_registry if key not in present]

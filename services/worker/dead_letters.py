@@ -45,11 +45,12 @@ def dead_letter_record(
         ("dlq.original_size", str(len(value) if value is not None else 0).encode()),
     ]
     value_cut = value is not None and len(value) > max_value_bytes
-    key_cut = key is not None and len(key) > MAX_KEY_BYTES
+    key_size = len(key) if key is not None else 0
+    key_cut = key_size > MAX_KEY_BYTES
     if value_cut or key_cut:
         headers.append(("dlq.truncated", b"true"))
     if key_cut:
-        headers.append(("dlq.original_key_size", str(len(key)).encode()))
+        headers.append(("dlq.original_key_size", str(key_size).encode()))
     return DeadLetterRecord(
         key=key[:MAX_KEY_BYTES] if key is not None else None,
         value=value[:max_value_bytes] if value is not None else None,

@@ -25,19 +25,27 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         stop_on_signals(stop)
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port, addr=settings.metrics_bind_host)
-    retry = dict(stop=stop, max_backoff_s=settings.worker_retry_max_backoff_s)
+    backoff_s = settings.worker_retry_max_backoff_s
     try:
-        client = await mongo.connect_when_available(settings, stop, settings.worker_retry_max_backoff_s)
+        client = await mongo.connect_when_available(settings, stop, backoff_s)
     except Stopping:
         return
     producer = kafka.make_producer(settings)
     consumer = kafka.make_consumer(settings, settings.events_topic, group_id=settings.consumer_group)
     try:
         await retry_with_backoff(
-            producer.start, operation="start_producer", retry_on=(KafkaError, OSError), **retry
+            producer.start,
+            operation="start_producer",
+            stop=stop,
+            retry_on=(KafkaError, OSError),
+            max_backoff_s=backoff_s,
         )
         await retry_with_backoff(
-            consumer.start, operation="start_consumer", retry_on=(KafkaError, OSError), **retry
+            consumer.start,
+            operation="start_consumer",
+            stop=stop,
+            retry_on=(KafkaError, OSError),
+            max_backoff_s=backoff_s,
         )
         log.info("worker started", topic=settings.events_topic, group=settings.consumer_group)
         applier = EventApplier(ModelStore(settings.history_limit))

@@ -28,7 +28,7 @@ Message = DeploymentEvent | DeploymentCommand
 log = structlog.get_logger("modelreg.kafka")
 
 
-def make_producer(settings: Settings, **overrides) -> AIOKafkaProducer:
+def make_producer(settings: Settings, **overrides: object) -> AIOKafkaProducer:
     # acks=all so an acknowledged send is on the broker; idempotence is off for brokers without it (tansu).
     options = dict(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -40,7 +40,7 @@ def make_producer(settings: Settings, **overrides) -> AIOKafkaProducer:
     return AIOKafkaProducer(**options)
 
 
-def make_consumer(settings: Settings, *topics: str, group_id: str, **overrides) -> AIOKafkaConsumer:
+def make_consumer(settings: Settings, *topics: str, group_id: str, **overrides: object) -> AIOKafkaConsumer:
     options = dict(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=group_id,
@@ -95,7 +95,7 @@ class KafkaPublisher:
         *,
         timeout_s: float | None = None,
         producer: AIOKafkaProducer | None = None,
-        **producer_overrides,
+        **producer_overrides: object,
     ) -> None:
         self.settings = settings
         self.timeout_s = timeout_s

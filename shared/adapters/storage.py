@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterable
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import unquote, urlparse
 
 from shared.settings import Settings
@@ -53,10 +54,21 @@ async def spool(chunks: AsyncIterable[bytes], directory: Path, max_bytes: int) -
     return path, digest.hexdigest(), size
 
 
-def _s3_client(settings: Settings):
+class _S3Client(Protocol):
+    """The calls made on a boto3 S3 client (boto3 ships no type information)."""
+
+    def upload_file(self, Filename: str, Bucket: str, Key: str) -> None: ...
+
+    def download_file(self, Bucket: str, Key: str, Filename: str) -> None: ...
+
+    def delete_object(self, *, Bucket: str, Key: str) -> object: ...
+
+
+def _s3_client(settings: Settings) -> _S3Client:
     import boto3
 
-    return boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
+    client: _S3Client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
+    return client
 
 
 def _local_path(url: str) -> Path:
@@ -98,8 +110,7 @@ class ArchiveStorage:
     async def save(self, spooled: Path, namespace_id: str, model_id: str) -> str:
         """Move a spooled file into storage; returns its URL."""
         relative = f"{namespace_id}/{model_id}.tar.gz"
-        if self.uses_s3:
-            bucket = self.settings.s3_bucket
+        if bucket := self.settings.s3_bucket:  # self.uses_s3
             await asyncio.to_thread(_s3_client(self.settings).upload_file, str(spooled), bucket, relative)
             spooled.unlink(missing_ok=True)
             return f"s3://{bucket}/{relative}"

@@ -7,6 +7,7 @@ models exist elsewhere; writes answer 403.
 from __future__ import annotations
 
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 
 from services.api.domain_errors import ModelNotFound, NamespaceNotFound
@@ -17,14 +18,17 @@ from shared.contracts import ModelKey
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-def namespace_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def namespace_guard(
+    connection: ASGIConnection[BaseRouteHandler, Principal, str, State], _: BaseRouteHandler
+) -> None:
     namespace_id = connection.path_params.get("namespace_id")
-    if namespace_id is None or connection.scope["method"] == "OPTIONS":
+    method = connection.scope.get("method")  # every /v1 route is an HTTP route: the scope has one
+    if namespace_id is None or method == "OPTIONS":
         return  # OPTIONS (CORS preflight) is answered without a key and reveals no data
     principal: Principal = connection.user
     if principal.can_access(namespace_id):
         return
-    if connection.scope["method"] in READ_METHODS:
+    if method in READ_METHODS:
         model_id = connection.path_params.get("model_id")
         raise (
             ModelNotFound(ModelKey(namespace_id, model_id))

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec import (
+    OpenAPIFormat,
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
 
 from services.api.models.schemas import UploadForm
 from services.api.models.upload import ARCHIVE_FIELD
@@ -53,7 +61,7 @@ def _schema(json_schema: dict[str, Any]) -> Schema:
 
 def upload_form_schema() -> Schema:
     (component,) = msgspec.json.schema_components([UploadForm])[1].values()
-    properties: dict[str, Schema] = {
+    properties: dict[str, Reference | Schema] = {
         ARCHIVE_FIELD: Schema(
             type=OpenAPIType.STRING,
             format=OpenAPIFormat.BINARY,

@@ -7,8 +7,9 @@ body, and memory stays flat whatever the archive's size.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
+from typing import TypeAlias
 
 import msgspec
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
@@ -22,7 +23,7 @@ MAX_PARTS = 32
 # Room for the text fields and part headers on top of the archive, for the Content-Length check.
 FORM_OVERHEAD_BYTES = MAX_PARTS * (MAX_FIELD_BYTES + 8 * 1024)
 
-ParserEvent = MultipartSegment | bytes | bytearray | None
+ParserEvent: TypeAlias = MultipartSegment | bytes | bytearray | None
 
 
 class SpooledArchive(msgspec.Struct, frozen=True):
@@ -54,7 +55,7 @@ def multipart_boundary(content_type: str | None) -> str:
     raise InvalidUpload("multipart/form-data without a boundary", code="invalid_multipart")
 
 
-async def _parser_events(stream: AsyncIterator[bytes], boundary: str) -> AsyncIterator[ParserEvent]:
+async def _parser_events(stream: AsyncIterator[bytes], boundary: str) -> AsyncGenerator[ParserEvent, None]:
     with PushMultipartParser(
         boundary, max_segment_count=MAX_PARTS, max_header_count=8, max_header_size=4096
     ) as parser:

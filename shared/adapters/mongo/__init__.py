@@ -9,7 +9,7 @@
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
 """
 
-from shared.adapters.mongo.connection import connect, connect_when_available, ping
+from shared.adapters.mongo.connection import MongoClient, connect, connect_when_available, ping
 from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter
 from shared.adapters.mongo.mapping import key_filter, observed_from_details
@@ -31,6 +31,7 @@ __all__ = [
     "ModelFilter",
     "ModelRegisteredError",
     "ModelStore",
+    "MongoClient",
     "ObservedChange",
     "connect",
     "connect_when_available",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, TypeAlias
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
@@ -12,10 +13,13 @@ from shared.documents import DOCUMENT_MODELS
 from shared.retry import retry_with_backoff
 from shared.settings import Settings
 
+# Documents come back as plain dicts (the client's default document class).
+MongoClient: TypeAlias = AsyncMongoClient[dict[str, Any]]
 
-async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_000) -> AsyncMongoClient:
+
+async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_000) -> MongoClient:
     """A tz-aware client whose writes are journaled (acknowledged writes survive a crash) + Beanie set up."""
-    client: AsyncMongoClient = AsyncMongoClient(
+    client: MongoClient = AsyncMongoClient(
         settings.mongodb_url,
         tz_aware=True,
         journal=True,
@@ -27,7 +31,7 @@ async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_00
 
 async def connect_when_available(
     settings: Settings, stop: asyncio.Event, max_backoff_s: float = 10.0
-) -> AsyncMongoClient:
+) -> MongoClient:
     """connect(), retried with backoff while MongoDB is unreachable; raises Stopping once `stop` is set."""
     return await retry_with_backoff(
         lambda: connect(settings),
@@ -38,5 +42,5 @@ async def connect_when_available(
     )
 
 
-async def ping(client: AsyncMongoClient) -> None:
+async def ping(client: MongoClient) -> None:
     await client.admin.command("ping")

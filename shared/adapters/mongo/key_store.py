@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pymongo import ASCENDING
+from beanie import SortDirection
 from pymongo.errors import DuplicateKeyError
+from pymongo.results import UpdateResult
 
 from shared.documents import ApiKeyDocument
 
@@ -32,8 +33,9 @@ class ApiKeyStore:
         return await ApiKeyDocument.find_one({"prefix": prefix})
 
     async def list(self) -> list[ApiKeyDocument]:
-        return await ApiKeyDocument.find_all().sort([("created_at", ASCENDING)]).to_list()
+        return await ApiKeyDocument.find_all().sort([("created_at", SortDirection.ASCENDING)]).to_list()
 
     async def revoke(self, prefix: str) -> bool:
         result = await ApiKeyDocument.find_one({"prefix": prefix}).update({"$set": {"revoked": True}})
-        return result.matched_count == 1
+        # Beanie types the result as any of its update responses; without upsert it is an UpdateResult.
+        return isinstance(result, UpdateResult) and result.matched_count == 1

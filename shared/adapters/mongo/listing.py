@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from pymongo import ASCENDING, DESCENDING
+from beanie import SortDirection
 
 from shared.adapters.mongo.mapping import key_filter
 from shared.contracts import ModelKey
@@ -18,8 +18,11 @@ class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):
     name: str | None = None
 
 
+# pymongo's 1 and -1, as Beanie's sort() is typed.
+ASCENDING, DESCENDING = SortDirection.ASCENDING, SortDirection.DESCENDING
+
 # Listing orders; model_id breaks ties so pages never overlap or skip.
-LIST_SORTS: dict[str, list[tuple[str, int]]] = {
+LIST_SORTS: dict[str, list[tuple[str, SortDirection]]] = {
     "-created_at": [("created_at", DESCENDING), ("model_id", ASCENDING)],
     "created_at": [("created_at", ASCENDING), ("model_id", ASCENDING)],
     "name": [("name", ASCENDING), ("version", ASCENDING), ("model_id", ASCENDING)],

@@ -6,7 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.contracts import DeploymentEvent, ModelKey
-from shared.conversions import deployment_info_document, observed_from_details  # noqa: F401 - re-exported
+from shared.conversions import deployment_info_document
+from shared.conversions import observed_from_details as observed_from_details  # re-exported
 from shared.deployment_rules import ObservedChange
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from beanie import BulkWriter
 from pymongo.errors import DuplicateKeyError
+from pymongo.results import UpdateResult
 
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter, history_page_pipeline, listing_query
 from shared.adapters.mongo.mapping import key_filter, observed_from_details, observed_update
@@ -96,7 +97,7 @@ class ModelStore:
         result = await ModelDocument.find_one(key_filter(key)).update(
             {"$set": {"last_event_sequence": None, "observed_at": None, "updated_at": now}}
         )
-        return result.matched_count == 1
+        return isinstance(result, UpdateResult) and result.matched_count == 1  # see ApiKeyStore.revoke
 
     async def keys_observed_on_serve(self) -> list[ModelKey]:
         """Models whose observed state says Ray Serve has (or is making) an application for them.
@@ -183,7 +184,7 @@ class ModelStore:
                 }
             }
         )
-        return result.matched_count == 1
+        return isinstance(result, UpdateResult) and result.matched_count == 1  # see ApiKeyStore.revoke
 
     async def delete_model(self, key: ModelKey) -> bool:
         result = await ModelDocument.find_one(key_filter(key)).delete()
