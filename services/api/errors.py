@@ -16,14 +16,18 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 
 from services.api.domain_errors import (
+    ArchiveMissing,
     ArchiveRefused,
     BrokerUnavailable,
     ConcurrentRequest,
     DomainError,
     InvalidField,
     InvalidUpload,
+    ModelIdTaken,
     ModelNotFound,
     NamespaceNotFound,
+    OrgModelInUse,
+    OrgModelNotFound,
     TransitionInProgress,
     UnsupportedUpload,
     UploadTooLarge,
@@ -110,6 +114,10 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     InvalidUpload: 400,
     UnsupportedUpload: 415,
     UploadTooLarge: 413,
+    OrgModelNotFound: 404,
+    ArchiveMissing: 404,
+    OrgModelInUse: 409,
+    ModelIdTaken: 409,
 }
 
 

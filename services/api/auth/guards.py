@@ -37,3 +37,10 @@ def namespace_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         code="namespace_forbidden",
         details={"namespace_id": namespace_id},
     )
+
+
+def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Routes of the whole organization (shared models' writes) need an admin key."""
+    principal: Principal = connection.user
+    if not principal.admin:
+        raise ApiError(403, "This route needs an admin API key", code="admin_required")
