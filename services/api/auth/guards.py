@@ -6,6 +6,8 @@ models exist elsewhere; writes answer 403.
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
@@ -39,7 +41,7 @@ def namespace_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
     )
 
 
-def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Routes of the whole organization (shared models' writes) need an admin key."""
     principal: Principal = connection.user
     if not principal.admin:

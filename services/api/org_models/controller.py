@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from litestar import Controller, Request, Response, delete, get, post
@@ -59,7 +60,7 @@ class OrgModelController(Controller):
         },
     )
     async def upload_org_model(
-        self, request: Request, org_models: OrgModelService
+        self, request: Request[Any, Any, Any], org_models: OrgModelService
     ) -> Response[OrgModelUploadResponse]:
         result = await org_models.catalog.upload(
             request.stream(), request.headers.get("content-type"), request.content_length

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from services.api.org_models.schemas import (
     AvailableOrgModelItem,
     ModelRegistryIdentity,
@@ -9,8 +11,12 @@ from services.api.org_models.schemas import (
     OrgModelListItem,
 )
 from shared.contracts import ModelResourceRequirements
-from shared.conversions import aware_utc
 from shared.documents import OrgModelDetails
+
+
+def _utc(value: datetime) -> datetime:
+    # Documents written by other services may hold naive datetimes, UTC by MongoDB's convention.
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def registry_identity(organization_id: str, model_id: str) -> ModelRegistryIdentity:
@@ -42,8 +48,8 @@ def org_detail_view(
         resource_requirements=ModelResourceRequirements(
             num_cpus=resources.num_cpus, num_gpus=resources.num_gpus, memory=resources.memory
         ),
-        created_at=aware_utc(details.created_at),
-        updated_at=aware_utc(details.updated_at),
+        created_at=_utc(details.created_at),
+        updated_at=_utc(details.updated_at),
         registry=registry_identity(organization_id, details.model_id),
         enabled_namespaces=enabled,
     )
@@ -59,8 +65,8 @@ def org_list_item(details: OrgModelDetails, organization_id: str, deployed: bool
         framework=details.framework,
         task_type=details.task_type,
         deployed=deployed,
-        created_at=aware_utc(details.created_at),
-        updated_at=aware_utc(details.updated_at),
+        created_at=_utc(details.created_at),
+        updated_at=_utc(details.updated_at),
         registry=registry_identity(organization_id, details.model_id),
     )
 

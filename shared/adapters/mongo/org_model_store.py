@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from beanie import SortDirection
 from pymongo.errors import DuplicateKeyError
+from pymongo.results import UpdateResult
 
 from shared.adapters.mongo.model_store import DuplicateModelError, DuplicateModelIdError
 from shared.documents import ModelDocument, ModelKeyFields, OrgModelDetails, OrgModelDocument
@@ -28,7 +30,7 @@ class OrgModelStore:
         """Every shared model but those being deleted, newest first."""
         return (
             await OrgModelDocument.find({"deleting": {"$ne": True}}, projection_model=OrgModelDetails)
-            .sort([("created_at", -1), ("model_id", 1)])
+            .sort([("created_at", SortDirection.DESCENDING), ("model_id", SortDirection.ASCENDING)])
             .to_list()
         )
 
@@ -43,7 +45,7 @@ class OrgModelStore:
         result = await OrgModelDocument.find_one(
             {"model_id": model_id, "deleting": {"$ne": True} if deleting else True}
         ).update({"$set": {"deleting": deleting}})
-        return result.matched_count == 1
+        return isinstance(result, UpdateResult) and result.matched_count == 1
 
     async def delete(self, model_id: str) -> bool:
         result = await OrgModelDocument.find_one({"model_id": model_id}).delete()
