@@ -217,3 +217,36 @@ async def test_writes_need_an_admin_key_and_reads_do_not(fresh: Stack) -> None:
     custom_a, _ = fresh.sdk(fresh.team_a)
     with pytest.raises(ForbiddenException):
         custom_a.enable_org_model_namespaces("team-b", model_id)
+
+
+async def test_static_routes_win_over_model_ids_and_the_shared_archive_outlives_a_copy(
+    topics, db, make_key, settings
+) -> None:
+    from pathlib import Path
+
+    from tests.api_support import api_client
+    from tests.factories import seed_model_document
+
+    await db.custom_models.insert_one(seed_model_document("ns_a", "available"))
+    async with api_client(topics, await make_key(admin=True)) as client:
+        registered = await client.post(
+            "/v1/models",
+            data={"name": "m", "version": "1", "model_format": "onnx"},
+            files={"file": ("model.tar.gz", ARCHIVE, "application/gzip")},
+        )
+        model_id = registered.json()["model_id"]
+        available = await client.get("/v1/namespaces/ns_a/models/available")
+        assert available.status_code == 200 and available.json()["namespace_id"] == "ns_a"
+        assert [m["model_id"] for m in available.json()["models"]] == [model_id]
+        enabled = await client.post(f"/v1/namespaces/ns_a/models/org/{model_id}/enable")
+        assert enabled.status_code == 200 and enabled.json()["deployment_status"] == "not_deployed"
+
+        # Deleting the namespace's copy (same as disabling) leaves the shared archive alone.
+        deleted = await client.delete(f"/v1/namespaces/ns_a/models/{model_id}")
+        assert deleted.json()["deleted"] is True
+        archive = Path(settings.archive_root).resolve() / ".org" / f"{model_id}.tar.gz"
+        assert archive.read_bytes() == ARCHIVE
+        assert (await client.delete(f"/v1/models/{model_id}")).status_code == 200
+        assert not archive.exists()
+        missing = await client.post(f"/v1/namespaces/ns_a/models/org/{model_id}/enable")
+        assert missing.status_code == 404 and missing.json()["error"]["type"] == "NotFoundError"
