@@ -74,6 +74,8 @@ class ModelDetails(BaseModel):
     observed_at: datetime | None = None
     desired_state: DesiredState | None = None
     desired_at: datetime | None = None
+    # Set on a namespace's copy of a shared (org-level) model: the shared model's id (= this model_id).
+    org_model_id: str | None = None
 
 
 class ModelKeyFields(BaseModel):
@@ -119,6 +121,11 @@ class ModelDocument(Document, ModelDetails):
                 ],
                 name="namespace_model_sequence_guard",
             ),
+            # Which namespaces enabled a shared model (its copies carry org_model_id).
+            pymongo.IndexModel(
+                [("org_model_id", pymongo.ASCENDING), ("namespace_id", pymongo.ASCENDING)],
+                name="org_model_copies",
+            ),
             # Listing: a namespace's models in a stable order.
             pymongo.IndexModel(
                 [
@@ -127,6 +134,48 @@ class ModelDocument(Document, ModelDetails):
                     ("model_id", pymongo.ASCENDING),
                 ],
                 name="namespace_created",
+            ),
+        ]
+
+
+class OrgModelDetails(BaseModel):
+    """A shared (org-level) model, registered once for every namespace (collection `org_models`).
+
+    A namespace that enables it gets a copy in `custom_models` with the same model_id, archive URL and hash,
+    and `org_model_id` set; the worker, the bridge and the namespace routes see an ordinary model.
+    """
+
+    model_id: str
+    name: str
+    version: str
+    description: str | None = None
+    model_archive_url: str
+    model_format: ModelFormat
+    model_hash: str
+    framework: str | None = None
+    task_type: str | None = None
+    input_schema: dict[str, Any] | None = None
+    output_schema: dict[str, Any] | None = None
+    resource_requirements: ResourceRequirementsFields = Field(default_factory=ResourceRequirementsFields)
+    archive_bytes: int | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+    # Set while a deletion checks that no namespace has it enabled; enabling refuses it meanwhile.
+    deleting: bool = False
+
+
+class OrgModelDocument(Document, OrgModelDetails):
+    class Settings:
+        name = "org_models"
+        indexes = [
+            pymongo.IndexModel([("model_id", pymongo.ASCENDING)], unique=True, name="org_model_unique"),
+            pymongo.IndexModel(
+                [("name", pymongo.ASCENDING), ("version", pymongo.ASCENDING)],
+                unique=True,
+                name="org_name_version_unique",
+            ),
+            pymongo.IndexModel(
+                [("created_at", pymongo.DESCENDING), ("model_id", pymongo.ASCENDING)], name="org_created"
             ),
         ]
 
@@ -145,4 +194,4 @@ class ApiKeyDocument(Document):
         name = "api_keys"
 
 
-DOCUMENT_MODELS: list[type[Document]] = [ModelDocument, ApiKeyDocument]
+DOCUMENT_MODELS: list[type[Document]] = [ModelDocument, OrgModelDocument, ApiKeyDocument]

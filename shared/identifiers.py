@@ -21,6 +21,12 @@ ResourceId = Annotated[
     str, msgspec.Meta(pattern=ID_PATTERN, min_length=1, max_length=MAX_ID_LENGTH, description=ID_RULE)
 ]
 
+# Where shared (org-level) models' archives are stored: a dot-prefixed name no namespace can take.
+ORG_STORAGE_NAMESPACE = ".org"
+# Static path segments under /v1/namespaces/{ns}/models/ that take precedence over a model id: a model with
+# one of these ids would be unreachable on some routes, so they are refused when registering.
+RESERVED_MODEL_IDS = frozenset({"available", "org", "uploads"})
+
 _ID = re.compile(ID_PATTERN)
 
 

@@ -97,6 +97,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     archive_allowed_roots: str = ""
     s3_endpoint_url: str | None = None
     s3_bucket: str | None = None
+    # Shared models: the organization id shown on them (Mixpeek's org-level models carry one).
+    organization_id: str = "default"
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"

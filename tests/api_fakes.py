@@ -15,7 +15,7 @@ from shared.adapters.kafka import CommandNotPublishedError
 from shared.adapters.mongo import DuplicateModelError, ModelFilter
 from shared.contracts import DeploymentCommand, ModelKey
 from shared.deployment_rules import DesiredState
-from shared.documents import HistoryEntry, ModelDetails
+from shared.documents import HistoryEntry, ModelDetails, OrgModelDetails
 
 
 class FakeModelStore:
@@ -133,3 +133,53 @@ class FakeCommandPublisher:
         if self.broker_down:
             raise CommandNotPublishedError("broker down (fake)")
         self.published.append(command)
+
+
+class FakeOrgModelStore:
+    """In memory `OrgModelStore`: shared models, and their copies read from a FakeModelStore."""
+
+    def __init__(self, models: FakeModelStore) -> None:
+        self.shared: dict[str, OrgModelDetails] = {}
+        self.models = models
+
+    async def insert(self, details: OrgModelDetails) -> None:
+        if await self.find_name_version(details.name, details.version):
+            raise DuplicateModelError(f"{details.name} {details.version}")
+        self.shared[details.model_id] = details.model_copy(deep=True)
+
+    async def get(self, model_id: str) -> OrgModelDetails | None:
+        found = self.shared.get(model_id)
+        return None if found is None else found.model_copy(deep=True)
+
+    async def list_all(self) -> list[OrgModelDetails]:
+        return sorted(
+            (m for m in self.shared.values() if not m.deleting), key=lambda m: m.created_at, reverse=True
+        )
+
+    async def find_name_version(self, name: str, version: str) -> str | None:
+        return next(
+            (m.model_id for m in self.shared.values() if (m.name, m.version) == (name, version)), None
+        )
+
+    async def set_deleting(self, model_id: str, deleting: bool) -> bool:
+        current = self.shared.get(model_id)
+        if current is None or current.deleting == deleting:
+            return False
+        self.shared[model_id] = current.model_copy(update={"deleting": deleting})
+        return True
+
+    async def delete(self, model_id: str) -> bool:
+        return self.shared.pop(model_id, None) is not None
+
+    async def enabled_namespaces(self, model_id: str) -> list[str]:
+        return sorted(d.namespace_id for d in self.models.models.values() if d.org_model_id == model_id)
+
+    async def enabled_in(self, namespace_id: str) -> set[str]:
+        return {
+            d.model_id
+            for d in self.models.models.values()
+            if d.namespace_id == namespace_id and d.org_model_id is not None
+        }
+
+    async def deployed(self, model_ids: list[str]) -> set[str]:
+        return {d.model_id for d in self.models.models.values() if d.org_model_id in model_ids and d.deployed}

@@ -25,10 +25,12 @@ from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
 from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
+from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
+from services.api.org_models.service import OrgModelService
 from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
-from shared.adapters.mongo import ApiKeyStore, ModelStore
+from shared.adapters.mongo import ApiKeyStore, ModelStore, OrgModelStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
@@ -95,9 +97,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_model_service(state: State) -> ModelService:
         return ModelService(state.model_store, storage, state.command_publisher, settings)
 
+    def provide_org_model_service(state: State) -> OrgModelService:
+        return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
+
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController],
+        route_handlers=[ModelController, *ORG_MODEL_CONTROLLERS],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],
@@ -112,6 +117,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
+            "org_models": Provide(provide_org_model_service, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

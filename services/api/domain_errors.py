@@ -101,3 +101,39 @@ class InvalidField(DomainError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class OrgModelNotFound(DomainError):
+    def __init__(self, model_id: str) -> None:
+        super().__init__("Shared model not found", details={"resource": "org_model", "model_id": model_id})
+
+
+class OrgModelInUse(DomainError):
+    """A shared model cannot be deleted while namespaces have it enabled."""
+
+    code = "org_model_enabled"
+
+    def __init__(self, model_id: str, namespaces: list[str]) -> None:
+        super().__init__(
+            "The shared model is enabled in namespaces; disable it there first",
+            details={"model_id": model_id, "namespaces": namespaces},
+        )
+
+
+class ModelIdTaken(DomainError):
+    """The namespace has a model of its own under the shared model's id."""
+
+    code = "model_id_taken"
+
+    def __init__(self, key: ModelKey) -> None:
+        super().__init__(
+            "The namespace already has a model with this id",
+            details={"namespace_id": key.namespace_id, "model_id": key.model_id},
+        )
+
+
+class ArchiveMissing(DomainError):
+    code = "archive_not_found"
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__("The model's archive is not in storage", details={"model_id": model_id})

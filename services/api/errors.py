@@ -17,14 +17,18 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERN
 from litestar.types import ExceptionHandlersMap
 
 from services.api.domain_errors import (
+    ArchiveMissing,
     ArchiveRefused,
     BrokerUnavailable,
     ConcurrentRequest,
     DomainError,
     InvalidField,
     InvalidUpload,
+    ModelIdTaken,
     ModelNotFound,
     NamespaceNotFound,
+    OrgModelInUse,
+    OrgModelNotFound,
     TransitionInProgress,
     UnsupportedUpload,
     UploadTooLarge,
@@ -111,6 +115,10 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     InvalidUpload: 400,
     UnsupportedUpload: 415,
     UploadTooLarge: 413,
+    OrgModelNotFound: 404,
+    ArchiveMissing: 404,
+    OrgModelInUse: 409,
+    ModelIdTaken: 409,
 }
 
 

@@ -11,9 +11,9 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from shared.settings import Settings
@@ -62,6 +62,8 @@ class _S3Client(Protocol):
     def download_file(self, Bucket: str, Key: str, Filename: str) -> None: ...
 
     def delete_object(self, *, Bucket: str, Key: str) -> object: ...
+
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]: ...
 
 
 def _s3_client(settings: Settings) -> _S3Client:
@@ -186,3 +188,33 @@ class ArchiveStorage:
             )
             return
         _local_path(url).unlink(missing_ok=True)
+
+    async def read_chunks(self, url: str, chunk_bytes: int = 1024 * 1024) -> AsyncIterator[bytes]:
+        """The archive at `url` as a stream of chunks; only from the configured bucket and directories.
+
+        Raises ArchiveNotFoundError (before the first chunk) when it is missing.
+        """
+        self.check_fetchable(url)
+        parsed = urlparse(url)
+        if parsed.scheme == "s3":
+            import botocore.exceptions
+
+            try:
+                answer = await asyncio.to_thread(
+                    _s3_client(self.settings).get_object, Bucket=parsed.netloc, Key=parsed.path.lstrip("/")
+                )
+            except botocore.exceptions.ClientError as exc:
+                raise ArchiveNotFoundError(f"{url}: {exc}") from None
+            body = answer["Body"]
+            try:
+                while chunk := await asyncio.to_thread(body.read, chunk_bytes):
+                    yield chunk
+            finally:
+                body.close()
+            return
+        source = self._readable_local_path(url)
+        if not source.is_file():
+            raise ArchiveNotFoundError(f"no archive at {url}")
+        with source.open("rb") as handle:
+            while chunk := await asyncio.to_thread(handle.read, chunk_bytes):
+                yield chunk

@@ -6,6 +6,8 @@ models exist elsewhere; writes answer 403.
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
@@ -41,3 +43,10 @@ def namespace_guard(
         code="namespace_forbidden",
         details={"namespace_id": namespace_id},
     )
+
+
+def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Routes of the whole organization (shared models' writes) need an admin key."""
+    principal: Principal = connection.user
+    if not principal.admin:
+        raise ApiError(403, "This route needs an admin API key", code="admin_required")

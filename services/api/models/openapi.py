@@ -59,8 +59,8 @@ def _schema(json_schema: dict[str, Any]) -> Schema:
     return Schema(**values)
 
 
-def upload_form_schema() -> Schema:
-    (component,) = msgspec.json.schema_components([UploadForm])[1].values()
+def upload_form_schema(form: type[UploadForm] = UploadForm, title: str = "ModelUploadForm") -> Schema:
+    (component,) = msgspec.json.schema_components([form])[1].values()
     properties: dict[str, Reference | Schema] = {
         ARCHIVE_FIELD: Schema(
             type=OpenAPIType.STRING,
@@ -71,7 +71,7 @@ def upload_form_schema() -> Schema:
     properties.update({name: _schema(prop) for name, prop in component["properties"].items()})
     return Schema(
         type=OpenAPIType.OBJECT,
-        title="ModelUploadForm",
+        title=title,
         properties=properties,
         required=[ARCHIVE_FIELD, *component["required"]],
     )

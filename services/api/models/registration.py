@@ -71,7 +71,7 @@ class ModelRegistration:
             received.discard()
 
     async def _register(self, namespace_id: str, received: ReceivedUpload) -> ModelUploadResponse:
-        form = parse_form(received.fields)
+        form = parse_form(received.fields, UploadForm)
         archive = received.archive
         if archive is None:
             raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)

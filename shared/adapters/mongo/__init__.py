@@ -2,6 +2,7 @@
 
 - `connection`: the journaled client with Beanie set up
 - `model_store`: `custom_models` (the worker's guarded writes, the registry's reads and writes)
+- `org_model_store`: `org_models` (shared models) and their namespace copies
 - `listing`: filters, orders and pipelines of the API's listings
 - `key_store`: `api_keys`
 - `mapping`: documents to and from the rules' structs
@@ -19,6 +20,7 @@ from shared.adapters.mongo.model_store import (
     ModelRegisteredError,
     ModelStore,
 )
+from shared.adapters.mongo.org_model_store import OrgModelStore
 from shared.deployment_rules import OBSERVED_ON_SERVE, ObservedChange
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ModelRegisteredError",
     "ModelStore",
     "MongoClient",
+    "OrgModelStore",
     "ObservedChange",
     "connect",
     "connect_when_available",

@@ -1,0 +1,200 @@
+"""Shared models at the organization level: register (multipart upload), list, get, delete, download.
+
+`register_spooled` is the seam for any other way an archive arrives (the presigned flow's confirm): it runs
+the upload's checks on a spooled file and registers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from services.api.domain_errors import (
+    ArchiveMissing,
+    ArchiveRefused,
+    InvalidField,
+    OrgModelInUse,
+    OrgModelNotFound,
+    UploadTooLarge,
+    VersionExists,
+)
+from services.api.models.registration import new_model_id
+from services.api.models.upload import ARCHIVE_FIELD, FORM_OVERHEAD_BYTES, multipart_boundary, read_upload
+from services.api.models.upload_form import parse_form
+from services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
+from services.api.org_models.schemas import (
+    OrgModelDeleteResponse,
+    OrgModelDetailResponse,
+    OrgModelListResponse,
+    OrgModelUploadResponse,
+    OrgUploadForm,
+)
+from services.api.org_models.views import org_detail_view, org_list_item
+from shared.adapters.mongo import DuplicateModelError
+from shared.adapters.storage import ArchiveNotFoundError
+from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
+from shared.contracts import ModelFormat
+from shared.documents import OrgModelDetails, ResourceRequirementsFields
+from shared.identifiers import ORG_STORAGE_NAMESPACE
+from shared.settings import Settings
+
+log = structlog.get_logger("modelreg.api")
+
+
+class ArchiveDownload:
+    """A stored archive as a stream, its first chunk already read (so a missing archive is a 404)."""
+
+    def __init__(self, filename: str, first: bytes, rest: AsyncIterator[bytes]) -> None:
+        self.filename = filename
+        self._first = first
+        self._rest = rest
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        yield self._first
+        async for chunk in self._rest:
+            yield chunk
+
+
+class OrgModelCatalog:
+    def __init__(
+        self,
+        store: OrgModelRepository,
+        storage: ReadableArchiveStore,
+        settings: Settings,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock
+
+    async def upload(
+        self, stream: AsyncIterator[bytes], content_type: str | None, content_length: int | None
+    ) -> OrgModelUploadResponse:
+        boundary = multipart_boundary(content_type)
+        limit = self.settings.max_archive_bytes
+        if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
+            raise UploadTooLarge(
+                f"The upload exceeds the archive limit of {limit} bytes",
+                code="archive_too_large",
+                details={"max_archive_bytes": limit},
+            )
+        received = await read_upload(stream, boundary, self.storage.incoming_dir, limit)
+        try:
+            form = parse_form(received.fields, OrgUploadForm)
+            if received.archive is None:
+                raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
+            archive = received.archive
+            return await self.register_spooled(
+                form, archive.path, archive.sha256, archive.size, archive.filename
+            )
+        finally:
+            received.discard()
+
+    async def register_spooled(
+        self, form: OrgUploadForm, spooled: Path, sha256: str, size: int, filename: str
+    ) -> OrgModelUploadResponse:
+        """Check a spooled archive as the upload does, store it and register the shared model."""
+        limits = ArchiveLimits(
+            self.settings.max_archive_members,
+            self.settings.max_unpacked_bytes,
+            self.settings.max_compression_ratio,
+        )
+        try:
+            await asyncio.to_thread(list_members, spooled, limits)
+        except InvalidArchiveError as exc:
+            raise ArchiveRefused(
+                exc.reason, exc.detail, details={"filename": filename, **exc.limit}
+            ) from None
+        existing = await self.store.find_name_version(form.name, form.version)
+        if existing is not None:
+            raise VersionExists(form.name, form.version, existing)
+        model_id = new_model_id()
+        url = await self.storage.save(spooled, ORG_STORAGE_NAMESPACE, model_id)
+        now = self.clock()
+        details = OrgModelDetails(
+            model_id=model_id,
+            name=form.name,
+            version=form.version,
+            description=form.description,
+            model_archive_url=url,
+            model_format=ModelFormat(form.model_format),
+            model_hash=sha256,
+            framework=form.framework,
+            task_type=form.task_type,
+            resource_requirements=ResourceRequirementsFields(
+                num_cpus=form.num_cpus, num_gpus=form.num_gpus, memory=form.memory_bytes
+            ),
+            archive_bytes=size,
+            created_at=now,
+            updated_at=now,
+        )
+        try:
+            await self.store.insert(details)
+        except DuplicateModelError:
+            await self.storage.delete(url, ORG_STORAGE_NAMESPACE, model_id)
+            winner = await self.store.find_name_version(form.name, form.version)
+            raise VersionExists(form.name, form.version, winner) from None
+        except BaseException:
+            await self.storage.delete(url, ORG_STORAGE_NAMESPACE, model_id)
+            raise
+        log.info(
+            "shared model registered", model_id=model_id, name=form.name, version=form.version, size=size
+        )
+        return OrgModelUploadResponse(
+            model_id=model_id, model_archive_url=url, message="Shared model registered"
+        )
+
+    async def list_models(self) -> OrgModelListResponse:
+        models = await self.store.list_all()
+        deployed = await self.store.deployed([m.model_id for m in models])
+        org = self.settings.organization_id
+        return OrgModelListResponse(
+            models=[org_list_item(m, org, m.model_id in deployed) for m in models],
+            total=len(models),
+            organization_id=org,
+        )
+
+    async def get(self, model_id: str) -> OrgModelDetailResponse:
+        details = await self._existing(model_id)
+        enabled = await self.store.enabled_namespaces(model_id)
+        deployed = bool(await self.store.deployed([model_id]))
+        return OrgModelDetailResponse(
+            model=org_detail_view(details, self.settings.organization_id, enabled, deployed)
+        )
+
+    async def delete(self, model_id: str) -> OrgModelDeleteResponse:
+        """Refused (409) while a namespace has it enabled; the mark keeps enabling out meanwhile."""
+        details = await self._existing(model_id)
+        if not await self.store.set_deleting(model_id, True):
+            raise OrgModelNotFound(model_id)  # another deletion is under way
+        enabled = await self.store.enabled_namespaces(model_id)
+        if enabled:
+            await self.store.set_deleting(model_id, False)
+            raise OrgModelInUse(model_id, enabled)
+        await self.store.delete(model_id)
+        try:
+            await self.storage.delete(details.model_archive_url, ORG_STORAGE_NAMESPACE, model_id)
+        except Exception as exc:  # the record is gone; an orphaned file is only wasted space
+            log.warning("archive not deleted", url=details.model_archive_url, error=repr(exc)[:300])
+        log.info("shared model deleted", model_id=model_id)
+        return OrgModelDeleteResponse(model_id=model_id, message="Shared model deleted")
+
+    async def download(self, model_id: str) -> ArchiveDownload:
+        details = await self._existing(model_id)
+        chunks = self.storage.read_chunks(details.model_archive_url)
+        try:
+            first = await anext(chunks, b"")
+        except (ArchiveNotFoundError, PermissionError):
+            raise ArchiveMissing(model_id) from None
+        return ArchiveDownload(f"{details.name}-{details.version}.tar.gz", first, chunks)
+
+    async def _existing(self, model_id: str) -> OrgModelDetails:
+        details = await self.store.get(model_id)
+        if details is None or details.deleting:
+            raise OrgModelNotFound(model_id)
+        return details

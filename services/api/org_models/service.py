@@ -1,0 +1,35 @@
+"""The shared-model area's service: the organization's catalog and each namespace's view of it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from services.api.models.deletion import ModelDeletion
+from services.api.models.deployment_requests import DeploymentRequests
+from services.api.models.ports import CommandSender, ModelRepository
+from services.api.models.service import now_ms
+from services.api.org_models.catalog import OrgModelCatalog
+from services.api.org_models.namespaces import NamespaceOrgModels
+from services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
+from shared.settings import Settings
+
+
+class OrgModelService:
+    def __init__(
+        self,
+        shared: OrgModelRepository,
+        models: ModelRepository,
+        storage: ReadableArchiveStore,
+        publisher: CommandSender,
+        settings: Settings,
+        clock: Callable[[], datetime] = now_ms,
+    ) -> None:
+        self.catalog = OrgModelCatalog(shared, storage, settings, clock)
+        self.namespaces = NamespaceOrgModels(
+            shared,
+            models,
+            DeploymentRequests(models, publisher, clock),
+            ModelDeletion(models, storage, publisher, clock),
+            clock,
+        )
