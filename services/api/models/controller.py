@@ -172,6 +172,7 @@ class ModelController(Controller):
             ResponseHeader(
                 name="Preference-Applied",
                 description="wait=N: the wait applied, when the request asked for one",
+                value="wait=60",
                 documentation_only=True,
             )
         ],
