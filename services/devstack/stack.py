@@ -21,8 +21,8 @@ from pathlib import Path
 
 from services.devstack import embedded
 from services.keys.service import dev_key_banner, with_key_service
-from services.serve_bridge.events import serve_base_url
 from shared.adapters import kafka
+from shared.serve_routes import serve_base_url
 from shared.settings import Settings
 
 STATE_DIR = Path(".modelreg")

@@ -8,23 +8,14 @@ from datetime import UTC, datetime
 import structlog
 
 from services.serve_bridge import metrics
-from services.serve_bridge.naming import endpoint_url
 from services.serve_bridge.transitions import SequenceClock
 from shared.adapters.kafka import Publisher
 from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, printable_message
+from shared.serve_routes import endpoint_url, serve_base_url
 from shared.settings import Settings
 
 MAX_EVENT_MESSAGE = 8192
 log = structlog.get_logger("modelreg.bridge")
-
-
-def serve_base_url(settings: Settings) -> str:
-    if settings.serve_public_url:
-        return settings.serve_public_url
-    host = settings.serve_host
-    if host in ("0.0.0.0", "::", ""):
-        host = "127.0.0.1"  # listening on every interface: loopback is one of them
-    return f"http://{host}:{settings.serve_port}"
 
 
 def base_image(settings: Settings, model_format: ModelFormat | str | None) -> str | None:

@@ -1,23 +1,23 @@
-"""How a model is named on Ray Serve: application name, route prefix, deployment name. Pure functions.
+"""How a model is named on Ray Serve: application name, deployment name. Pure functions.
 
 The application name carries the model's key reversibly, so after a restart the bridge knows which model
-every application belongs to without any state of its own. The route prefix is a readable URL path.
+every application belongs to without any state of its own. The route prefix (a readable URL path) and the
+endpoint URL live in `shared/serve_routes.py`, which the API uses too; they are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from urllib.parse import unquote
 
 from shared.contracts import ModelFormat, ModelKey
+from shared.serve_routes import endpoint_url as endpoint_url
+from shared.serve_routes import route_prefix as route_prefix
 
 # Ray Serve puts application names into replica ids ("app#deployment#id") and log file names.
 MAX_APP_NAME = 256
 # Kept as they are; everything else is percent-encoded, so "." can separate the parts.
 _APP_NAME_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_ROUTE_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]")
-MAX_ROUTE_SEGMENT = 64
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -53,24 +53,6 @@ def parse_app_name(prefix: str, name: str) -> ModelKey | None:
     if f"{prefix}.{_encode(key.namespace_id)}.{_encode(key.model_id)}" != name:
         return None
     return key
-
-
-def _route_segment(part: str) -> str:
-    slug = _ROUTE_UNSAFE.sub("-", part)
-    if slug == part and len(slug) <= MAX_ROUTE_SEGMENT and slug not in (".", ".."):
-        return slug
-    # Changed or shortened: a digest of the original keeps two different ids on different routes.
-    digest = hashlib.sha256(part.encode()).hexdigest()[:10]
-    return f"{slug[:MAX_ROUTE_SEGMENT].strip('.')}-{digest}"
-
-
-def route_prefix(key: ModelKey) -> str:
-    """`/{namespace_id}/{model_id}`, with characters outside [A-Za-z0-9._~-] replaced."""
-    return f"/{_route_segment(key.namespace_id)}/{_route_segment(key.model_id)}"
-
-
-def endpoint_url(base_url: str, key: ModelKey) -> str:
-    return base_url.rstrip("/") + route_prefix(key)
 
 
 def check_model_hash(model_hash: str) -> str:

@@ -59,18 +59,41 @@ async def status_of(client, model_id: str) -> str:
 
 
 def request_body(response, status: int) -> dict:
+    """An undeploy answer: this API's own DeploymentRequestResponse."""
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"success", "model_id", "deployment_status", "command_id"}
     return body
 
 
+DEPLOY_FIELDS = {
+    "success",
+    "model_id",
+    "namespace_id",
+    "deployment_status",
+    "cached",
+    "message",
+    "command_id",
+}
+
+
+def deploy_body(response) -> dict:
+    """A deploy answer: always 200, Mixpeek's ModelDeployResponse plus command_id."""
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == DEPLOY_FIELDS
+    assert body["namespace_id"] == "ns_a" and isinstance(body["message"], str) and body["message"]
+    assert "preference-applied" not in response.headers
+    return body
+
+
 async def test_deploy_records_the_wish_and_publishes_one_keyed_command(client, db, topics) -> None:
     await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
 
-    body = request_body(await client.post(f"{BASE}/m1/deploy"), 202)
+    body = deploy_body(await client.post(f"{BASE}/m1/deploy"))
 
     assert body["deployment_status"] == "pending" and body["model_id"] == "m1"
+    assert body["success"] is True and body["cached"] is False
     (command,) = await commands(topics, 1)
     assert command.command_type is CommandType.DEPLOY
     assert (command.namespace_id, command.model_id) == ("ns_a", "m1")
@@ -85,8 +108,8 @@ async def test_deploy_records_the_wish_and_publishes_one_keyed_command(client, d
 async def test_repeating_a_request_in_flight_sends_the_command_again(client, db, topics) -> None:
     await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
 
-    first = request_body(await client.post(f"{BASE}/m1/deploy"), 202)
-    again = request_body(await client.post(f"{BASE}/m1/deploy"), 202)
+    first = deploy_body(await client.post(f"{BASE}/m1/deploy"))
+    again = deploy_body(await client.post(f"{BASE}/m1/deploy"))
 
     assert again["deployment_status"] == "pending" and again["command_id"] != first["command_id"]
     assert [c.command_type for c in await commands(topics, 2)] == [CommandType.DEPLOY] * 2
@@ -96,10 +119,11 @@ async def test_requests_that_change_nothing_answer_200_without_a_command(client,
     await db.custom_models.insert_one(seed_model_document("ns_a", "up", **deployed_fields()))
     await db.custom_models.insert_one(seed_model_document("ns_a", "down"))
 
-    already_up = request_body(await client.post(f"{BASE}/up/deploy"), 200)
+    already_up = deploy_body(await client.post(f"{BASE}/up/deploy"))
     already_down = request_body(await client.delete(f"{BASE}/down/deploy"), 200)
 
     assert (already_up["deployment_status"], already_up["command_id"]) == ("deployed", None)
+    assert already_up["cached"] is True and already_up["success"] is True
     assert (already_down["deployment_status"], already_down["command_id"]) == ("not_deployed", None)
     # The only command on the topic is the one sent after them.
     request_body(await client.delete(f"{BASE}/up/deploy"), 202)
@@ -125,7 +149,7 @@ async def test_undeploy_reports_deleting_and_deploying_during_it_is_refused(clie
 async def test_undeploying_a_pending_model_cancels_its_deployment(client, db, topics) -> None:
     await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
 
-    request_body(await client.post(f"{BASE}/m1/deploy"), 202)
+    deploy_body(await client.post(f"{BASE}/m1/deploy"))
     cancel = request_body(await client.delete(f"{BASE}/m1/deploy"), 202)
 
     assert cancel["deployment_status"] == "not_deployed"  # nothing was observed deployed yet
@@ -136,7 +160,7 @@ async def test_undeploying_a_pending_model_cancels_its_deployment(client, db, to
 async def test_failed_or_unhealthy_models_can_be_deployed_again(client, db, topics, status) -> None:
     await db.custom_models.insert_one(seed_model_document("ns_a", "m1", **observed(status)))
 
-    assert request_body(await client.post(f"{BASE}/m1/deploy"), 202)["deployment_status"] == "pending"
+    assert deploy_body(await client.post(f"{BASE}/m1/deploy"))["deployment_status"] == "pending"
     assert [c.command_type for c in await commands(topics, 1)] == [CommandType.DEPLOY]
 
 
@@ -205,6 +229,7 @@ async def test_deleting_an_undeployed_model_removes_record_and_archive(client, d
     assert response.json() == {
         "success": True,
         "model_id": uploaded["model_id"],
+        "message": "Model deleted",
         "deleted": True,
         "undeploy_command_id": None,
     }
@@ -216,6 +241,7 @@ async def test_deleting_an_undeployed_model_removes_record_and_archive(client, d
     assert again.json() == {
         "success": True,
         "model_id": uploaded["model_id"],
+        "message": "Model not found; nothing was deleted",
         "deleted": False,
         "undeploy_command_id": None,
     }
@@ -229,6 +255,7 @@ async def test_deleting_a_deployed_model_sends_undeploy_first(client, db, topics
     assert response.status_code == 200
     body = response.json()
     assert body["deleted"] is True and body["undeploy_command_id"]
+    assert body["message"] == "Model deleted; an undeploy command was sent for its deployment"
     (command,) = await commands(topics, 1)
     assert (
         command.command_type is CommandType.UNDEPLOY
@@ -252,12 +279,12 @@ async def test_concurrent_requests_each_get_a_consistent_answer(client, db, topi
 
     responses = await asyncio.gather(*(client.post(f"{BASE}/m1/deploy") for _ in range(6)))
 
-    accepted = [r for r in responses if r.status_code == 202]
+    accepted = [r for r in responses if r.status_code == 200]
     for response in responses:
         if response.status_code == 409:
             assert response.json()["error"]["code"] == "concurrent_request"
         else:
-            assert response.status_code == 202 and response.json()["deployment_status"] == "pending"
+            assert deploy_body(response)["deployment_status"] == "pending"
     assert accepted
     sent = await commands(topics, len(accepted))
     assert sorted(str(c.command_id) for c in sent) == sorted(r.json()["command_id"] for r in accepted)

@@ -78,7 +78,8 @@ async def test_deploy_round_trip_shows_state_and_history_newest_first(client, db
         "next_offset": None,
     }
 
-    assert (await client.post(f"{BASE}/{model_id}/deploy")).status_code == 202
+    deploy = await client.post(f"{BASE}/{model_id}/deploy")
+    assert deploy.status_code == 200 and deploy.json()["deployment_status"] == "pending"
     (record,) = await read_topic(topics, topics.commands_topic, expected=1)
     command = COMMAND_DECODER.decode(record.value)
     assert command.command_type is CommandType.DEPLOY and command.model_id == model_id

@@ -124,6 +124,7 @@ async def test_an_empty_namespace_lists_nothing(client, db) -> None:
         "success": True,
         "models": [],
         "total": 0,
+        "namespace_id": "ns_a",
         "limit": 20,
         "offset": 0,
         "next_offset": None,

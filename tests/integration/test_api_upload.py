@@ -72,10 +72,10 @@ async def test_upload_stores_the_archive_hashes_it_and_registers_the_model(clien
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) == {"success", "model_id", "deployment_status", "endpoint", "model_archive_url"}
-    assert (
-        body["success"] is True and body["deployment_status"] == "not_deployed" and body["endpoint"] is None
-    )
+    assert body["success"] is True and body["deployment_status"] == "not_deployed"
     assert re.fullmatch(r"model_[0-9a-f]{24}", body["model_id"])
+    # Where Ray Serve will serve it once deployed (the bridge publishes the same URL).
+    assert body["endpoint"] == f"http://{settings.serve_host}:{settings.serve_port}/ns_a/{body['model_id']}"
     assert response.headers["location"] == f"/v1/namespaces/ns_a/models/{body['model_id']}"
     stored = Path(unquote(urlparse(body["model_archive_url"]).path))
     assert stored.read_bytes() == archive

@@ -6,17 +6,20 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Controller, MediaType, Request, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_304_NOT_MODIFIED
 
 from services.api.errors import ERROR_RESPONSES, ErrorResponse, error_spec
 from services.api.models.openapi import UploadOperation
+from services.api.models.preferences import preferred_wait
 from services.api.models.schemas import (
     DeploymentHistoryResponse,
     DeploymentRequestResponse,
     ListSort,
     ModelDeleteResponse,
+    ModelDeployResponse,
     ModelDetailResponse,
     ModelFormatName,
     ModelListResponse,
@@ -158,24 +161,42 @@ class ModelController(Controller):
         "/{model_id:str}/deploy",
         summary="Deploy a model",
         description=(
-            "Asks the deployment bridge to deploy the model on Ray Serve. 202: the command was sent and "
-            "the model is pending; 200: the model is already deployed, nothing was sent. 409 (code "
+            "Asks the deployment bridge to deploy the model on Ray Serve and answers 200 with Mixpeek's "
+            "ModelDeployResponse: deployment_status pending (command sent, command_id set) until the "
+            "deployment is observed; deployed with cached=true when it already was (nothing sent). "
+            "With `Prefer: wait=N` (RFC 7240) the answer waits up to N seconds (capped by "
+            "MODELREG_API_MAX_DEPLOY_WAIT_S) for the outcome and says so in Preference-Applied. 409 (code "
             "transition_in_progress) while an undeploy is still running."
         ),
         operation_id="deploy_model_v1_namespaces__namespace_id__models__model_id__deploy_post",
-        status_code=HTTP_202_ACCEPTED,
-        responses={
-            **ERROR_RESPONSES,
-            **NOT_FOUND,
-            200: ResponseSpec(data_container=DeploymentRequestResponse, description="Already deployed"),
-            409: CONFLICT,
-            **UNAVAILABLE,
-        },
+        status_code=HTTP_200_OK,
+        response_headers=[
+            ResponseHeader(
+                name="Preference-Applied",
+                description="wait=N: the wait applied, when the request asked for one",
+                value="wait=60",
+                documentation_only=True,
+            )
+        ],
+        responses={**ERROR_RESPONSES, **NOT_FOUND, 409: CONFLICT, **UNAVAILABLE},
     )
     async def deploy_model(
-        self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService
-    ) -> Response[DeploymentRequestResponse]:
-        return await self._request(models, ModelKey(namespace_id, model_id), DesiredState.DEPLOYED)
+        self,
+        namespace_id: NamespaceId,
+        model_id: ModelId,
+        models: ModelService,
+        prefer: Annotated[
+            str | None,
+            Parameter(
+                header="Prefer",
+                max_length=1024,
+                description="RFC 7240 preferences; wait=N waits up to N seconds for deployed or failed",
+            ),
+        ] = None,
+    ) -> Response[ModelDeployResponse]:
+        answer = await models.requests.deploy(ModelKey(namespace_id, model_id), preferred_wait(prefer))
+        headers = {} if answer.applied_wait is None else {"Preference-Applied": f"wait={answer.applied_wait}"}
+        return Response(answer.body, status_code=HTTP_200_OK, headers=headers)
 
     @delete(
         "/{model_id:str}/deploy",
@@ -198,13 +219,9 @@ class ModelController(Controller):
     async def undeploy_model(
         self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService
     ) -> Response[DeploymentRequestResponse]:
-        return await self._request(models, ModelKey(namespace_id, model_id), DesiredState.NOT_DEPLOYED)
-
-    @staticmethod
-    async def _request(
-        models: ModelService, key: ModelKey, desired: DesiredState
-    ) -> Response[DeploymentRequestResponse]:
-        result, sent = await models.requests.request(key, desired)
+        result, sent = await models.requests.request(
+            ModelKey(namespace_id, model_id), DesiredState.NOT_DEPLOYED
+        )
         return Response(result, status_code=HTTP_202_ACCEPTED if sent else HTTP_200_OK)
 
     @get(

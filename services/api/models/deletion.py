@@ -16,6 +16,16 @@ from shared.deployment_rules import DesiredState, RequestOutcome, decide_request
 
 log = structlog.get_logger("modelreg.api")
 
+ALREADY_GONE = "Model not found; nothing was deleted"
+
+
+def deletion_message(deleted: bool, undeploy_command_id: str | None) -> str:
+    if not deleted:
+        return ALREADY_GONE
+    if undeploy_command_id is not None:
+        return "Model deleted; an undeploy command was sent for its deployment"
+    return "Model deleted"
+
 
 class ModelDeletion:
     def __init__(
@@ -33,7 +43,7 @@ class ModelDeletion:
     async def delete(self, key: ModelKey) -> ModelDeleteResponse:
         details = await self.store.get_details(key)
         if details is None:
-            return ModelDeleteResponse(model_id=key.model_id, deleted=False)
+            return ModelDeleteResponse(model_id=key.model_id, message=ALREADY_GONE, deleted=False)
         undeploy_id = None
         if (
             decide_request(current_status(details), DesiredState.NOT_DEPLOYED).outcome
@@ -53,4 +63,9 @@ class ModelDeletion:
             model_id=key.model_id,
             undeploy_command=undeploy_id,
         )
-        return ModelDeleteResponse(model_id=key.model_id, deleted=deleted, undeploy_command_id=undeploy_id)
+        return ModelDeleteResponse(
+            model_id=key.model_id,
+            message=deletion_message(deleted, undeploy_id),
+            deleted=deleted,
+            undeploy_command_id=undeploy_id,
+        )

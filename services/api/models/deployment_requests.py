@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from services.api.domain_errors import (
@@ -13,16 +16,41 @@ from services.api.domain_errors import (
     TransitionInProgress,
 )
 from services.api.models.ports import CommandSender, ModelRepository
-from services.api.models.schemas import DeploymentRequestResponse
+from services.api.models.schemas import DeploymentRequestResponse, ModelDeployResponse
 from services.api.models.views import current_status
 from shared.adapters.kafka import CommandNotPublishedError
-from shared.contracts import CommandType, DeploymentCommand, ModelKey
+from shared.contracts import CommandType, DeploymentCommand, DeploymentStatus, ModelKey
 from shared.conversions import aware_utc, observed_from_details
 from shared.deployment_rules import DesiredState, RequestOutcome, decide_request, effective_status
 
 # Compare-and-set rounds for a deployment request before answering 409 (other requests keep winning).
 MAX_REQUEST_ROUNDS = 5
 COMMAND_FOR = {DesiredState.DEPLOYED: CommandType.DEPLOY, DesiredState.NOT_DEPLOYED: CommandType.UNDEPLOY}
+# How often a deploy with `Prefer: wait=N` reads the model again while it is pending.
+DEPLOY_WAIT_POLL_S = 0.25
+
+
+@dataclass(frozen=True)
+class DeployAnswer:
+    """The deploy route's body, and the wait applied (seconds) when the client asked for one."""
+
+    body: ModelDeployResponse
+    applied_wait: int | None
+
+
+def deploy_message(status: DeploymentStatus, cached: bool, waited: bool, reason: str | None) -> str:
+    """Mixpeek's `message` for a deploy answer."""
+    if cached:
+        return "Model already deployed"
+    if status is DeploymentStatus.PENDING:
+        if waited:
+            return "Deployment requested; still pending when the wait ended"
+        return "Deployment requested; pending until the deployment bridge reports it"
+    if status is DeploymentStatus.DEPLOYED:
+        return "Model deployed"
+    if status is DeploymentStatus.FAILED:
+        return f"Deployment failed: {reason}" if reason else "Deployment failed"
+    return f"Deployment requested; the model is now {status.value}"
 
 
 async def send_command(
@@ -45,11 +73,58 @@ async def send_command(
 
 class DeploymentRequests:
     def __init__(
-        self, store: ModelRepository, publisher: CommandSender, clock: Callable[[], datetime]
+        self,
+        store: ModelRepository,
+        publisher: CommandSender,
+        clock: Callable[[], datetime],
+        *,
+        max_wait_s: int = 0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.publisher = publisher
         self.clock = clock
+        self.max_wait_s = max_wait_s
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    async def deploy(self, key: ModelKey, wait_s: int | None = None) -> DeployAnswer:
+        """Request a deployment; with `wait_s` (capped by the setting), wait that long for its outcome.
+
+        The wait reads the store until the status is no longer `pending` (deployed, failed, unhealthy, or
+        changed by another request); it never talks to Ray.
+        """
+        decided, sent = await self.request(key, DesiredState.DEPLOYED)
+        applied = None if wait_s is None or self.max_wait_s <= 0 else min(wait_s, self.max_wait_s)
+        status = DeploymentStatus(decided.deployment_status)
+        reason = None
+        if sent and applied and status is DeploymentStatus.PENDING:
+            status, reason = await self._wait_outcome(key, applied)
+        cached = not sent and status is DeploymentStatus.DEPLOYED
+        body = ModelDeployResponse(
+            success=status is not DeploymentStatus.FAILED,
+            model_id=key.model_id,
+            namespace_id=key.namespace_id,
+            deployment_status=str(status),
+            cached=cached,
+            message=deploy_message(status, cached, bool(applied), reason),
+            command_id=decided.command_id,
+        )
+        return DeployAnswer(body, applied)
+
+    async def _wait_outcome(self, key: ModelKey, wait_s: int) -> tuple[DeploymentStatus, str | None]:
+        deadline = self.monotonic() + wait_s
+        status, reason = DeploymentStatus.PENDING, None
+        while (remaining := deadline - self.monotonic()) > 0:
+            await self.sleep(min(DEPLOY_WAIT_POLL_S, remaining))
+            details = await self.store.get_details(key)
+            if details is None:
+                raise ModelNotFound(key)
+            status, reason = current_status(details), details.deployment_message
+            if status is not DeploymentStatus.PENDING:
+                break
+        return status, reason
 
     async def request(self, key: ModelKey, desired: DesiredState) -> tuple[DeploymentRequestResponse, bool]:
         """Record the wish and send the command; returns the answer and whether a command was sent."""

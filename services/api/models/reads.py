@@ -7,7 +7,7 @@ import msgspec
 from services.api.domain_errors import ModelNotFound
 from services.api.models.ports import ModelRepository
 from services.api.models.schemas import DeploymentHistoryResponse, ModelDetailResponse, ModelListResponse
-from services.api.models.views import history_event_view, next_offset, strong_etag, to_view
+from services.api.models.views import history_event_view, next_offset, strong_etag, to_list_item, to_view
 from shared.adapters.mongo import ModelFilter
 from shared.contracts import ModelKey
 
@@ -32,8 +32,9 @@ class ModelReads:
     ) -> ModelListResponse:
         total, page = await self.store.list_models(namespace_id, where, sort, offset, limit)
         return ModelListResponse(
-            models=[to_view(details) for details in page],
+            models=[to_list_item(details) for details in page],
             total=total,
+            namespace_id=namespace_id,
             limit=limit,
             offset=offset,
             next_offset=next_offset(offset, len(page), total),

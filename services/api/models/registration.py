@@ -25,8 +25,9 @@ from services.api.models.upload import (
 from services.api.models.upload_form import parse_form
 from shared.adapters.mongo import DuplicateModelError
 from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
-from shared.contracts import DeploymentStatus, ModelFormat
+from shared.contracts import DeploymentStatus, ModelFormat, ModelKey
 from shared.documents import ModelDetails, ResourceRequirementsFields
+from shared.serve_routes import model_endpoint
 from shared.settings import Settings
 
 log = structlog.get_logger("modelreg.api")
@@ -115,7 +116,7 @@ class ModelRegistration:
         return ModelUploadResponse(
             model_id=model_id,
             deployment_status=str(DeploymentStatus.NOT_DEPLOYED),
-            endpoint=None,
+            endpoint=model_endpoint(self.settings, ModelKey(namespace_id, model_id)),
             model_archive_url=url,
         )
 

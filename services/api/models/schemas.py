@@ -148,7 +148,14 @@ class ModelUploadResponse(msgspec.Struct, kw_only=True):
     success: Annotated[bool, msgspec.Meta(title="Success")] = True
     model_id: Annotated[str, _meta("Model Id", "Unique model identifier")]
     deployment_status: Annotated[DeploymentStatusName, _meta("Deployment Status", "Deployment status")]
-    endpoint: Annotated[str | None, _meta("Endpoint", "Inference endpoint, once deployed")] = None
+    endpoint: Annotated[
+        str,
+        _meta(
+            "Endpoint",
+            "URL the model will be served at once deployed (its Ray Serve route; later the registry's "
+            "inference route)",
+        ),
+    ]
     model_archive_url: Annotated[str, _meta("Model Archive Url", "URL of the stored model archive")]
 
 
@@ -157,12 +164,27 @@ class ModelUploadResponse(msgspec.Struct, kw_only=True):
 ListSort = Literal["-created_at", "created_at", "name", "-name"]
 
 
+ModelSource = Literal["customer", "mixpeek", "system"]
+
+
+class ModelListItem(CustomModelDocument, kw_only=True):
+    """Model item in list response: every field of the details, plus Mixpeek's `source` and `endpoint`."""
+
+    source: Annotated[
+        ModelSource, _meta("Source", "Who provides the model: customer (uploaded to the namespace)")
+    ] = "customer"
+    endpoint: Annotated[
+        str | None, _meta("Endpoint", "Inference endpoint while deployed (deployment_info.endpoint)")
+    ] = None
+
+
 class ModelListResponse(msgspec.Struct, kw_only=True):
-    """One page of a namespace's models."""
+    """Response model for listing models: one page of a namespace's models."""
 
     success: Annotated[bool, msgspec.Meta(title="Success")] = True
-    models: Annotated[list[CustomModelDocument], msgspec.Meta(title="Models")]
+    models: Annotated[list[ModelListItem], msgspec.Meta(title="Models")]
     total: Annotated[int, _meta("Total", "Models matching the filters, over all pages")]
+    namespace_id: Annotated[str, _meta("Namespace Id", "The namespace listed")]
     limit: Annotated[int, msgspec.Meta(title="Limit")]
     offset: Annotated[int, msgspec.Meta(title="Offset")]
     next_offset: Annotated[
@@ -174,7 +196,7 @@ class ModelListResponse(msgspec.Struct, kw_only=True):
 
 
 class DeploymentRequestResponse(msgspec.Struct, kw_only=True):
-    """Outcome of a deploy or undeploy request."""
+    """Outcome of an undeploy request (and of the deploy decision, before it is put in Mixpeek's shape)."""
 
     success: Annotated[bool, msgspec.Meta(title="Success")] = True
     model_id: Annotated[str, _meta("Model Id", "Unique model identifier")]
@@ -188,11 +210,38 @@ class DeploymentRequestResponse(msgspec.Struct, kw_only=True):
     ] = None
 
 
+class ModelDeployResponse(msgspec.Struct, kw_only=True):
+    """Response model for model deployment (Mixpeek's shape, plus the command sent to the bridge)."""
+
+    success: Annotated[
+        bool, _meta("Success", "Whether the deployment is requested or done (false: it failed)")
+    ] = True
+    model_id: Annotated[str, _meta("Model Id", "Model identifier")]
+    namespace_id: Annotated[str, _meta("Namespace Id", "Namespace ID")]
+    deployment_status: Annotated[
+        DeploymentStatusName,
+        _meta(
+            "Deployment Status",
+            "pending until the deployment is observed (with Prefer: wait=N, the status after the wait)",
+        ),
+    ]
+    cached: Annotated[
+        bool,
+        _meta("Cached", "The model was already deployed: nothing was sent, the running deployment answers"),
+    ] = False
+    message: Annotated[str, _meta("Message", "Status message")]
+    command_id: Annotated[
+        str | None,
+        _meta("Command Id", "Id of the deploy command sent to the bridge; null when none was needed"),
+    ] = None
+
+
 class ModelDeleteResponse(msgspec.Struct, kw_only=True):
-    """Outcome of a model deletion (the same whether or not the model still existed)."""
+    """Response model for model deletion (the same whether or not the model still existed)."""
 
     success: Annotated[bool, msgspec.Meta(title="Success")] = True
     model_id: Annotated[str, _meta("Model Id", "Unique model identifier")]
+    message: Annotated[str, _meta("Message", "What was done")]
     deleted: Annotated[
         bool, _meta("Deleted", "Whether this request removed the model (false: it was already gone)")
     ]

@@ -35,5 +35,5 @@ class ModelService:
     ) -> None:
         self.reads = ModelReads(store)
         self.registration = ModelRegistration(store, storage, settings, clock)
-        self.requests = DeploymentRequests(store, publisher, clock)
+        self.requests = DeploymentRequests(store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s)
         self.deletion = ModelDeletion(store, storage, publisher, clock)

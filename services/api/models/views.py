@@ -6,7 +6,7 @@ import hashlib
 
 import msgspec
 
-from services.api.models.schemas import CustomModelDocument, DeploymentHistoryEvent
+from services.api.models.schemas import CustomModelDocument, DeploymentHistoryEvent, ModelListItem
 from shared.contracts import DeploymentStatus
 from shared.conversions import aware_utc, observed_from_details
 from shared.deployment_rules import effective_status
@@ -39,6 +39,14 @@ def to_view(details: ModelDetails) -> CustomModelDocument:
     raw["deployment_status"] = str(current_status(details))
     raw["deployment_message"] = details.deployment_message
     return msgspec.convert(raw, CustomModelDocument, from_attributes=True)
+
+
+def to_list_item(details: ModelDetails) -> ModelListItem:
+    """The details' view plus Mixpeek's list fields: `source` and the endpoint while deployed."""
+    view = to_view(details)
+    info = view.deployment_info
+    endpoint = info.endpoint if view.deployed and info is not None else None
+    return ModelListItem(**msgspec.structs.asdict(view), source="customer", endpoint=endpoint)
 
 
 def history_event_view(entry: HistoryEntry) -> DeploymentHistoryEvent:
