@@ -36,7 +36,12 @@ class OrgModelController(Controller):
     path = "/models"
     tags = ["Models"]
 
-    @get("/", summary="List shared models", description="Every shared (org-level) model; any key may read.")
+    @get(
+        "/",
+        summary="List shared models",
+        description="Every shared (org-level) model; any key may read.",
+        responses=ERROR_RESPONSES,
+    )
     async def list_org_models(self, org_models: OrgModelService) -> OrgModelListResponse:
         return await org_models.catalog.list_models()
 
