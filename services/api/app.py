@@ -26,6 +26,8 @@ from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
 from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
+from services.api.uploads.controller import UploadController
+from services.api.uploads.wiring import UploadsPlugin
 from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
@@ -97,7 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController],
+        route_handlers=[ModelController, UploadController],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
         ],
         lifespan=[mongo_lifespan, kafka_lifespan],
+        plugins=[UploadsPlugin(settings, storage)],
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),

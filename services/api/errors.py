@@ -25,7 +25,13 @@ from services.api.domain_errors import (
     ModelNotFound,
     NamespaceNotFound,
     TransitionInProgress,
+    InvalidUploadSignature,
     UnsupportedUpload,
+    UploadAlreadyUsed,
+    UploadExpired,
+    UploadMismatch,
+    UploadNotFound,
+    UploadNotReady,
     UploadTooLarge,
     VersionExists,
 )
@@ -91,6 +97,7 @@ HTTP_ERROR_TYPES = {
     406: "NotAcceptableError",
     408: "RequestTimeoutError",
     409: "ConflictError",
+    410: "GoneError",
     413: "PayloadTooLargeError",
     415: "UnsupportedMediaTypeError",
     429: "TooManyRequestsError",
@@ -110,6 +117,12 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     InvalidUpload: 400,
     UnsupportedUpload: 415,
     UploadTooLarge: 413,
+    UploadNotFound: 404,
+    UploadExpired: 410,
+    UploadAlreadyUsed: 409,
+    UploadNotReady: 409,
+    InvalidUploadSignature: 403,
+    UploadMismatch: 400,
 }
 
 

@@ -4,6 +4,7 @@
 - `model_store`: `custom_models` (the worker's guarded writes, the registry's reads and writes)
 - `listing`: filters, orders and pipelines of the API's listings
 - `key_store`: `api_keys`
+- `upload_store`: `model_uploads` (presigned uploads)
 - `mapping`: documents to and from the rules' structs
 
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
@@ -19,6 +20,7 @@ from shared.adapters.mongo.model_store import (
     ModelRegisteredError,
     ModelStore,
 )
+from shared.adapters.mongo.upload_store import UploadStore
 from shared.deployment_rules import OBSERVED_ON_SERVE, ObservedChange
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "ModelRegisteredError",
     "ModelStore",
     "ObservedChange",
+    "UploadStore",
     "connect",
     "connect_when_available",
     "key_filter",
