@@ -18,7 +18,7 @@ from shared.contracts import (
     encode,
 )
 from shared.documents import ModelDetails, ResourceRequirementsFields, utc_now
-from shared.identifiers import check_id
+from shared.identifiers import check_id, check_model_id
 from shared.settings import Settings
 
 
@@ -45,7 +45,7 @@ async def register_model(
     """
     try:
         check_id("namespace_id", namespace_id)
-        check_id("model_id", model_id)
+        check_model_id(model_id)
         ArchiveStorage(settings).check_fetchable(archive_url)
     except (ValueError, ArchiveLocationRefusedError) as exc:
         raise InvalidRegistration(str(exc)) from None

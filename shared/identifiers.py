@@ -40,3 +40,22 @@ def check_id(field: str, value: str) -> str:
     if not is_valid_id(value):
         raise InvalidIdError(field, value)
     return value
+
+
+# Static segments of the routes under /v1/namespaces/{namespace_id}/models/: a model with one of these ids
+# could not be read (the static route takes the path), so none may be registered with it.
+RESERVED_MODEL_IDS = frozenset({"uploads"})
+
+
+class ReservedModelIdError(ValueError):
+    def __init__(self, value: str) -> None:
+        super().__init__(
+            f"model_id {value!r} is reserved (a route name): {', '.join(sorted(RESERVED_MODEL_IDS))}"
+        )
+
+
+def check_model_id(value: str) -> str:
+    check_id("model_id", value)
+    if value in RESERVED_MODEL_IDS:
+        raise ReservedModelIdError(value)
+    return value

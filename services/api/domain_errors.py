@@ -103,7 +103,7 @@ class InvalidField(DomainError):
         self.field = field
 
 
-# --- presigned uploads ---------------------------------------------------------------------------------------
+# --- presigned uploads ------------------------------------------------------------------------------
 
 
 class UploadNotFound(DomainError):

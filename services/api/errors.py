@@ -6,6 +6,7 @@ Services raise domain errors (`services/api/domain_errors.py`); DOMAIN_ERROR_STA
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -22,10 +23,10 @@ from services.api.domain_errors import (
     DomainError,
     InvalidField,
     InvalidUpload,
+    InvalidUploadSignature,
     ModelNotFound,
     NamespaceNotFound,
     TransitionInProgress,
-    InvalidUploadSignature,
     UnsupportedUpload,
     UploadAlreadyUsed,
     UploadExpired,
@@ -172,6 +173,9 @@ def handle_domain_error(request: Request, exc: DomainError) -> Response[ErrorRes
     return error_response(status, HTTP_ERROR_TYPES[status], exc.message, exc.code, exc.details)
 
 
+_FIELD_IN_MESSAGE = re.compile(r"at `\$\.([A-Za-z0-9_]+)`|field `([^`]+)`")
+
+
 def _validation_item(source: str, key: str | None, message: str) -> ValidationError:
     loc: list[str | int] = [source]
     if key:
@@ -186,6 +190,9 @@ def _validation_items(exc: ValidationException) -> list[ValidationError]:
             continue
         source = entry.get("source") or "body"
         key = str(entry["key"]) if entry.get("key") else None
+        if key == "data":  # a JSON body: name the field msgspec's message names ("at `$.name`")
+            field = _FIELD_IN_MESSAGE.search(str(entry.get("message", "")))
+            key = (field.group(1) or field.group(2)) if field else None
         items.append(
             _validation_item(
                 str(getattr(source, "value", source)), key, str(entry.get("message", exc.detail))

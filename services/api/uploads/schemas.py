@@ -39,9 +39,9 @@ class CreateModelUploadRequest(msgspec.Struct, kw_only=True, forbid_unknown_fiel
         str, msgspec.Meta(min_length=1, max_length=128, pattern=LABEL_PATTERN, description="Model version")
     ]
     model_format: Annotated[ModelFormatName, msgspec.Meta(description="Format of the model weights")]
-    description: Annotated[str, msgspec.Meta(max_length=500, description="Description of the model")] | None = (
-        None
-    )
+    description: (
+        Annotated[str, msgspec.Meta(max_length=500, description="Description of the model")] | None
+    ) = None
     file_size_bytes: (
         Annotated[
             int,
@@ -56,12 +56,12 @@ class CreateModelUploadRequest(msgspec.Struct, kw_only=True, forbid_unknown_fiel
         ),
     ] = 3600
     resource_requirements: UploadResourceRequirements | None = None
-    framework: Annotated[Label, msgspec.Meta(description="ML framework (e.g., sentence-transformers)")] | None = (
-        None
-    )
-    task_type: Annotated[Label, msgspec.Meta(description="Task type (e.g., embedding, classification)")] | None = (
-        None
-    )
+    framework: (
+        Annotated[Label, msgspec.Meta(description="ML framework (e.g., sentence-transformers)")] | None
+    ) = None
+    task_type: (
+        Annotated[Label, msgspec.Meta(description="Task type (e.g., embedding, classification)")] | None
+    ) = None
     source: Annotated[
         Literal["customer", "mixpeek", "system"],
         msgspec.Meta(description="Accepted for Mixpeek compatibility; not used by the registry"),

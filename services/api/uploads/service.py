@@ -140,7 +140,9 @@ class UploadService:
 
     def _signed_url(self, upload_id: str, expires: int, request_base_url: str) -> str:
         base = (self.settings.api_public_url or request_base_url).rstrip("/")
-        query = urlencode({"expires": expires, "signature": upload_signature(self.signing_key, upload_id, expires)})
+        query = urlencode(
+            {"expires": expires, "signature": upload_signature(self.signing_key, upload_id, expires)}
+        )
         return f"{base}{UPLOAD_ROUTE.format(upload_id=quote(upload_id, safe=''))}?{query}"
 
     # --- step 2 (filesystem storage): the registry's own signed upload URL ------------------------------
@@ -192,7 +194,9 @@ class UploadService:
         log.info("upload received", upload_id=upload_id, size=size, sha256=digest)
         return UploadReceivedResponse(upload_id=upload_id, size_bytes=size, sha256=digest)
 
-    async def _unavailable(self, upload_id: str, now: datetime, namespace_id: str | None = None) -> DomainError:
+    async def _unavailable(
+        self, upload_id: str, now: datetime, namespace_id: str | None = None
+    ) -> DomainError:
         """Why an upload cannot be used now: gone, expired, already used, or busy."""
         upload = await self.store.get(upload_id)
         if upload is None or (namespace_id is not None and upload.namespace_id != namespace_id):
@@ -205,7 +209,9 @@ class UploadService:
             return UploadAlreadyUsed(upload_id, str(upload.state))
         if upload.state is UploadState.PENDING:
             return UploadNotReady(
-                upload_id, "Nothing was uploaded yet: PUT the archive to the upload URL", "upload_not_received"
+                upload_id,
+                "Nothing was uploaded yet: PUT the archive to the upload URL",
+                "upload_not_received",
             )
         return UploadNotReady(
             upload_id, "The archive is still being received or confirmed; retry shortly", "upload_in_progress"
@@ -226,7 +232,9 @@ class UploadService:
         staged = await self.storage.staged(upload.storage_key)
         if staged is None:
             raise UploadNotReady(
-                upload_id, "Nothing was uploaded yet: PUT the archive to the upload URL", "upload_not_received"
+                upload_id,
+                "Nothing was uploaded yet: PUT the archive to the upload URL",
+                "upload_not_received",
             )
         if not await self.store.move(upload_id, ready, UploadState.CONFIRMING, not_expired_at=now):
             raise await self._unavailable(upload_id, now, namespace_id)

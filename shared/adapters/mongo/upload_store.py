@@ -54,4 +54,3 @@ class UploadStore:
             .limit(limit)
             .to_list()
         )
-
