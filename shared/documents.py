@@ -165,10 +165,10 @@ class UploadState(enum.StrEnum):
 UPLOAD_RECORD_GRACE_S = 7 * 24 * 3600
 
 
-class UploadDocument(Document):
-    """A presigned upload in `model_uploads`: what the client announced and where its bytes go."""
+class UploadRecord(BaseModel):
+    """A presigned upload: what the client announced and where its bytes go (what the API's service sees)."""
 
-    upload_id: Annotated[str, Indexed(unique=True)]
+    upload_id: str
     # The model's owner once confirmed: a namespace, or None for a model shared by every namespace.
     namespace_id: str | None
     name: str
@@ -185,6 +185,12 @@ class UploadDocument(Document):
     created_at: datetime = Field(default_factory=utc_now)
     expires_at: datetime
     model_id: str | None = None
+
+
+class UploadDocument(Document, UploadRecord):
+    """An upload as stored in `model_uploads`."""
+
+    upload_id: Annotated[str, Indexed(unique=True)]
 
     class Settings:
         name = "model_uploads"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, Request, post, put
 from litestar.params import Parameter
@@ -48,7 +48,7 @@ class UploadController(Controller):
         self,
         namespace_id: NamespaceId,
         data: CreateModelUploadRequest,
-        request: Request,
+        request: Request[Any, Any, Any],
         uploads: UploadService,
     ) -> ModelPresignedURLResponse:
         return await uploads.create(namespace_id, data, str(request.base_url))
@@ -104,7 +104,7 @@ class UploadController(Controller):
     async def put_upload(
         self,
         upload_id: UploadId,
-        request: Request,
+        request: Request[Any, Any, Any],
         uploads: UploadService,
         expires: str | None = None,
         signature: str | None = None,

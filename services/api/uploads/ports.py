@@ -10,15 +10,15 @@ from typing import Protocol
 from services.api.models.schemas import ModelUploadResponse, UploadForm
 from services.api.models.upload import SpooledArchive
 from shared.adapters.storage import StagedUpload
-from shared.documents import UploadDocument, UploadState
+from shared.documents import UploadRecord, UploadState
 
 
 class UploadRepository(Protocol):
     """The upload records (`shared.adapters.mongo.UploadStore`)."""
 
-    async def insert(self, upload: UploadDocument) -> None: ...
+    async def insert(self, upload: UploadRecord) -> None: ...
 
-    async def get(self, upload_id: str) -> UploadDocument | None: ...
+    async def get(self, upload_id: str) -> UploadRecord | None: ...
 
     async def move(
         self,
@@ -30,7 +30,7 @@ class UploadRepository(Protocol):
         model_id: str | None = None,
     ) -> bool: ...
 
-    async def expired(self, now: datetime, limit: int) -> list[UploadDocument]: ...
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]: ...
 
 
 class UploadStorage(Protocol):

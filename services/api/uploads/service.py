@@ -40,7 +40,7 @@ from services.api.uploads.schemas import (
 )
 from shared.adapters.storage import ArchiveTooLargeError, spool, staging_key
 from shared.contracts import ModelFormat
-from shared.documents import ResourceRequirementsFields, UploadDocument, UploadState
+from shared.documents import ResourceRequirementsFields, UploadRecord, UploadState
 from shared.settings import Settings
 from shared.upload_signing import SignatureCheck, check_upload_signature, upload_signature
 
@@ -104,7 +104,7 @@ class UploadService:
             url = self._signed_url(upload_id, int(expires_at.timestamp()), request_base_url)
         requirements = request.resource_requirements
         await self.store.insert(
-            UploadDocument(
+            UploadRecord(
                 upload_id=upload_id,
                 namespace_id=namespace_id,
                 name=request.name,
@@ -265,7 +265,7 @@ class UploadService:
 
     def _check_announced(
         self,
-        upload: UploadDocument,
+        upload: UploadRecord,
         size: int,
         content_type: str | None,
         etag: str | None,
@@ -294,7 +294,7 @@ class UploadService:
                 details={"etag": etag},
             )
 
-    async def _register(self, upload: UploadDocument, namespace_id: str) -> ModelUploadResponse:
+    async def _register(self, upload: UploadRecord, namespace_id: str) -> ModelUploadResponse:
         requirements = upload.resource_requirements
         form = UploadForm(
             name=upload.name,

@@ -6,7 +6,9 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from shared.documents import UploadDocument, UploadState
+from beanie.odm.enums import SortDirection
+
+from shared.documents import UploadDocument, UploadRecord, UploadState
 
 # What the cleanup takes once expired: every state but the final ones (CONFIRMING too: a confirm that died
 # with its process never finishes; one still running past the expiry fails its final compare-and-set).
@@ -19,11 +21,11 @@ CLEANABLE_STATES = (
 
 
 class UploadStore:
-    async def insert(self, upload: UploadDocument) -> None:
-        await upload.insert()
+    async def insert(self, upload: UploadRecord) -> None:
+        await UploadDocument(**upload.model_dump()).insert()
 
-    async def get(self, upload_id: str) -> UploadDocument | None:
-        return await UploadDocument.find_one({"upload_id": upload_id})
+    async def get(self, upload_id: str) -> UploadRecord | None:
+        return await UploadDocument.find_one({"upload_id": upload_id}, projection_model=UploadRecord)
 
     async def move(
         self,
@@ -44,13 +46,14 @@ class UploadStore:
         result = await UploadDocument.get_pymongo_collection().update_one(where, {"$set": changes})
         return result.modified_count == 1
 
-    async def expired(self, now: datetime, limit: int) -> list[UploadDocument]:
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]:
         """Uploads past their expiry whose bytes may still be stored (oldest first)."""
         return (
             await UploadDocument.find(
                 {"expires_at": {"$lte": now}, "state": {"$in": [str(s) for s in CLEANABLE_STATES]}}
             )
-            .sort([("expires_at", 1)])
+            .project(UploadRecord)
+            .sort([("expires_at", SortDirection.ASCENDING)])
             .limit(limit)
             .to_list()
         )
