@@ -26,7 +26,7 @@ from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
 from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
-from services.api.uploads.controller import UploadController
+from services.api.uploads.controller import SignedUploadController, UploadController
 from services.api.uploads.wiring import UploadsPlugin
 from services.keys.service import KeyService
 from shared.adapters import mongo
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{SECURITY_SCHEME: []}],
     )
     app = Litestar(
-        route_handlers=[v1, HealthController, MetricsController],
+        route_handlers=[v1, SignedUploadController, HealthController, MetricsController],
         middleware=[
             PROMETHEUS.middleware,
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),

@@ -79,6 +79,13 @@ class UploadController(Controller):
     ) -> ConfirmModelUploadResponse:
         return await uploads.confirm(namespace_id, upload_id, data)
 
+
+class SignedUploadController(Controller):
+    """The registry's own signed upload URL: outside the /v1 router, as its signature is its credential."""
+
+    path = "/v1"
+    tags = ["Custom Models"]
+
     @put(
         "/uploads/{upload_id:str}",
         summary="Upload an archive to a signed upload URL",
@@ -90,8 +97,6 @@ class UploadController(Controller):
         operation_id="put_upload_v1_uploads__upload_id__put",
         status_code=HTTP_200_OK,
         request_max_body_size=None,  # the service enforces MODELREG_MAX_ARCHIVE_BYTES while streaming
-        opt={"exclude_from_auth": True},
-        security=[{}],
         responses={
             **ERROR_RESPONSES,
             **NOT_FOUND,
