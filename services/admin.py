@@ -18,7 +18,7 @@ from shared.contracts import (
     encode,
 )
 from shared.documents import ModelDetails, ResourceRequirementsFields, utc_now
-from shared.identifiers import RESERVED_MODEL_IDS, check_id
+from shared.identifiers import check_id, check_model_id
 from shared.settings import Settings
 
 
@@ -45,9 +45,7 @@ async def register_model(
     """
     try:
         check_id("namespace_id", namespace_id)
-        check_id("model_id", model_id)
-        if model_id in RESERVED_MODEL_IDS:
-            raise ValueError(f"model_id {model_id!r} is reserved (a path segment of the API's routes)")
+        check_model_id(model_id)
         ArchiveStorage(settings).check_fetchable(archive_url)
     except (ValueError, ArchiveLocationRefusedError) as exc:
         raise InvalidRegistration(str(exc)) from None

@@ -6,6 +6,7 @@ optional, so a document written by another service with only the seed's fields r
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -194,4 +195,61 @@ class ApiKeyDocument(Document):
         name = "api_keys"
 
 
-DOCUMENT_MODELS: list[type[Document]] = [ModelDocument, OrgModelDocument, ApiKeyDocument]
+class UploadState(enum.StrEnum):
+    """A presigned upload: created (pending), its bytes arriving on the API (receiving) or arrived
+    (received), then confirmed into a model or failed at confirm; expired ones have their bytes removed and
+    stay as expired until the TTL index drops the record."""
+
+    PENDING = "pending"
+    RECEIVING = "receiving"
+    RECEIVED = "received"
+    CONFIRMING = "confirming"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+# A record stays this long after it expires: the API's cleanup removes expired uploads' bytes and records
+# every MODELREG_UPLOAD_CLEANUP_INTERVAL_S; the TTL index only catches records it never got to.
+UPLOAD_RECORD_GRACE_S = 7 * 24 * 3600
+
+
+class UploadRecord(BaseModel):
+    """A presigned upload: what the client announced and where its bytes go (what the API's service sees)."""
+
+    upload_id: str
+    # The model's owner once confirmed: a namespace, or None for a model shared by every namespace.
+    namespace_id: str | None
+    name: str
+    version: str
+    model_format: ModelFormat
+    description: str | None = None
+    framework: str | None = None
+    task_type: str | None = None
+    resource_requirements: ResourceRequirementsFields = Field(default_factory=ResourceRequirementsFields)
+    file_size_bytes: int | None = None
+    storage_key: str
+    content_type: str
+    state: UploadState = UploadState.PENDING
+    created_at: datetime = Field(default_factory=utc_now)
+    expires_at: datetime
+    model_id: str | None = None
+
+
+class UploadDocument(Document, UploadRecord):
+    """An upload as stored in `model_uploads`."""
+
+    upload_id: Annotated[str, Indexed(unique=True)]
+
+    class Settings:
+        name = "model_uploads"
+        indexes = [
+            pymongo.IndexModel(
+                [("expires_at", pymongo.ASCENDING)],
+                expireAfterSeconds=UPLOAD_RECORD_GRACE_S,
+                name="upload_record_ttl",
+            ),
+        ]
+
+
+DOCUMENT_MODELS: list[type[Document]] = [ModelDocument, OrgModelDocument, ApiKeyDocument, UploadDocument]

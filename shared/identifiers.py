@@ -46,3 +46,17 @@ def check_id(field: str, value: str) -> str:
     if not is_valid_id(value):
         raise InvalidIdError(field, value)
     return value
+
+
+class ReservedModelIdError(ValueError):
+    def __init__(self, value: str) -> None:
+        super().__init__(
+            f"model_id {value!r} is reserved (a route name): {', '.join(sorted(RESERVED_MODEL_IDS))}"
+        )
+
+
+def check_model_id(value: str) -> str:
+    check_id("model_id", value)
+    if value in RESERVED_MODEL_IDS:
+        raise ReservedModelIdError(value)
+    return value

@@ -62,6 +62,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     api_body_min_rate_bytes_s: Annotated[float, msgspec.Meta(gt=0)] = 65536.0
     api_max_concurrency: PositiveInt = 1000
     api_keep_alive_timeout_s: PositiveInt = 5
+    # Base URL clients reach the API at (signed upload URLs); unset: the scheme and host of the request.
+    api_public_url: str | None = None
+    # HMAC secret of the API's signed upload URLs (filesystem storage); empty: a random one per process.
+    upload_signing_key: str = ""
+    # How often the API removes expired presigned uploads (their stored bytes, then their records).
+    upload_cleanup_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     # Ray Serve bridge
     ray_address: str = "auto"
     serve_host: str = "127.0.0.1"

@@ -1,4 +1,4 @@
-"""In-memory fakes of the models area's ports (`services/api/models/ports.py`), for fast unit tests.
+"""In-memory fakes of the API's ports (`services/api/models/ports.py`, `services/api/uploads/ports.py`).
 
 They keep the contracts the real adapters keep: the store's unique (namespace, name, version), its
 compare-and-set on `desired_at`, and the exceptions the service handles.
@@ -6,16 +6,19 @@ compare-and-set on `desired_at`, and the exceptions the service handles.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from pathlib import Path
 
 from shared.adapters.kafka import CommandNotPublishedError
 from shared.adapters.mongo import DuplicateModelError, ModelFilter
+from shared.adapters.mongo.upload_store import CLEANABLE_STATES
+from shared.adapters.storage import ArchiveTooLargeError, StagedUpload
 from shared.contracts import DeploymentCommand, ModelKey
 from shared.deployment_rules import DesiredState
-from shared.documents import HistoryEntry, ModelDetails, OrgModelDetails
+from shared.documents import HistoryEntry, ModelDetails, OrgModelDetails, UploadRecord, UploadState
 
 
 class FakeModelStore:
@@ -183,3 +186,75 @@ class FakeOrgModelStore:
 
     async def deployed(self, model_ids: list[str]) -> set[str]:
         return {d.model_id for d in self.models.models.values() if d.org_model_id in model_ids and d.deployed}
+
+
+class FakeUploadStore:
+    """The upload records, with the compare-and-set moves of `shared.adapters.mongo.UploadStore`."""
+
+    def __init__(self) -> None:
+        self.uploads: dict[str, UploadRecord] = {}
+
+    async def insert(self, upload: UploadRecord) -> None:
+        self.uploads[upload.upload_id] = upload.model_copy(deep=True)
+
+    async def get(self, upload_id: str) -> UploadRecord | None:
+        found = self.uploads.get(upload_id)
+        return None if found is None else found.model_copy(deep=True)
+
+    async def move(
+        self,
+        upload_id: str,
+        from_states: Collection[UploadState],
+        to_state: UploadState,
+        *,
+        not_expired_at: datetime | None = None,
+        model_id: str | None = None,
+    ) -> bool:
+        upload = self.uploads.get(upload_id)
+        if upload is None or upload.state not in from_states:
+            return False
+        if not_expired_at is not None and upload.expires_at <= not_expired_at:
+            return False
+        upload.state = to_state
+        if model_id is not None:
+            upload.model_id = model_id
+        return True
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]:
+        found = [u for u in self.uploads.values() if u.expires_at <= now and u.state in CLEANABLE_STATES]
+        return [u.model_copy(deep=True) for u in sorted(found, key=lambda u: u.expires_at)[:limit]]
+
+
+class FakeUploadStorage(FakeArchiveStorage):
+    """Filesystem-like staging under `root/.uploads` (the registry's own signed URLs)."""
+
+    uses_s3 = False
+
+    def presign_put(self, key: str, content_type: str, expires_in_s: int) -> str:
+        raise AssertionError("filesystem storage has no S3 presigned URLs")
+
+    async def stage(self, spooled: Path, key: str) -> None:
+        target = self.root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(spooled, target)
+
+    async def staged(self, key: str) -> StagedUpload | None:
+        path = self.root / key
+        return (
+            StagedUpload(size=path.stat().st_size, content_type=None, etag=None) if path.is_file() else None
+        )
+
+    async def fetch_staged(self, key: str, max_bytes: int) -> tuple[Path, str, int]:
+        data = (self.root / key).read_bytes()
+        if len(data) > max_bytes:
+            raise ArchiveTooLargeError(max_bytes)
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        copy = self.incoming_dir / f"{Path(key).name}.part"
+        copy.write_bytes(data)
+        return copy, hashlib.sha256(data).hexdigest(), len(data)
+
+    async def delete_staged(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+    def staged_names(self) -> list[str]:
+        return sorted(p.name for p in (self.root / ".uploads").glob("*"))

@@ -27,6 +27,8 @@ from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
 from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
 from services.api.org_models.service import OrgModelService
+from services.api.uploads.controller import SignedUploadController, UploadController
+from services.api.uploads.wiring import UploadsPlugin
 from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
@@ -102,18 +104,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController, *ORG_MODEL_CONTROLLERS],
+        route_handlers=[ModelController, UploadController, *ORG_MODEL_CONTROLLERS],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],
     )
     app = Litestar(
-        route_handlers=[v1, HealthController, MetricsController],
+        route_handlers=[v1, SignedUploadController, HealthController, MetricsController],
         middleware=[
             PROMETHEUS.middleware,
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
         ],
         lifespan=[mongo_lifespan, kafka_lifespan],
+        plugins=[UploadsPlugin(settings, storage)],
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),

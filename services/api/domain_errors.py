@@ -137,3 +137,52 @@ class ArchiveMissing(DomainError):
 
     def __init__(self, model_id: str) -> None:
         super().__init__("The model's archive is not in storage", details={"model_id": model_id})
+
+
+# --- presigned uploads ------------------------------------------------------------------------------
+
+
+class UploadNotFound(DomainError):
+    code = "upload_not_found"
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__("Upload not found", details={"resource": "upload", "upload_id": upload_id})
+
+
+class UploadExpired(DomainError):
+    code = "upload_expired"
+
+    def __init__(self, upload_id: str) -> None:
+        super().__init__(
+            "The upload expired; create a new one", details={"resource": "upload", "upload_id": upload_id}
+        )
+
+
+class UploadAlreadyUsed(DomainError):
+    """The upload URL or the upload was already used (confirmed, failed, or its bytes already received)."""
+
+    code = "upload_already_used"
+
+    def __init__(self, upload_id: str, state: str, model_id: str | None = None) -> None:
+        super().__init__(
+            f"The upload was already used (it is {state}); create a new one",
+            details={"upload_id": upload_id, "state": state, "model_id": model_id},
+        )
+
+
+class UploadNotReady(DomainError):
+    """Nothing was uploaded yet (upload_not_received), or the bytes or a confirm are still in flight."""
+
+    def __init__(self, upload_id: str, message: str, code: str) -> None:
+        super().__init__(message, code=code, details={"upload_id": upload_id})
+
+
+class InvalidUploadSignature(DomainError):
+    code = "invalid_upload_signature"
+
+    def __init__(self) -> None:
+        super().__init__("The upload URL's signature is missing, malformed or wrong")
+
+
+class UploadMismatch(DomainError):
+    """The uploaded bytes are not what was announced (size, ETag, Content-Type)."""

@@ -6,6 +6,7 @@ Services raise domain errors (`services/api/domain_errors.py`); DOMAIN_ERROR_STA
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import msgspec
@@ -24,6 +25,7 @@ from services.api.domain_errors import (
     DomainError,
     InvalidField,
     InvalidUpload,
+    InvalidUploadSignature,
     ModelIdTaken,
     ModelNotFound,
     NamespaceNotFound,
@@ -31,6 +33,11 @@ from services.api.domain_errors import (
     OrgModelNotFound,
     TransitionInProgress,
     UnsupportedUpload,
+    UploadAlreadyUsed,
+    UploadExpired,
+    UploadMismatch,
+    UploadNotFound,
+    UploadNotReady,
     UploadTooLarge,
     VersionExists,
 )
@@ -96,6 +103,7 @@ HTTP_ERROR_TYPES = {
     406: "NotAcceptableError",
     408: "RequestTimeoutError",
     409: "ConflictError",
+    410: "GoneError",
     413: "PayloadTooLargeError",
     415: "UnsupportedMediaTypeError",
     429: "TooManyRequestsError",
@@ -119,6 +127,12 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     ArchiveMissing: 404,
     OrgModelInUse: 409,
     ModelIdTaken: 409,
+    UploadNotFound: 404,
+    UploadExpired: 410,
+    UploadAlreadyUsed: 409,
+    UploadNotReady: 409,
+    InvalidUploadSignature: 403,
+    UploadMismatch: 400,
 }
 
 
@@ -168,6 +182,9 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Re
     return error_response(status, HTTP_ERROR_TYPES[status], exc.message, exc.code, exc.details)
 
 
+_FIELD_IN_MESSAGE = re.compile(r"at `\$\.([A-Za-z0-9_]+)`|field `([^`]+)`")
+
+
 def _validation_item(source: str, key: str | None, message: str) -> ValidationError:
     loc: list[str | int] = [source]
     if key:
@@ -182,6 +199,9 @@ def _validation_items(exc: ValidationException) -> list[ValidationError]:
             continue
         source = entry.get("source") or "body"
         key = str(entry["key"]) if entry.get("key") else None
+        if key == "data":  # a JSON body: name the field msgspec's message names ("at `$.name`")
+            field = _FIELD_IN_MESSAGE.search(str(entry.get("message", "")))
+            key = (field.group(1) or field.group(2)) if field else None
         items.append(
             _validation_item(
                 str(getattr(source, "value", source)), key, str(entry.get("message", exc.detail))

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+import msgspec
+
 from shared.settings import Settings
 
 
@@ -65,6 +67,12 @@ class _S3Client(Protocol):
 
     def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]: ...
 
+    def head_object(self, *, Bucket: str, Key: str) -> dict[str, Any]: ...
+
+    def generate_presigned_url(
+        self, ClientMethod: str, Params: dict[str, Any], ExpiresIn: int, HttpMethod: str
+    ) -> str: ...
+
 
 def _s3_client(settings: Settings) -> _S3Client:
     import boto3
@@ -78,6 +86,23 @@ def _local_path(url: str) -> Path:
     if parsed.scheme == "file":
         return Path(unquote(parsed.path))
     return Path(url)
+
+
+class StagedUpload(msgspec.Struct, frozen=True):
+    """What storage holds for a presigned upload: its size and the Content-Type it was stored with."""
+
+    size: int
+    content_type: str | None
+    etag: str | None
+
+
+UPLOADS_PREFIX = ".uploads"
+
+
+def staging_key(upload_id: str) -> str:
+    """Where a presigned upload's bytes wait for confirmation: outside every namespace (ids never start
+    with '.'), `.uploads/{upload_id}.tar.gz` in the bucket or under the archive root."""
+    return f"{UPLOADS_PREFIX}/{upload_id}.tar.gz"
 
 
 class ArchiveStorage:
@@ -218,3 +243,102 @@ class ArchiveStorage:
         with source.open("rb") as handle:
             while chunk := await asyncio.to_thread(handle.read, chunk_bytes):
                 yield chunk
+
+    # --- presigned uploads: bytes staged under .uploads/ until confirmed -----------------------------------
+
+    def _staged_path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if path.parent != (self.root / UPLOADS_PREFIX).resolve():
+            raise ValueError(f"staging key {key!r} leaves the uploads directory")
+        return path
+
+    @property
+    def bucket(self) -> str:
+        """The configured bucket (S3 storage only)."""
+        if not self.settings.s3_bucket:
+            raise RuntimeError("no S3 bucket is configured (MODELREG_S3_BUCKET)")
+        return self.settings.s3_bucket
+
+    def presign_put(self, key: str, content_type: str, expires_in_s: int) -> str:
+        """An S3 presigned PUT URL for `key`, signed with its Content-Type (S3 storage only)."""
+        return str(
+            _s3_client(self.settings).generate_presigned_url(
+                "put_object",
+                Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+                ExpiresIn=expires_in_s,
+                HttpMethod="PUT",
+            )
+        )
+
+    async def stage(self, spooled: Path, key: str) -> None:
+        """Move a spooled upload (received by the API itself) to its staging place (filesystem storage)."""
+        target = self._staged_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(spooled, target)
+
+    async def staged(self, key: str) -> StagedUpload | None:
+        """Size and Content-Type of the staged bytes, or None when nothing was uploaded."""
+        if self.uses_s3:
+            import botocore.exceptions
+
+            try:
+                head = await asyncio.to_thread(
+                    _s3_client(self.settings).head_object, Bucket=self.bucket, Key=key
+                )
+            except botocore.exceptions.ClientError:
+                return None
+            return StagedUpload(
+                size=int(head["ContentLength"]),
+                content_type=head.get("ContentType"),
+                etag=str(head.get("ETag", "")).strip('"') or None,
+            )
+        path = self._staged_path(key)
+        if not path.is_file():
+            return None
+        return StagedUpload(size=path.stat().st_size, content_type=None, etag=None)
+
+    async def fetch_staged(self, key: str, max_bytes: int) -> tuple[Path, str, int]:
+        """A copy of the staged bytes in the spool directory, hashed: (path, sha256, size)."""
+        if self.uses_s3:
+            body = await asyncio.to_thread(
+                lambda: _s3_client(self.settings).get_object(Bucket=self.bucket, Key=key)["Body"]
+            )
+            try:
+                return await spool(_iterate_in_thread(body), self.incoming_dir, max_bytes)
+            finally:
+                body.close()
+        source = self._staged_path(key)
+        self.incoming_dir.mkdir(parents=True, exist_ok=True)
+        target = Path(tempfile.mkstemp(dir=self.incoming_dir, suffix=".part")[1])
+        try:
+            # A hard link where it can (same file system), so the check reads the bytes in place.
+            target.unlink()
+            os.link(source, target)
+        except OSError:
+            await asyncio.to_thread(shutil.copyfile, source, target)
+        digest, size = await asyncio.to_thread(_hash_file, target)
+        if size > max_bytes:
+            target.unlink(missing_ok=True)
+            raise ArchiveTooLargeError(max_bytes)
+        return target, digest, size
+
+    async def delete_staged(self, key: str) -> None:
+        if self.uses_s3:
+            await asyncio.to_thread(_s3_client(self.settings).delete_object, Bucket=self.bucket, Key=key)
+            return
+        self._staged_path(key).unlink(missing_ok=True)
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+async def _iterate_in_thread(body: Any, chunk_size: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(body.read, chunk_size):
+        yield chunk

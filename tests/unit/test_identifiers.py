@@ -6,7 +6,7 @@ import msgspec
 import pytest
 
 from shared.contracts import DeploymentCommand
-from shared.identifiers import InvalidIdError, check_id, is_valid_id
+from shared.identifiers import InvalidIdError, check_id, check_model_id, is_valid_id
 
 CASES = [
     ("ns_a", True),
@@ -58,3 +58,11 @@ def test_check_id_names_the_field_and_the_rule() -> None:
     with pytest.raises(InvalidIdError, match="invalid namespace_id 'a/b': 1-256 characters"):
         check_id("namespace_id", "a/b")
     assert check_id("model_id", "m1") == "m1"
+
+
+def test_route_names_are_reserved_model_ids() -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        check_model_id("uploads")
+    assert check_model_id("uploads_v2") == "uploads_v2"
+    with pytest.raises(InvalidIdError):
+        check_model_id("a/b")

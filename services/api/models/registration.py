@@ -19,6 +19,7 @@ from services.api.models.upload import (
     ARCHIVE_FIELD,
     FORM_OVERHEAD_BYTES,
     ReceivedUpload,
+    SpooledArchive,
     multipart_boundary,
     read_upload,
 )
@@ -76,6 +77,21 @@ class ModelRegistration:
         archive = received.archive
         if archive is None:
             raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
+        return await self.register_spooled(namespace_id, form, archive)
+
+    async def check_version_free(self, namespace_id: str, name: str, version: str) -> None:
+        """VersionExists when the namespace already has this name and version."""
+        existing = await self.store.find_name_version(namespace_id, name, version)
+        if existing is not None:
+            raise VersionExists(name, version, existing)
+
+    async def register_spooled(
+        self, namespace_id: str, form: UploadForm, archive: SpooledArchive
+    ) -> ModelUploadResponse:
+        """Check a spooled, hashed archive and register it with `form` (multipart and presigned uploads).
+
+        The spooled file is moved into storage on success; the caller removes it otherwise.
+        """
         try:
             limits = ArchiveLimits(
                 self.settings.max_archive_members,
@@ -87,9 +103,7 @@ class ModelRegistration:
             raise ArchiveRefused(
                 exc.reason, exc.detail, details={"filename": archive.filename, **exc.limit}
             ) from None
-        existing = await self.store.find_name_version(namespace_id, form.name, form.version)
-        if existing is not None:
-            raise VersionExists(form.name, form.version, existing)
+        await self.check_version_free(namespace_id, form.name, form.version)
 
         model_id = new_model_id()
         url = await self.storage.save(archive.path, namespace_id, model_id)

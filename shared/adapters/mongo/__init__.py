@@ -5,6 +5,7 @@
 - `org_model_store`: `org_models` (shared models) and their namespace copies
 - `listing`: filters, orders and pipelines of the API's listings
 - `key_store`: `api_keys`
+- `upload_store`: `model_uploads` (presigned uploads)
 - `mapping`: documents to and from the rules' structs
 
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
@@ -21,6 +22,7 @@ from shared.adapters.mongo.model_store import (
     ModelStore,
 )
 from shared.adapters.mongo.org_model_store import OrgModelStore
+from shared.adapters.mongo.upload_store import UploadStore
 from shared.deployment_rules import OBSERVED_ON_SERVE, ObservedChange
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "MongoClient",
     "OrgModelStore",
     "ObservedChange",
+    "UploadStore",
     "connect",
     "connect_when_available",
     "key_filter",

@@ -1,0 +1,63 @@
+"""What presigned uploads need from the outside world (adapters: `shared.adapters`; fakes in tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from services.api.models.schemas import ModelUploadResponse, UploadForm
+from services.api.models.upload import SpooledArchive
+from shared.adapters.storage import StagedUpload
+from shared.documents import UploadRecord, UploadState
+
+
+class UploadRepository(Protocol):
+    """The upload records (`shared.adapters.mongo.UploadStore`)."""
+
+    async def insert(self, upload: UploadRecord) -> None: ...
+
+    async def get(self, upload_id: str) -> UploadRecord | None: ...
+
+    async def move(
+        self,
+        upload_id: str,
+        from_states: Collection[UploadState],
+        to_state: UploadState,
+        *,
+        not_expired_at: datetime | None = None,
+        model_id: str | None = None,
+    ) -> bool: ...
+
+    async def expired(self, now: datetime, limit: int) -> list[UploadRecord]: ...
+
+
+class UploadStorage(Protocol):
+    """Where uploaded bytes wait for confirmation (`shared.adapters.storage.ArchiveStorage`)."""
+
+    @property
+    def uses_s3(self) -> bool: ...
+
+    @property
+    def incoming_dir(self) -> Path: ...
+
+    def presign_put(self, key: str, content_type: str, expires_in_s: int) -> str: ...
+
+    async def stage(self, spooled: Path, key: str) -> None: ...
+
+    async def staged(self, key: str) -> StagedUpload | None: ...
+
+    async def fetch_staged(self, key: str, max_bytes: int) -> tuple[Path, str, int]: ...
+
+    async def delete_staged(self, key: str) -> None: ...
+
+
+class Registrar(Protocol):
+    """Registers a checked archive as a model (`services.api.models.registration.ModelRegistration`)."""
+
+    async def check_version_free(self, namespace_id: str, name: str, version: str) -> None: ...
+
+    async def register_spooled(
+        self, namespace_id: str, form: UploadForm, archive: SpooledArchive
+    ) -> ModelUploadResponse: ...
