@@ -75,6 +75,8 @@ def machine() -> dict[str, str]:
         "os": platform.platform(),
         "python": platform.python_version(),
         "commit": commit,
+        # Other work on the machine moves absolute figures (ratios less): recorded, not corrected for.
+        "load average (1, 5, 15 min) at start": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
     }
 
 
@@ -196,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the servers started below are stopped too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    info = machine()
     with bench_stack(with_mlflow=not args.no_mlflow) as stack:
         tables = asyncio.run(run(args, stack))
-    info = machine()
     print()
     for table in tables:
         print(table.text(), end="\n\n")
