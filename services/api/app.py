@@ -27,7 +27,7 @@ from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
 from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
 from services.api.org_models.service import OrgModelService
-from services.api.uploads.controller import SignedUploadController, UploadController
+from services.api.uploads.controller import OrgUploadController, SignedUploadController, UploadController
 from services.api.uploads.wiring import UploadsPlugin
 from services.keys.service import KeyService
 from shared.adapters import mongo
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController, UploadController, *ORG_MODEL_CONTROLLERS],
+        route_handlers=[ModelController, UploadController, OrgUploadController, *ORG_MODEL_CONTROLLERS],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],

@@ -362,6 +362,38 @@ async def test_s3_wrong_content_type_and_abandoned_upload(s3_admin, s3_url, db) 
     assert_error(await confirm(s3_admin, abandoned["upload_id"]), 410, "GoneError", "upload_expired")
 
 
+async def test_s3_flow_for_a_shared_model(s3_admin, s3_url, db) -> None:
+    archive = make_archive()
+    response = await s3_admin.post("/v1/models/uploads", json=announce(description="shared"))
+    assert response.status_code == 200, response.text
+    created = response.json()
+    # Exactly the SDK's ModelPresignedURLResponse: the organization, no namespace.
+    assert set(created) == set(ModelPresignedURLResponse.model_fields)
+    parsed = ModelPresignedURLResponse.from_dict(created)
+    assert parsed.organization_id == "default" and parsed.s3_key == f".uploads/{created['upload_id']}.tar.gz"
+    assert created["presigned_url"].startswith(f"{s3_url}/models/.uploads/{created['upload_id']}.tar.gz?")
+
+    put = await asyncio.to_thread(
+        httpx.put, created["presigned_url"], content=archive, headers={"Content-Type": "application/gzip"}
+    )
+    assert put.status_code == 200, put.text
+    confirm_path = f"/v1/models/uploads/{created['upload_id']}/confirm"
+    confirmed = await s3_admin.post(confirm_path, json={"etag": put.headers["etag"]})
+    assert confirmed.status_code == 200, confirmed.text
+    body = confirmed.json()
+    assert set(body) == set(ConfirmModelUploadResponse.model_fields)
+    result = ConfirmModelUploadResponse.from_dict(body)
+    assert result.validation_status == "passed" and result.model_id is not None
+    assert result.s3_archive_url == f"s3://models/.org/{result.model_id}.tar.gz"
+    assert s3_keys(s3_url) == [f".org/{result.model_id}.tar.gz"]
+    shared = (await s3_admin.get(f"/v1/models/{result.model_id}")).json()["model"]
+    assert shared["s3_archive_url"] == result.s3_archive_url and shared["description"] == "shared"
+    assert await db.custom_models.count_documents({}) == 0
+    assert_error(await s3_admin.post(confirm_path), 409, "ConflictError", "upload_already_used")
+    downloaded = await s3_admin.get(f"/v1/models/{result.model_id}/download")
+    assert downloaded.content == archive
+
+
 # --- a real server: the signed URL it hands out works, and never reaches its log ----------------------------
 
 

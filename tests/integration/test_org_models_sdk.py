@@ -1,27 +1,35 @@
 """Shared (org-level) models through the official Mixpeek SDK against a real API process and worker.
 
-Register (multipart upload: the SDK's ModelsApi only has the presigned flow), list and get through ModelsApi,
-list available, enable with deploy, see the ready event make it deployed in one namespace only, disable
-(undeploy command), delete (refused while enabled), download.
+Register (a multipart upload, or the SDK's presigned flow: generate_upload_url_models, PUT,
+confirm_upload_models), list and get through ModelsApi, list available, enable with deploy, see the ready
+event make it deployed in one namespace only, disable (undeploy command), delete (refused while enabled),
+download.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import mixpeek
 import pytest
-from mixpeek.exceptions import ApiException, ForbiddenException, NotFoundException
+from mixpeek.exceptions import ApiException, ConflictException, ForbiddenException, NotFoundException
 from mixpeek.models import (
     AvailableOrgModelsResponse,
+    ConfirmModelUploadRequest,
+    ConfirmModelUploadResponse,
+    CreateModelUploadRequest,
     DisableOrgModelResponse,
     EnableOrgModelRequest,
     EnableOrgModelResponse,
     ModelDetailResponse,
+    ModelPresignedURLResponse,
+    ModelResourceRequirements,
     OrgModelDeleteResponse,
     OrgModelDetailResponse,
     OrgModelListResponse,
@@ -94,6 +102,7 @@ async def stack(infra, tmp_path_factory) -> AsyncIterator[Stack]:
 async def fresh(stack: Stack) -> Stack:
     await stack.database.custom_models.delete_many({})
     await stack.database.org_models.delete_many({})
+    await stack.database.model_uploads.delete_many({})
     return stack
 
 
@@ -250,3 +259,155 @@ async def test_static_routes_win_over_model_ids_and_the_shared_archive_outlives_
         assert not archive.exists()
         missing = await client.post(f"/v1/namespaces/ns_a/models/org/{model_id}/enable")
         assert missing.status_code == 404 and missing.json()["error"]["type"] == "NotFoundError"
+
+
+# --- the presigned flow of shared models, through the SDK's ModelsApi -------------------------------------
+
+
+def put_archive(created: ModelPresignedURLResponse, archive: bytes = ARCHIVE) -> httpx.Response:
+    # No API key: the signed URL is its own credential, as an S3 presigned URL is.
+    content_type = created.required_content_type or "application/gzip"
+    return httpx.put(
+        created.presigned_url, content=archive, headers={"Content-Type": content_type}, timeout=30
+    )
+
+
+async def test_the_sdk_uploads_a_shared_model_through_a_presigned_url(fresh: Stack) -> None:
+    _, models = fresh.sdk(fresh.admin)
+    created = models.generate_upload_url_models(
+        CreateModelUploadRequest(
+            name="shared_embedder",
+            version="1.0.0",
+            model_format="onnx",
+            description="uploaded in three steps",
+            task_type="embedding",
+            file_size_bytes=len(ARCHIVE),
+            presigned_url_expiration=600,
+            resource_requirements=ModelResourceRequirements(num_cpus=2, num_gpus=0, memory=2 * 1024**3),
+        )
+    )
+    assert isinstance(created, ModelPresignedURLResponse)
+    assert created.organization_id == fresh.settings.organization_id
+    assert (created.name, created.version, created.model_format) == ("shared_embedder", "1.0.0", "onnx")
+    assert created.upload_id.startswith("upload_") and created.required_content_type == "application/gzip"
+    assert created.presigned_url.startswith(f"{fresh.url}/v1/uploads/{created.upload_id}?")
+    assert created.s3_key == f".uploads/{created.upload_id}.tar.gz"
+    assert timedelta(minutes=9) < created.expires_at - datetime.now(UTC) <= timedelta(minutes=10)
+    # Confirming before the bytes arrived is refused, and does not use the upload up.
+    with pytest.raises(ConflictException) as early:
+        models.confirm_upload_models(created.upload_id)
+    assert "upload_not_received" in (early.value.body or "")
+
+    put = put_archive(created)
+    assert put.status_code == 200, put.text
+    assert put.json()["sha256"] == hashlib.sha256(ARCHIVE).hexdigest()
+
+    confirmed = models.confirm_upload_models(
+        created.upload_id, ConfirmModelUploadRequest(file_size_bytes=len(ARCHIVE))
+    )
+    assert isinstance(confirmed, ConfirmModelUploadResponse)
+    assert confirmed.success is True and confirmed.validation_status == "passed"
+    assert confirmed.upload_id == created.upload_id and confirmed.validation_errors == []
+    model_id = confirmed.model_id
+    assert model_id is not None and model_id.startswith("model_") and confirmed.message
+    assert confirmed.s3_archive_url is not None and confirmed.s3_archive_url.endswith(
+        f"/.org/{model_id}.tar.gz"
+    )
+
+    listed = models.list_models()
+    assert [m.model_id for m in listed.models] == [model_id]
+    detail = models.get_model(model_id)
+    assert isinstance(detail, OrgModelDetailResponse)
+    shared = detail.model
+    assert (shared.name, shared.version, shared.description, shared.task_type) == (
+        "shared_embedder",
+        "1.0.0",
+        "uploaded in three steps",
+        "embedding",
+    )
+    assert shared.model_hash == hashlib.sha256(ARCHIVE).hexdigest()
+    assert (
+        shared.s3_archive_url == confirmed.s3_archive_url
+        and shared.organization_id == created.organization_id
+    )
+    assert shared.resource_requirements is not None
+    assert (shared.resource_requirements.num_cpus, shared.resource_requirements.memory) == (2, 2 * 1024**3)
+    raw = models.download_model_without_preload_content(model_id)
+    assert raw.status == 200 and raw.data == ARCHIVE
+    # Nothing in any namespace until it is enabled there.
+    custom, _ = fresh.sdk(fresh.admin)
+    assert custom.list_available_org_models_namespaces("team-a").models[0].model_id == model_id
+    assert await fresh.database.custom_models.count_documents({}) == 0
+
+    # Used once: the URL and the confirmation; the same name and version again is refused upfront.
+    assert put_archive(created).json()["error"]["code"] == "upload_already_used"
+    with pytest.raises(ConflictException) as reused:
+        models.confirm_upload_models(created.upload_id)
+    assert "upload_already_used" in (reused.value.body or "") and model_id in (reused.value.body or "")
+    with pytest.raises(ConflictException) as again:
+        models.generate_upload_url_models(
+            CreateModelUploadRequest(name="shared_embedder", version="1.0.0", model_format="onnx")
+        )
+    assert "model_version_exists" in (again.value.body or "")
+
+
+async def test_presigned_shared_uploads_need_an_admin_key_a_live_upload_and_the_right_route(
+    fresh: Stack,
+) -> None:
+    _, models = fresh.sdk(fresh.admin)
+    _, models_a = fresh.sdk(fresh.team_a)
+    request = CreateModelUploadRequest(name="shared_model", version="1.0.0", model_format="onnx")
+    with pytest.raises(ForbiddenException) as refused:
+        models_a.generate_upload_url_models(request)
+    assert "admin_required" in (refused.value.body or "")
+
+    created = models.generate_upload_url_models(request)
+    assert put_archive(created).status_code == 200
+    with pytest.raises(ForbiddenException):
+        models_a.confirm_upload_models(created.upload_id)
+
+    # A shared upload is not a namespace's, nor a namespace's upload a shared one.
+    custom_headers = {"Authorization": f"Bearer {fresh.admin}"}
+    as_namespace = httpx.post(
+        f"{fresh.url}/v1/namespaces/team-a/models/uploads/{created.upload_id}/confirm",
+        headers=custom_headers,
+        timeout=30,
+    )
+    assert as_namespace.status_code == 404 and as_namespace.json()["error"]["code"] == "upload_not_found"
+    in_namespace = httpx.post(
+        f"{fresh.url}/v1/namespaces/team-a/models/uploads",
+        headers=custom_headers,
+        json={"name": "ns_model", "version": "1", "model_format": "onnx"},
+        timeout=30,
+    ).json()
+    with pytest.raises(NotFoundException):
+        models.confirm_upload_models(in_namespace["upload_id"])
+
+    # Expired: refused (410, which the SDK raises as a plain ApiException), and never becomes a model.
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await fresh.database.model_uploads.update_one(
+        {"upload_id": created.upload_id}, {"$set": {"expires_at": past}}
+    )
+    with pytest.raises(ApiException) as expired:
+        models.confirm_upload_models(created.upload_id)
+    assert expired.value.status == 410 and "upload_expired" in (expired.value.body or "")
+    assert models.list_models().total == 0
+
+
+async def test_uploads_is_a_route_never_a_shared_model_id(fresh: Stack) -> None:
+    # Litestar prefers the static segment: /v1/models/uploads only takes POST, so GET and DELETE answer
+    # 405 rather than reaching /v1/models/{model_id}; shared model ids are generated as model_<hex>.
+    from services.api.models.registration import new_model_id
+    from shared.identifiers import RESERVED_MODEL_IDS
+
+    assert "uploads" in RESERVED_MODEL_IDS
+    assert all(new_model_id().startswith("model_") for _ in range(100))
+    registered = fresh.register()
+    assert registered.json()["model_id"].startswith("model_")
+    auth = {"Authorization": f"Bearer {fresh.admin}"}
+    for method in ("GET", "DELETE"):
+        answer = httpx.request(method, f"{fresh.url}/v1/models/uploads", headers=auth, timeout=30)
+        assert answer.status_code == 405, answer.text
+    assert httpx.get(f"{fresh.url}/v1/models/uploads/x", headers=auth, timeout=30).status_code == 404
+    _, models = fresh.sdk(fresh.admin)
+    assert models.list_models().total == 1

@@ -14,14 +14,22 @@ from services.api.domain_errors import (
     InvalidUploadSignature,
     UploadAlreadyUsed,
     UploadExpired,
+    UploadNotFound,
     UploadNotReady,
+    VersionExists,
 )
 from services.api.models.registration import ModelRegistration
-from services.api.uploads.schemas import CreateModelUploadRequest
+from services.api.org_models.catalog import OrgModelCatalog
+from services.api.uploads.registrars import UploadRegistrar
+from services.api.uploads.schemas import (
+    CreateModelUploadRequest,
+    ModelPresignedURLResponse,
+    OrgModelPresignedURLResponse,
+)
 from services.api.uploads.service import UploadService
 from shared.settings import Settings
 from shared.upload_signing import SignatureCheck, check_upload_signature, upload_signature
-from tests.api_fakes import FakeModelStore, FakeUploadStorage, FakeUploadStore
+from tests.api_fakes import FakeModelStore, FakeOrgModelStore, FakeUploadStorage, FakeUploadStore
 from tests.api_support import make_archive
 
 KEY = b"secret"
@@ -57,14 +65,23 @@ class World:
         self.clock = Clock()
         self.store = FakeUploadStore()
         self.models = FakeModelStore()
+        self.shared = FakeOrgModelStore(self.models)
         self.storage = FakeUploadStorage(tmp_path / "archives")
-        settings = Settings(archive_root=str(tmp_path / "archives"))
-        registration = ModelRegistration(self.models, self.storage, settings, self.clock)
-        self.service = UploadService(self.store, self.storage, registration, settings, KEY, self.clock)
+        settings = Settings(archive_root=str(tmp_path / "archives"), organization_id="acme")
+        registrar = UploadRegistrar(
+            ModelRegistration(self.models, self.storage, settings, self.clock),
+            OrgModelCatalog(self.shared, self.storage, settings, self.clock),
+        )
+        self.service = UploadService(self.store, self.storage, registrar, settings, KEY, self.clock)
 
-    async def create(self, version: str = "1") -> tuple[str, str, str]:
+    async def create(self, version: str = "1", *, shared: bool = False) -> tuple[str, str, str]:
         request = CreateModelUploadRequest(name="m", version=version, model_format="onnx")
-        created = await self.service.create("ns", request, "http://api.test/")
+        if shared:
+            created: (
+                ModelPresignedURLResponse | OrgModelPresignedURLResponse
+            ) = await self.service.create_shared(request, "http://api.test/")
+        else:
+            created = await self.service.create("ns", request, "http://api.test/")
         query = parse_qs(urlsplit(created.presigned_url).query)
         return created.upload_id, query["expires"][0], query["signature"][0]
 
@@ -132,3 +149,40 @@ async def test_cleanup_removes_expired_uploads_bytes_only(world: World) -> None:
     with pytest.raises(UploadExpired):
         await world.service.confirm("ns", stale, None)
     assert await world.service.cleanup_expired() == 0
+
+
+async def test_a_shared_upload_becomes_a_shared_model_and_only_confirms_as_one(world: World) -> None:
+    upload_id, expires, signature = await world.create(shared=True)
+    await world.put(upload_id, expires, signature)
+    with pytest.raises(UploadNotFound):
+        await world.service.confirm("ns", upload_id, None)
+
+    confirmed = await world.service.confirm_shared(upload_id, None)
+
+    assert confirmed.model_id is not None and confirmed.model_id.startswith("model_")
+    assert confirmed.s3_archive_url is not None and "/.org/" in confirmed.s3_archive_url
+    (shared,) = await world.shared.list_all()
+    assert (shared.model_id, shared.name, shared.version) == (confirmed.model_id, "m", "1")
+    assert world.models.models == {} and world.storage.staged_names() == []
+    with pytest.raises(UploadAlreadyUsed):
+        await world.service.confirm_shared(upload_id, None)
+    # Name and version are unique among shared models (refused upfront), not across namespaces.
+    with pytest.raises(VersionExists):
+        await world.create(shared=True)
+    await world.create()
+
+
+async def test_a_namespace_upload_does_not_confirm_as_a_shared_model(world: World) -> None:
+    upload_id, expires, signature = await world.create()
+    await world.put(upload_id, expires, signature)
+    with pytest.raises(UploadNotFound):
+        await world.service.confirm_shared(upload_id, None)
+    assert (await world.service.confirm("ns", upload_id, None)).namespace_id == "ns"
+
+
+async def test_the_shared_answer_names_the_organization(world: World) -> None:
+    request = CreateModelUploadRequest(name="m", version="1", model_format="onnx", description="d")
+    created = await world.service.create_shared(request, "http://api.test/")
+    assert created.organization_id == "acme" and created.presigned_url.startswith(
+        "http://api.test/v1/uploads/"
+    )

@@ -1,7 +1,7 @@
 """Shared models at the organization level: register (multipart upload), list, get, delete, download.
 
-`register_spooled` is the seam for any other way an archive arrives (the presigned flow's confirm): it runs
-the upload's checks on a spooled file and registers it.
+`register_spooled` is the seam for any other way an archive arrives (the presigned flow's confirm, through
+`services.api.uploads.registrars`): it runs the upload's checks on a spooled file and registers it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from pathlib import Path
 
 import structlog
 
@@ -23,7 +22,13 @@ from services.api.domain_errors import (
     VersionExists,
 )
 from services.api.models.registration import new_model_id
-from services.api.models.upload import ARCHIVE_FIELD, FORM_OVERHEAD_BYTES, multipart_boundary, read_upload
+from services.api.models.upload import (
+    ARCHIVE_FIELD,
+    FORM_OVERHEAD_BYTES,
+    SpooledArchive,
+    multipart_boundary,
+    read_upload,
+)
 from services.api.models.upload_form import parse_form
 from services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
 from services.api.org_models.schemas import (
@@ -88,17 +93,20 @@ class OrgModelCatalog:
             form = parse_form(received.fields, OrgUploadForm)
             if received.archive is None:
                 raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
-            archive = received.archive
-            return await self.register_spooled(
-                form, archive.path, archive.sha256, archive.size, archive.filename
-            )
+            return await self.register_spooled(form, received.archive)
         finally:
             received.discard()
 
-    async def register_spooled(
-        self, form: OrgUploadForm, spooled: Path, sha256: str, size: int, filename: str
-    ) -> OrgModelUploadResponse:
-        """Check a spooled archive as the upload does, store it and register the shared model."""
+    async def check_version_free(self, name: str, version: str) -> None:
+        """VersionExists when a shared model has this name and version."""
+        existing = await self.store.find_name_version(name, version)
+        if existing is not None:
+            raise VersionExists(name, version, existing)
+
+    async def register_spooled(self, form: OrgUploadForm, archive: SpooledArchive) -> OrgModelUploadResponse:
+        """Check a spooled, hashed archive as the upload does, store it and register the shared model
+        (multipart and presigned uploads). The spooled file is moved into storage on success."""
+        spooled, sha256, size, filename = archive.path, archive.sha256, archive.size, archive.filename
         limits = ArchiveLimits(
             self.settings.max_archive_members,
             self.settings.max_unpacked_bytes,
@@ -110,9 +118,7 @@ class OrgModelCatalog:
             raise ArchiveRefused(
                 exc.reason, exc.detail, details={"filename": filename, **exc.limit}
             ) from None
-        existing = await self.store.find_name_version(form.name, form.version)
-        if existing is not None:
-            raise VersionExists(form.name, form.version, existing)
+        await self.check_version_free(form.name, form.version)
         model_id = new_model_id()
         url = await self.storage.save(spooled, ORG_STORAGE_NAMESPACE, model_id)
         now = self.clock()

@@ -8,6 +8,7 @@ from litestar import Controller, Request, post, put
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
+from services.api.auth.guards import admin_guard
 from services.api.errors import ERROR_RESPONSES, error_spec
 from services.api.models.controller import NamespaceId
 from services.api.uploads.schemas import (
@@ -15,6 +16,8 @@ from services.api.uploads.schemas import (
     ConfirmModelUploadResponse,
     CreateModelUploadRequest,
     ModelPresignedURLResponse,
+    OrgConfirmModelUploadResponse,
+    OrgModelPresignedURLResponse,
     UploadReceivedResponse,
 )
 from services.api.uploads.service import UploadService
@@ -22,6 +25,7 @@ from services.api.uploads.service import UploadService
 UploadId = Annotated[str, Parameter(title="Upload Id", pattern=r"^upload_[0-9a-f]{24}$")]
 NOT_FOUND = {404: error_spec("Upload not found (or not in this namespace)")}
 GONE = {410: error_spec("The upload expired (code upload_expired)")}
+ADMIN_ONLY = {403: error_spec("Not an admin key (code admin_required)")}
 USED = {409: error_spec("Used already (upload_already_used), nothing uploaded yet or still in flight")}
 
 
@@ -78,6 +82,60 @@ class UploadController(Controller):
         data: ConfirmModelUploadRequest | None = None,
     ) -> ConfirmModelUploadResponse:
         return await uploads.confirm(namespace_id, upload_id, data)
+
+
+class OrgUploadController(Controller):
+    """The presigned workflow for shared (org-level) models: the SDK's ModelsApi upload routes."""
+
+    path = "/models/uploads"
+    tags = ["Models"]
+
+    @post(
+        "/",
+        summary="Create a presigned upload of a shared model",
+        description=(
+            "Step 1 of the presigned workflow for a shared model: as the namespace route, with the "
+            "organization instead of a namespace. PUT the archive to presigned_url, then POST "
+            "/v1/models/uploads/{upload_id}/confirm. Admin keys only."
+        ),
+        operation_id="generate_upload_url_v1_models_uploads_post",
+        guards=[admin_guard],
+        status_code=HTTP_200_OK,
+        responses={
+            **ERROR_RESPONSES,
+            **ADMIN_ONLY,
+            409: error_spec("A shared model with this name and version exists (code model_version_exists)"),
+            413: error_spec("file_size_bytes exceeds the archive limit (code archive_too_large)"),
+        },
+    )
+    async def create_org_upload(
+        self, data: CreateModelUploadRequest, request: Request[Any, Any, Any], uploads: UploadService
+    ) -> OrgModelPresignedURLResponse:
+        return await uploads.create_shared(data, str(request.base_url))
+
+    @post(
+        "/{upload_id:str}/confirm",
+        summary="Confirm a presigned upload of a shared model",
+        description=(
+            "Step 3: checks the uploaded archive as the shared model's multipart upload does and registers "
+            "the shared model. An upload is confirmed once. Admin keys only."
+        ),
+        operation_id="confirm_upload_v1_models_uploads__upload_id__confirm_post",
+        guards=[admin_guard],
+        status_code=HTTP_200_OK,
+        responses={
+            **ERROR_RESPONSES,
+            **ADMIN_ONLY,
+            404: error_spec("Upload not found (or not a shared model's upload)"),
+            **USED,
+            **GONE,
+            413: error_spec("The uploaded archive exceeds the archive limit (code archive_too_large)"),
+        },
+    )
+    async def confirm_org_upload(
+        self, upload_id: UploadId, uploads: UploadService, data: ConfirmModelUploadRequest | None = None
+    ) -> OrgConfirmModelUploadResponse:
+        return await uploads.confirm_shared(upload_id, data)
 
 
 class SignedUploadController(Controller):

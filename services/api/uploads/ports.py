@@ -7,7 +7,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from services.api.models.schemas import ModelUploadResponse, UploadForm
 from services.api.models.upload import SpooledArchive
 from shared.adapters.storage import StagedUpload
 from shared.documents import UploadRecord, UploadState
@@ -53,11 +52,22 @@ class UploadStorage(Protocol):
     async def delete_staged(self, key: str) -> None: ...
 
 
-class Registrar(Protocol):
-    """Registers a checked archive as a model (`services.api.models.registration.ModelRegistration`)."""
+class RegisteredModel(Protocol):
+    """What a registrar answers: the new model and where its archive is stored."""
 
-    async def check_version_free(self, namespace_id: str, name: str, version: str) -> None: ...
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def model_archive_url(self) -> str: ...
+
+
+class Registrar(Protocol):
+    """Registers a checked archive as a model of the upload's owner: a namespace (`namespace_id`), or every
+    namespace (`None`: a shared model). `services.api.uploads.registrars.UploadRegistrar`."""
+
+    async def check_version_free(self, namespace_id: str | None, name: str, version: str) -> None: ...
 
     async def register_spooled(
-        self, namespace_id: str, form: UploadForm, archive: SpooledArchive
-    ) -> ModelUploadResponse: ...
+        self, namespace_id: str | None, upload: UploadRecord, archive: SpooledArchive
+    ) -> RegisteredModel: ...

@@ -133,3 +133,61 @@ class UploadReceivedResponse(msgspec.Struct, kw_only=True):
     upload_id: Annotated[str, msgspec.Meta(title="Upload Id")]
     size_bytes: Annotated[int, msgspec.Meta(title="Size Bytes")]
     sha256: Annotated[str, msgspec.Meta(title="Sha256", description="SHA-256 of the bytes received")]
+
+
+# --- shared (org-level) models: the shapes of the SDK's ModelsApi ---------------------------------------
+
+
+class OrgModelPresignedURLResponse(msgspec.Struct, kw_only=True):
+    """Where to PUT a shared model's archive, and until when (the SDK's `ModelPresignedURLResponse`)."""
+
+    upload_id: Annotated[str, msgspec.Meta(title="Upload Id", description="Upload ID to use when confirming")]
+    presigned_url: Annotated[
+        str,
+        msgspec.Meta(
+            title="Presigned Url",
+            description="PUT the archive here: an S3 presigned URL, or a signed URL on the registry",
+        ),
+    ]
+    required_content_type: Annotated[
+        str,
+        msgspec.Meta(
+            title="Required Content Type", description="Send exactly this Content-Type with the PUT"
+        ),
+    ]
+    s3_key: Annotated[
+        str,
+        msgspec.Meta(
+            title="S3 Key", description="Key of the uploaded bytes in the bucket (or under the archive root)"
+        ),
+    ]
+    expires_at: Annotated[
+        datetime, msgspec.Meta(title="Expires At", description="When the URL and the upload expire")
+    ]
+    organization_id: Annotated[
+        str,
+        msgspec.Meta(title="Organization Id", description="Owner organization (MODELREG_ORGANIZATION_ID)"),
+    ]
+    name: Annotated[str, msgspec.Meta(title="Name", description="Model name")]
+    version: Annotated[str, msgspec.Meta(title="Version", description="Model version")]
+    model_format: Annotated[ModelFormatName, msgspec.Meta(title="Model Format", description="Model format")]
+
+
+class OrgConfirmModelUploadResponse(msgspec.Struct, kw_only=True):
+    """The upload checked and registered as a shared model (the SDK's `ConfirmModelUploadResponse`)."""
+
+    success: Annotated[bool, msgspec.Meta(title="Success")] = True
+    upload_id: Annotated[str, msgspec.Meta(title="Upload Id")]
+    model_id: Annotated[
+        str | None, msgspec.Meta(title="Model Id", description="The shared model created")
+    ] = None
+    validation_status: Annotated[
+        Literal["pending", "passed", "failed"], msgspec.Meta(title="Validation Status")
+    ] = "passed"
+    validation_errors: Annotated[list[str], msgspec.Meta(title="Validation Errors")] = msgspec.field(
+        default_factory=list
+    )
+    s3_archive_url: Annotated[
+        str | None, msgspec.Meta(title="S3 Archive Url", description="URL of the stored model archive")
+    ] = None
+    message: Annotated[str | None, msgspec.Meta(title="Message")] = None

@@ -28,14 +28,15 @@ from services.api.domain_errors import (
     UploadNotReady,
     UploadTooLarge,
 )
-from services.api.models.schemas import GIB, ModelUploadResponse, UploadForm
 from services.api.models.upload import SpooledArchive
-from services.api.uploads.ports import Registrar, UploadRepository, UploadStorage
+from services.api.uploads.ports import RegisteredModel, Registrar, UploadRepository, UploadStorage
 from services.api.uploads.schemas import (
     ConfirmModelUploadRequest,
     ConfirmModelUploadResponse,
     CreateModelUploadRequest,
     ModelPresignedURLResponse,
+    OrgConfirmModelUploadResponse,
+    OrgModelPresignedURLResponse,
     UploadReceivedResponse,
 )
 from shared.adapters.storage import ArchiveTooLargeError, spool, staging_key
@@ -50,6 +51,12 @@ REQUIRED_CONTENT_TYPE = "application/gzip"
 UPLOAD_ROUTE = "/v1/uploads/{upload_id}"
 CLEANUP_BATCH = 100
 FINAL_STATES = (UploadState.CONFIRMED, UploadState.FAILED)
+
+
+class Owner(msgspec.Struct, frozen=True):
+    """Whose model an upload becomes: a namespace's, or a shared one (`namespace_id` None)."""
+
+    namespace_id: str | None
 
 
 def new_upload_id() -> str:
@@ -90,6 +97,39 @@ class UploadService:
     async def create(
         self, namespace_id: str, request: CreateModelUploadRequest, request_base_url: str
     ) -> ModelPresignedURLResponse:
+        upload, url = await self._create(namespace_id, request, request_base_url)
+        return ModelPresignedURLResponse(
+            upload_id=upload.upload_id,
+            presigned_url=url,
+            required_content_type=upload.content_type,
+            s3_key=upload.storage_key,
+            expires_at=upload.expires_at,
+            namespace_id=namespace_id,
+            name=request.name,
+            version=request.version,
+            model_format=request.model_format,
+        )
+
+    async def create_shared(
+        self, request: CreateModelUploadRequest, request_base_url: str
+    ) -> OrgModelPresignedURLResponse:
+        """The same upload for a shared (org-level) model: confirmed with `confirm_shared`."""
+        upload, url = await self._create(None, request, request_base_url)
+        return OrgModelPresignedURLResponse(
+            upload_id=upload.upload_id,
+            presigned_url=url,
+            required_content_type=upload.content_type,
+            s3_key=upload.storage_key,
+            expires_at=upload.expires_at,
+            organization_id=self.settings.organization_id,
+            name=request.name,
+            version=request.version,
+            model_format=request.model_format,
+        )
+
+    async def _create(
+        self, namespace_id: str | None, request: CreateModelUploadRequest, request_base_url: str
+    ) -> tuple[UploadRecord, str]:
         limit = self.settings.max_archive_bytes
         if request.file_size_bytes is not None and request.file_size_bytes > limit:
             raise too_large(limit)
@@ -103,40 +143,29 @@ class UploadService:
         else:
             url = self._signed_url(upload_id, int(expires_at.timestamp()), request_base_url)
         requirements = request.resource_requirements
-        await self.store.insert(
-            UploadRecord(
-                upload_id=upload_id,
-                namespace_id=namespace_id,
-                name=request.name,
-                version=request.version,
-                model_format=ModelFormat(request.model_format),
-                description=request.description,
-                framework=request.framework,
-                task_type=request.task_type,
-                resource_requirements=(
-                    ResourceRequirementsFields(**msgspec.structs.asdict(requirements))
-                    if requirements is not None
-                    else ResourceRequirementsFields()
-                ),
-                file_size_bytes=request.file_size_bytes,
-                storage_key=key,
-                content_type=REQUIRED_CONTENT_TYPE,
-                created_at=now,
-                expires_at=expires_at,
-            )
-        )
-        log.info("upload created", namespace_id=namespace_id, upload_id=upload_id, expires_at=expires_at)
-        return ModelPresignedURLResponse(
+        upload = UploadRecord(
             upload_id=upload_id,
-            presigned_url=url,
-            required_content_type=REQUIRED_CONTENT_TYPE,
-            s3_key=key,
-            expires_at=expires_at,
             namespace_id=namespace_id,
             name=request.name,
             version=request.version,
-            model_format=request.model_format,
+            model_format=ModelFormat(request.model_format),
+            description=request.description,
+            framework=request.framework,
+            task_type=request.task_type,
+            resource_requirements=(
+                ResourceRequirementsFields(**msgspec.structs.asdict(requirements))
+                if requirements is not None
+                else ResourceRequirementsFields()
+            ),
+            file_size_bytes=request.file_size_bytes,
+            storage_key=key,
+            content_type=REQUIRED_CONTENT_TYPE,
+            created_at=now,
+            expires_at=expires_at,
         )
+        await self.store.insert(upload)
+        log.info("upload created", namespace_id=namespace_id, upload_id=upload_id, expires_at=expires_at)
+        return upload, url
 
     def _signed_url(self, upload_id: str, expires: int, request_base_url: str) -> str:
         base = (self.settings.api_public_url or request_base_url).rstrip("/")
@@ -195,17 +224,18 @@ class UploadService:
         return UploadReceivedResponse(upload_id=upload_id, size_bytes=size, sha256=digest)
 
     async def _unavailable(
-        self, upload_id: str, now: datetime, namespace_id: str | None = None
+        self, upload_id: str, now: datetime, confirming: Owner | None = None
     ) -> DomainError:
-        """Why an upload cannot be used now: gone, expired, already used, or busy."""
+        """Why an upload cannot be used now: gone, expired, already used, or busy. `confirming`: the owner
+        the caller confirms for (its uploads only), or None when receiving the bytes."""
         upload = await self.store.get(upload_id)
-        if upload is None or (namespace_id is not None and upload.namespace_id != namespace_id):
+        if upload is None or (confirming is not None and upload.namespace_id != confirming.namespace_id):
             return UploadNotFound(upload_id)
         if upload.state in FINAL_STATES:
             return UploadAlreadyUsed(upload_id, str(upload.state), upload.model_id)
         if upload.state is UploadState.EXPIRED or upload.expires_at <= now:
             return UploadExpired(upload_id)
-        if upload.state is UploadState.RECEIVED and namespace_id is None:
+        if upload.state is UploadState.RECEIVED and confirming is None:
             return UploadAlreadyUsed(upload_id, str(upload.state))
         if upload.state is UploadState.PENDING:
             return UploadNotReady(
@@ -222,13 +252,39 @@ class UploadService:
     async def confirm(
         self, namespace_id: str, upload_id: str, request: ConfirmModelUploadRequest | None
     ) -> ConfirmModelUploadResponse:
+        result = await self._confirm(Owner(namespace_id), upload_id, request)
+        return ConfirmModelUploadResponse(
+            upload_id=upload_id,
+            model_id=result.model_id,
+            validation_status="passed",
+            s3_archive_url=result.model_archive_url,
+            namespace_id=namespace_id,
+            message="The archive passed the checks and the model was created",
+        )
+
+    async def confirm_shared(
+        self, upload_id: str, request: ConfirmModelUploadRequest | None
+    ) -> OrgConfirmModelUploadResponse:
+        result = await self._confirm(Owner(None), upload_id, request)
+        return OrgConfirmModelUploadResponse(
+            upload_id=upload_id,
+            model_id=result.model_id,
+            validation_status="passed",
+            s3_archive_url=result.model_archive_url,
+            message="The archive passed the checks and the shared model was created",
+        )
+
+    async def _confirm(
+        self, owner: Owner, upload_id: str, request: ConfirmModelUploadRequest | None
+    ) -> RegisteredModel:
+        namespace_id = owner.namespace_id
         now = self.clock()
         upload = await self.store.get(upload_id)
         if upload is None or upload.namespace_id != namespace_id:
             raise UploadNotFound(upload_id)
         ready = (UploadState.RECEIVED,) if not self.storage.uses_s3 else (UploadState.PENDING,)
         if upload.state not in ready or upload.expires_at <= now:
-            raise await self._unavailable(upload_id, now, namespace_id)
+            raise await self._unavailable(upload_id, now, owner)
         staged = await self.storage.staged(upload.storage_key)
         if staged is None:
             raise UploadNotReady(
@@ -237,7 +293,7 @@ class UploadService:
                 "upload_not_received",
             )
         if not await self.store.move(upload_id, ready, UploadState.CONFIRMING, not_expired_at=now):
-            raise await self._unavailable(upload_id, now, namespace_id)
+            raise await self._unavailable(upload_id, now, owner)
         try:
             self._check_announced(upload, staged.size, staged.content_type, staged.etag, request)
             result = await self._register(upload, namespace_id)
@@ -254,14 +310,7 @@ class UploadService:
         )
         await self.storage.delete_staged(upload.storage_key)
         log.info("upload confirmed", namespace_id=namespace_id, upload_id=upload_id, model_id=result.model_id)
-        return ConfirmModelUploadResponse(
-            upload_id=upload_id,
-            model_id=result.model_id,
-            validation_status="passed",
-            s3_archive_url=result.model_archive_url,
-            namespace_id=namespace_id,
-            message="The archive passed the checks and the model was created",
-        )
+        return result
 
     def _check_announced(
         self,
@@ -294,18 +343,7 @@ class UploadService:
                 details={"etag": etag},
             )
 
-    async def _register(self, upload: UploadRecord, namespace_id: str) -> ModelUploadResponse:
-        requirements = upload.resource_requirements
-        form = UploadForm(
-            name=upload.name,
-            version=upload.version,
-            model_format=str(upload.model_format),
-            framework=upload.framework,
-            task_type=upload.task_type,
-            num_cpus=requirements.num_cpus,
-            num_gpus=requirements.num_gpus,
-            memory_gb=requirements.memory / GIB,
-        )
+    async def _register(self, upload: UploadRecord, namespace_id: str | None) -> RegisteredModel:
         limit = self.settings.max_archive_bytes
         try:
             path, digest, size = await self.storage.fetch_staged(upload.storage_key, limit)
@@ -313,7 +351,7 @@ class UploadService:
             raise too_large(limit) from None
         archive = SpooledArchive(path=path, sha256=digest, size=size, filename=f"{upload.upload_id}.tar.gz")
         try:
-            return await self.registrar.register_spooled(namespace_id, form, archive)
+            return await self.registrar.register_spooled(namespace_id, upload, archive)
         finally:
             path.unlink(missing_ok=True)
 

@@ -17,8 +17,10 @@ from litestar.plugins import InitPluginProtocol
 
 from services.api.models.registration import ModelRegistration
 from services.api.models.service import now_ms
+from services.api.org_models.catalog import OrgModelCatalog
+from services.api.uploads.registrars import UploadRegistrar
 from services.api.uploads.service import UploadService
-from shared.adapters.mongo import UploadStore
+from shared.adapters.mongo import OrgModelStore, UploadStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
@@ -39,10 +41,11 @@ class UploadsPlugin(InitPluginProtocol):
                 )
 
     def service(self, state: State) -> UploadService:
-        registration = ModelRegistration(state.model_store, self.storage, self.settings, now_ms)
-        return UploadService(
-            UploadStore(), self.storage, registration, self.settings, self.signing_key, now_ms
+        registrar = UploadRegistrar(
+            ModelRegistration(state.model_store, self.storage, self.settings, now_ms),
+            OrgModelCatalog(OrgModelStore(), self.storage, self.settings, now_ms),
         )
+        return UploadService(UploadStore(), self.storage, registrar, self.settings, self.signing_key, now_ms)
 
     @asynccontextmanager
     async def cleanup(self, app: Litestar) -> AsyncIterator[None]:
