@@ -14,7 +14,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 CHUNK = 1024 * 1024
 DRAIN_CHUNK = 64 * 1024
@@ -46,6 +49,10 @@ class ArchiveLimits:
     max_unpacked_bytes: int = 8 * 1024**3
     # Model weights barely compress; an archive unpacking to over 100 times its size is a bomb.
     max_compression_ratio: int = 100
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ArchiveLimits:
+        return cls(settings.max_archive_members, settings.max_unpacked_bytes, settings.max_compression_ratio)
 
     def for_archive(self, compressed_bytes: int) -> ArchiveLimits:
         """The caps for one archive: the unpacked bytes also bounded by its size times the ratio."""

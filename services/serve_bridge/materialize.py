@@ -76,9 +76,7 @@ async def prepare_model_files(
         if actual != expected:
             log.warning(HASH_MISMATCH, url=archive_url, model_hash=expected, archive_sha256=actual)
             raise ArchiveProblem("hash_mismatch", HASH_MISMATCH)
-        limits = ArchiveLimits(
-            settings.max_archive_members, settings.max_unpacked_bytes, settings.max_compression_ratio
-        )
+        limits = ArchiveLimits.from_settings(settings)
         try:
             files = await asyncio.to_thread(extract, archive, staging / "files", limits)
         except InvalidArchiveError as exc:

@@ -38,6 +38,16 @@ def new_model_id() -> str:
     return f"model_{secrets.token_hex(12)}"
 
 
+async def check_archive(archive: SpooledArchive, limits: ArchiveLimits) -> None:
+    """ArchiveRefused unless the spooled archive reads to its end within the caps (off the event loop)."""
+    try:
+        await asyncio.to_thread(list_members, archive.path, limits)
+    except InvalidArchiveError as exc:
+        raise ArchiveRefused(
+            exc.reason, exc.detail, details={"filename": archive.filename, **exc.limit}
+        ) from None
+
+
 class ModelRegistration:
     def __init__(
         self,
@@ -92,17 +102,7 @@ class ModelRegistration:
 
         The spooled file is moved into storage on success; the caller removes it otherwise.
         """
-        try:
-            limits = ArchiveLimits(
-                self.settings.max_archive_members,
-                self.settings.max_unpacked_bytes,
-                self.settings.max_compression_ratio,
-            )
-            await asyncio.to_thread(list_members, archive.path, limits)
-        except InvalidArchiveError as exc:
-            raise ArchiveRefused(
-                exc.reason, exc.detail, details={"filename": archive.filename, **exc.limit}
-            ) from None
+        await check_archive(archive, ArchiveLimits.from_settings(self.settings))
         await self.check_version_free(namespace_id, form.name, form.version)
 
         model_id = new_model_id()

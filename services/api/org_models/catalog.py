@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
@@ -14,14 +13,13 @@ import structlog
 
 from services.api.domain_errors import (
     ArchiveMissing,
-    ArchiveRefused,
     InvalidField,
     OrgModelInUse,
     OrgModelNotFound,
     UploadTooLarge,
     VersionExists,
 )
-from services.api.models.registration import new_model_id
+from services.api.models.registration import check_archive, new_model_id
 from services.api.models.upload import (
     ARCHIVE_FIELD,
     FORM_OVERHEAD_BYTES,
@@ -41,7 +39,7 @@ from services.api.org_models.schemas import (
 from services.api.org_models.views import org_detail_view, org_list_item
 from shared.adapters.mongo import DuplicateModelError
 from shared.adapters.storage import ArchiveNotFoundError
-from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
+from shared.archives import ArchiveLimits
 from shared.contracts import ModelFormat
 from shared.documents import OrgModelDetails, ResourceRequirementsFields
 from shared.identifiers import ORG_STORAGE_NAMESPACE
@@ -106,18 +104,8 @@ class OrgModelCatalog:
     async def register_spooled(self, form: OrgUploadForm, archive: SpooledArchive) -> OrgModelUploadResponse:
         """Check a spooled, hashed archive as the upload does, store it and register the shared model
         (multipart and presigned uploads). The spooled file is moved into storage on success."""
-        spooled, sha256, size, filename = archive.path, archive.sha256, archive.size, archive.filename
-        limits = ArchiveLimits(
-            self.settings.max_archive_members,
-            self.settings.max_unpacked_bytes,
-            self.settings.max_compression_ratio,
-        )
-        try:
-            await asyncio.to_thread(list_members, spooled, limits)
-        except InvalidArchiveError as exc:
-            raise ArchiveRefused(
-                exc.reason, exc.detail, details={"filename": filename, **exc.limit}
-            ) from None
+        spooled, sha256, size = archive.path, archive.sha256, archive.size
+        await check_archive(archive, ArchiveLimits.from_settings(self.settings))
         await self.check_version_free(form.name, form.version)
         model_id = new_model_id()
         url = await self.storage.save(spooled, ORG_STORAGE_NAMESPACE, model_id)
