@@ -26,3 +26,13 @@ def test_events_doc_lists_every_event_type_with_its_status() -> None:
     for event_type in EventType:
         row = next(line for line in text.splitlines() if line.startswith(f"| `{event_type}` |"))
         assert f"`{STATUS_AFTER[event_type]}`" in row
+
+
+def test_every_setting_is_documented() -> None:
+    from shared.settings import Settings
+
+    text = (DOCS.parent / "README.md").read_text() + (DOCS / "bridge.md").read_text()
+    # docs/bridge.md names the per-format base images once: MODELREG_BASE_IMAGE_ONNX, `…_SAFETENSORS`, …
+    text += " ".join(f"MODELREG_BASE_IMAGE_{fmt}" for fmt in re.findall(r"`…_([A-Z]+)`", text))
+    missing = [name for name in Settings.__struct_fields__ if f"MODELREG_{name.upper()}" not in text]
+    assert missing == []
