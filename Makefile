@@ -4,6 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Two pytest workers: most tests wait on Kafka, MongoDB or Ray rather than compute. A file stays on one worker,
+# so the e2e tests share one Ray cluster. `make test PYTEST_WORKERS=0` runs them in one process.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: install run test test-fast check types bench lock lint clean
 
@@ -21,10 +25,10 @@ run: install
 	$(BIN)/modelreg dev
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not e2e and not faults" $(PYTEST_ARGS)
+	$(PYTEST) -m "not e2e and not faults" $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-bench.lock
