@@ -5,11 +5,13 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.devstack import embedded
 from shared.adapters import kafka, mongo
 from shared.settings import Settings
 from tests.infra import Infra, start_infra
@@ -140,3 +142,19 @@ async def insert_api_key(database: Any, settings: Settings, *namespaces: str, ad
     )
     await database[ApiKeyDocument.Settings.name].insert_one(record.model_dump(exclude={"id", "revision_id"}))
     return generated.key
+
+
+@pytest.fixture
+def s3_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A local moto S3 server (credentials for it in the environment), stopped after the test."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = embedded.moto(tmp_path).start(timeout_s=60)
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -10,7 +10,7 @@ import io
 import os
 import tarfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,6 @@ import pytest
 from mixpeek.models.confirm_model_upload_response import ConfirmModelUploadResponse
 from mixpeek.models.model_presigned_url_response import ModelPresignedURLResponse
 
-from services.devstack import embedded
 from services.devstack.embedded import free_port
 from shared.adapters import kafka, mongo
 from shared.upload_signing import upload_signature
@@ -284,23 +283,8 @@ async def test_upload_routes_need_the_namespace_but_the_signed_url_needs_no_key(
 
 
 @pytest.fixture
-def s3_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    server = embedded.moto(tmp_path).start(timeout_s=60)
-    try:
-        boto3.client("s3", endpoint_url=server.url).create_bucket(Bucket="models")
-        yield server.url
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 async def s3_admin(settings, s3_url, db, make_key) -> AsyncIterator[Any]:
+    boto3.client("s3", endpoint_url=s3_url).create_bucket(Bucket="models")
     s3_settings = msgspec.structs.replace(
         settings, s3_bucket="models", s3_endpoint_url=s3_url, upload_cleanup_interval_s=0.2
     )

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from services.devstack import embedded
 from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 from tests.model_archives import linear_onnx_bytes, tar_gz, write_archive
-
-
-@pytest.fixture
-def s3_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    server = embedded.moto(tmp_path).start(timeout_s=60)
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 async def test_s3_archive_is_fetched_checked_and_unpacked(tmp_path: Path, s3_url: str) -> None:
