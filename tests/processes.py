@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -82,3 +83,15 @@ class ServiceProcess:
 
     def events_logged(self, name: str) -> list[dict[str, Any]]:
         return [line for line in self.log_lines() if line.get("event") == name]
+
+    async def wait_listening(self, port: int, attempts: int = 300) -> None:
+        """Until the process accepts connections on `port` (0.2 s apart); fails with its log if it dies."""
+        for _ in range(attempts):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return
+            except OSError:
+                assert self.alive, self.log_tail()
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{self.command} is not listening on port {port}\n{self.log_tail()}")

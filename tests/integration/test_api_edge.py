@@ -105,14 +105,7 @@ async def api_server(infra, tmp_path_factory):
     key = await insert_api_key(database, settings, admin=True)
     process = ServiceProcess("api", settings, tmp_path_factory.mktemp("api") / "api.log").start()
     port = settings.api_port
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            break
-        except OSError:
-            assert process.alive, process.log_tail()
-            await asyncio.sleep(0.2)
+    await process.wait_listening(port)
     yield process, port, key, database
     process.stop()
     await client.drop_database(settings.mongodb_database)

@@ -390,14 +390,7 @@ async def api_server(infra, tmp_path) -> AsyncIterator[tuple[ServiceProcess, int
     client = await mongo.connect(settings)
     key = await insert_api_key(client[settings.mongodb_database], settings, admin=True)
     process = ServiceProcess("api", settings, tmp_path / "api.log").start()
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", settings.api_port)
-            writer.close()
-            break
-        except OSError:
-            assert process.alive, process.log_tail()
-            await asyncio.sleep(0.2)
+    await process.wait_listening(settings.api_port)
     yield process, settings.api_port, key
     process.stop()
     await client.drop_database(settings.mongodb_database)

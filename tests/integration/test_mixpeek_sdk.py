@@ -52,14 +52,7 @@ async def server(infra, tmp_path_factory) -> AsyncIterator[Server]:
     database = client[settings.mongodb_database]
     key = await insert_api_key(database, settings, admin=True)
     process = ServiceProcess("api", settings, tmp_path_factory.mktemp("api") / "api.log").start()
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", settings.api_port)
-            writer.close()
-            break
-        except OSError:
-            assert process.alive, process.log_tail()
-            await asyncio.sleep(0.2)
+    await process.wait_listening(settings.api_port)
     yield Server(settings, key, database)
     process.stop()
     await client.drop_database(settings.mongodb_database)

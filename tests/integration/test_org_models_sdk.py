@@ -83,14 +83,7 @@ async def stack(infra, tmp_path_factory) -> AsyncIterator[Stack]:
     logs = tmp_path_factory.mktemp("logs")
     api = ServiceProcess("api", settings, logs / "api.log").start()
     worker = ServiceProcess("worker", settings, logs / "worker.log").start()
-    for _ in range(300):
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", settings.api_port)
-            writer.close()
-            break
-        except OSError:
-            assert api.alive, api.log_tail()
-            await asyncio.sleep(0.2)
+    await api.wait_listening(settings.api_port)
     yield Stack(settings, settings.api_port, admin, team_a, database)
     api.stop()
     worker.stop()
