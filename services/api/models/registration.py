@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 
 import structlog
 
@@ -27,7 +28,7 @@ from services.api.models.upload_form import parse_form
 from shared.adapters.mongo import DuplicateModelError
 from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
 from shared.contracts import DeploymentStatus, ModelFormat, ModelKey
-from shared.documents import ModelDetails, ResourceRequirementsFields
+from shared.documents import ModelDetails
 from shared.serve_routes import model_endpoint
 from shared.settings import Settings
 
@@ -36,6 +37,27 @@ log = structlog.get_logger("modelreg.api")
 
 def new_model_id() -> str:
     return f"model_{secrets.token_hex(12)}"
+
+
+async def save_with_record(
+    storage: ArchiveStore,
+    spooled: Path,
+    namespace_id: str,
+    model_id: str,
+    insert_record: Callable[[str], Awaitable[None]],
+) -> str:
+    """Move the archive into storage, then insert its record (given the archive's URL); returns the URL.
+
+    Whatever stops the insert (a duplicate, a lost database, a cancelled request) removes the archive
+    again: no archive is kept without its record.
+    """
+    url = await storage.save(spooled, namespace_id, model_id)
+    try:
+        await insert_record(url)
+    except BaseException:
+        await storage.delete(url, namespace_id, model_id)
+        raise
+    return url
 
 
 async def check_archive(archive: SpooledArchive, limits: ArchiveLimits) -> None:
@@ -106,18 +128,19 @@ class ModelRegistration:
         await self.check_version_free(namespace_id, form.name, form.version)
 
         model_id = new_model_id()
-        url = await self.storage.save(archive.path, namespace_id, model_id)
-        details = self._new_model(namespace_id, model_id, form, url, archive.sha256)
         try:
-            await self.store.insert_model(details)
+            url = await save_with_record(
+                self.storage,
+                archive.path,
+                namespace_id,
+                model_id,
+                lambda url: self.store.insert_model(
+                    self._new_model(namespace_id, model_id, form, url, archive.sha256)
+                ),
+            )
         except DuplicateModelError:
-            await self.storage.delete(url, namespace_id, model_id)
             winner = await self.store.find_name_version(namespace_id, form.name, form.version)
             raise VersionExists(form.name, form.version, winner) from None
-        except BaseException:
-            # No archive without its record.
-            await self.storage.delete(url, namespace_id, model_id)
-            raise
         log.info(
             "model uploaded",
             namespace_id=namespace_id,
@@ -148,9 +171,7 @@ class ModelRegistration:
             model_hash=model_hash,
             framework=form.framework,
             task_type=form.task_type,
-            resource_requirements=ResourceRequirementsFields(
-                num_cpus=form.num_cpus, num_gpus=form.num_gpus, memory=form.memory_bytes
-            ),
+            resource_requirements=form.resource_requirements,
             created_at=now,
             updated_at=now,
             deployment_status=DeploymentStatus.NOT_DEPLOYED,

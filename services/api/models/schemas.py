@@ -15,7 +15,7 @@ from shared.contracts import (
     ModelFormat,
     ModelResourceRequirements,
 )
-from shared.documents import utc_now
+from shared.documents import ResourceRequirementsFields, utc_now
 
 
 def values_of(enum_type: type[enum.StrEnum]) -> Any:
@@ -140,6 +140,13 @@ class UploadForm(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     @property
     def memory_bytes(self) -> int:
         return round(self.memory_gb * GIB)
+
+    @property
+    def resource_requirements(self) -> ResourceRequirementsFields:
+        """The form's resources as stored on a model."""
+        return ResourceRequirementsFields(
+            num_cpus=self.num_cpus, num_gpus=self.num_gpus, memory=self.memory_bytes
+        )
 
 
 class ModelUploadResponse(msgspec.Struct, kw_only=True):

@@ -19,7 +19,7 @@ from services.api.domain_errors import (
     UploadTooLarge,
     VersionExists,
 )
-from services.api.models.registration import check_archive, new_model_id
+from services.api.models.registration import check_archive, new_model_id, save_with_record
 from services.api.models.upload import (
     ARCHIVE_FIELD,
     FORM_OVERHEAD_BYTES,
@@ -41,7 +41,7 @@ from shared.adapters.mongo import DuplicateModelError
 from shared.adapters.storage import ArchiveNotFoundError
 from shared.archives import ArchiveLimits
 from shared.contracts import ModelFormat
-from shared.documents import OrgModelDetails, ResourceRequirementsFields
+from shared.documents import OrgModelDetails
 from shared.identifiers import ORG_STORAGE_NAMESPACE
 from shared.settings import Settings
 
@@ -108,34 +108,36 @@ class OrgModelCatalog:
         await check_archive(archive, ArchiveLimits.from_settings(self.settings))
         await self.check_version_free(form.name, form.version)
         model_id = new_model_id()
-        url = await self.storage.save(spooled, ORG_STORAGE_NAMESPACE, model_id)
         now = self.clock()
-        details = OrgModelDetails(
-            model_id=model_id,
-            name=form.name,
-            version=form.version,
-            description=form.description,
-            model_archive_url=url,
-            model_format=ModelFormat(form.model_format),
-            model_hash=sha256,
-            framework=form.framework,
-            task_type=form.task_type,
-            resource_requirements=ResourceRequirementsFields(
-                num_cpus=form.num_cpus, num_gpus=form.num_gpus, memory=form.memory_bytes
-            ),
-            archive_bytes=size,
-            created_at=now,
-            updated_at=now,
-        )
+
+        def shared_model(url: str) -> OrgModelDetails:
+            return OrgModelDetails(
+                model_id=model_id,
+                name=form.name,
+                version=form.version,
+                description=form.description,
+                model_archive_url=url,
+                model_format=ModelFormat(form.model_format),
+                model_hash=sha256,
+                framework=form.framework,
+                task_type=form.task_type,
+                resource_requirements=form.resource_requirements,
+                archive_bytes=size,
+                created_at=now,
+                updated_at=now,
+            )
+
         try:
-            await self.store.insert(details)
+            url = await save_with_record(
+                self.storage,
+                spooled,
+                ORG_STORAGE_NAMESPACE,
+                model_id,
+                lambda url: self.store.insert(shared_model(url)),
+            )
         except DuplicateModelError:
-            await self.storage.delete(url, ORG_STORAGE_NAMESPACE, model_id)
             winner = await self.store.find_name_version(form.name, form.version)
             raise VersionExists(form.name, form.version, winner) from None
-        except BaseException:
-            await self.storage.delete(url, ORG_STORAGE_NAMESPACE, model_id)
-            raise
         log.info(
             "shared model registered", model_id=model_id, name=form.name, version=form.version, size=size
         )
