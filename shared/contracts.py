@@ -33,6 +33,10 @@ Message = Annotated[str, msgspec.Meta(max_length=8192, pattern=MESSAGE_PATTERN)]
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 # Mongo stores int64; anything larger could not be compared by the sequence guard.
 Sequence = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+# A named Ray cluster (`modelreg clusters add NAME`): the id rule's characters, short enough for labels.
+ClusterName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+]
 
 
 def now_microseconds() -> int:
@@ -106,6 +110,8 @@ class DeploymentEvent(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_
     endpoint: EndpointUrl | None = None
     base_image: ShortText | None = None
     message: Message | None = None
+    # The named Ray cluster (`modelreg clusters`) the transition happened on; None: the default cluster.
+    cluster: ClusterName | None = None
 
     def __post_init__(self) -> None:
         # A ready model must say where it answers; ModelDeploymentInfo requires both fields.
@@ -125,10 +131,50 @@ class DeploymentCommand(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
     namespace_id: ResourceId
     model_id: ResourceId
     requested_at: AwareDatetime
+    # The named Ray cluster whose bridge carries the command out; None: the default cluster
+    # (shared/cluster_routing.py decides which bridge takes a command).
+    cluster: ClusterName | None = None
 
     @property
     def key(self) -> ModelKey:
         return ModelKey(self.namespace_id, self.model_id)
+
+
+class ClusterResources(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Totals and what is free, as Ray reports them (memory in bytes)."""
+
+    cpu_total: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    cpu_free: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    gpu_total: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    gpu_free: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    memory_total_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+    memory_free_bytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
+class ServeApplicationState(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One Serve application the bridge owns, as its cluster reports it."""
+
+    namespace_id: ResourceId
+    model_id: ResourceId
+    status: ShortText  # Serve's application status: RUNNING, DEPLOYING, DEPLOY_FAILED, UNHEALTHY, DELETING
+
+
+class ClusterHealthReport(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """A bridge's periodic report on its cluster (topic `model-cluster-health`, keyed by cluster name)."""
+
+    report_id: uuid.UUID
+    cluster: ClusterName
+    sequence: Sequence
+    reported_at: AwareDatetime
+    serve_up: bool
+    ray_address: Url | None = None
+    serve_url: EndpointUrl | None = None
+    resources: ClusterResources = msgspec.field(default_factory=ClusterResources)
+    applications: list[ServeApplicationState] = msgspec.field(default_factory=list)
+    message: Message | None = None
+
+    def kafka_key(self) -> bytes:
+        return self.cluster.encode()
 
 
 class ModelDeploymentInfo(msgspec.Struct, kw_only=True, frozen=True):
@@ -164,6 +210,7 @@ class ModelResourceRequirements(msgspec.Struct, kw_only=True, frozen=True):
 
 EVENT_DECODER = msgspec.json.Decoder(DeploymentEvent)
 COMMAND_DECODER = msgspec.json.Decoder(DeploymentCommand)
+HEALTH_REPORT_DECODER = msgspec.json.Decoder(ClusterHealthReport)
 JSON_ENCODER = msgspec.json.Encoder()
 
 

@@ -28,6 +28,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     events_topic: str = "model-deployment-events"
     dlq_topic: str = "model-deployment-events.dlq"
     commands_topic: str = "model-deployment-commands"
+    # Bridges' periodic cluster health reports (ClusterHealthReport, keyed by cluster name).
+    cluster_health_topic: str = "model-cluster-health"
     consumer_group: str = "modelreg-worker"
     topic_partitions: PositiveInt = 3
     # Worker tuning
@@ -68,6 +70,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     upload_signing_key: str = ""
     # How often the API removes expired presigned uploads (their stored bytes, then their records).
     upload_cleanup_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    # Ray clusters: the name a bridge serves (commands without a cluster go to "local", see
+    # shared/cluster_routing.py), how often it reports health, and how long a silent cluster stays healthy.
+    bridge_cluster: Annotated[
+        str, msgspec.Meta(pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$", max_length=63)
+    ] = "local"
+    bridge_health_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    cluster_unreachable_after_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     # Ray Serve bridge
     ray_address: str = "auto"
     serve_host: str = "127.0.0.1"
