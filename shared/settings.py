@@ -56,6 +56,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # HMAC secret for stored API key hashes; changing it invalidates every key.
     api_key_pepper: str = ""
     api_command_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    # Longest wait of /health/ready for MongoDB's answer: a probe must answer before its own timeout.
+    api_ready_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
     # Longest wait a deploy with `Prefer: wait=N` gets for its outcome (N is capped to this; 0: never waits).
     api_max_deploy_wait_s: Annotated[int, msgspec.Meta(ge=0, le=3600)] = 60
     # Connection limits of the HTTP server (put a reverse proxy with its own limits in front in production).

@@ -90,6 +90,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await early
             await publisher.close()
 
+    def provide_settings() -> Settings:
+        return settings
+
     def provide_mongo_client(state: State) -> mongo.MongoClient:
         client: mongo.MongoClient = state.mongo_client  # set by mongo_lifespan
         return client
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[mongo_lifespan, kafka_lifespan],
         plugins=[UploadsPlugin(settings, storage)],
         dependencies={
+            "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
             "org_models": Provide(provide_org_model_service, sync_to_thread=False),

@@ -6,6 +6,7 @@ from litestar import Controller, Response, get
 from pymongo.errors import PyMongoError
 
 from shared.adapters import mongo
+from shared.settings import Settings
 
 
 class HealthController(Controller):
@@ -17,9 +18,9 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", summary="Readiness probe: MongoDB answers")
-    async def ready(self, mongo_client: mongo.MongoClient) -> Response[dict[str, str]]:
+    async def ready(self, mongo_client: mongo.MongoClient, settings: Settings) -> Response[dict[str, str]]:
         try:
-            await mongo.ping(mongo_client)
+            await mongo.ping(mongo_client, timeout_s=settings.api_ready_timeout_s)
         except PyMongoError as exc:
             return Response({"status": "unavailable", "mongodb": type(exc).__name__}, status_code=503)
         return Response({"status": "ok", "mongodb": "ok"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, TypeAlias
 
+import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
@@ -42,5 +43,11 @@ async def connect_when_available(
     )
 
 
-async def ping(client: MongoClient) -> None:
-    await client.admin.command("ping")
+async def ping(client: MongoClient, timeout_s: float | None = None) -> None:
+    """Raise a PyMongoError unless MongoDB answers (within `timeout_s`, server selection included)."""
+    if timeout_s is None:
+        await client.admin.command("ping")
+        return
+    # pymongo's client-side operation timeout bounds the whole call, waiting for a server included.
+    with pymongo.timeout(timeout_s):
+        await client.admin.command("ping")
