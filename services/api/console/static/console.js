@@ -441,7 +441,8 @@ function confirmAction(text) {
 function explainDeploy(answer) {
   const body = answer.body || {};
   if (answer.status === 200 && body.cached) return "Already deployed: nothing was sent, the running deployment keeps serving.";
-  if (answer.status === 200) return `Deployment requested (200): the model is ${body.deployment_status} until the deployment bridge reports it. ${body.message || ""}`;
+  if (answer.status === 200 && body.deployment_status === "pending") return "Deployment requested (200): the model is pending until the deployment bridge reports it deployed or failed.";
+  if (answer.status === 200) return `Deploy answered 200: ${body.deployment_status}. ${body.message || ""}`;
   if (answer.status === 409) return `Refused (409): ${errorText(answer)}. An undeploy is still running; deploy again once it is done.`;
   if (answer.status === 503) return `Not sent (503): ${errorText(answer)}. The message broker did not take the command; nothing changed, try again.`;
   return `The registry answered ${answer.status}: ${errorText(answer)}`;

@@ -1,0 +1,254 @@
+"""The web console in a real browser (Debian's chromium through Playwright) against the real API and worker.
+
+Deployment events are published by the test, as the Ray Serve bridge would publish them; the console is never
+reloaded while they arrive. Screenshots go to artifacts/browser/ (MODELREG_TEST_ARTIFACTS moves it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.adapters import kafka
+from shared.contracts import COMMAND_DECODER, CommandType
+from tests.browser.conftest import DEMO_ID, NS, ROOT, Stack, Watched, register_demo
+from tests.conftest import read_topic
+from tests.factories import event, record, seed_model_document
+
+pytestmark = pytest.mark.browser
+
+LONG_MS = 30_000  # how long a page may take to show what the registry reports (polling or stream)
+
+
+async def expect(locator: Any) -> Any:
+    from playwright.async_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+async def sign_in(page: Watched, stack: Stack, key: str | None = None, namespace: str = NS) -> None:
+    await page.page.goto(f"{stack.url}/ui")
+    await page.page.fill("#api-key", key or stack.key)
+    await page.page.fill("#namespace", namespace)
+    await page.page.click("#sign-in-form button[type=submit]")
+    if key is None:  # the right key: wait for the namespace page before going anywhere else
+        await (await expect(page.page.locator("#namespace-page"))).to_be_visible()
+
+
+def badge(page: Watched, model_id: str) -> Any:
+    return page.page.locator(f'#models-table tr[data-model-id="{model_id}"] .badge')
+
+
+async def publish(stack: Stack, *events: Any) -> None:
+    producer = kafka.make_producer(stack.settings)
+    await producer.start()
+    try:
+        for evt in events:
+            key, value = record(evt)
+            await producer.send_and_wait(stack.settings.events_topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+def route_exists(stack: Stack, pattern: str) -> bool:
+    return any(re.search(pattern, path) for path in stack.openapi_paths())
+
+
+async def test_a_wrong_key_is_refused_and_the_right_one_shows_the_namespace(
+    stack: Stack, page: Watched
+) -> None:
+    await register_demo(stack)
+
+    await sign_in(page, stack, key="mrk_000000000000_" + "x" * 43)
+    await (await expect(page.page.locator("#sign-in-error"))).to_contain_text("Wrong API key")
+    assert await page.page.evaluate("sessionStorage.getItem('modelreg.key')") is None
+    await page.screenshot("sign-in-wrong-key")
+
+    await sign_in(page, stack)
+    await (await expect(badge(page, DEMO_ID))).to_have_text("not_deployed")
+    assert page.page.url.endswith(f"/ui#/ns/{NS}")
+    # The key is in this tab's session storage only: never in the address, never in a cookie.
+    assert stack.key not in page.page.url
+    assert await page.page.context.cookies() == []
+    await page.screenshot("namespace")
+
+    await page.page.click("#sign-out")
+    await (await expect(page.page.locator("#sign-in-page"))).to_be_visible()
+    assert await page.page.evaluate("sessionStorage.getItem('modelreg.key')") is None
+    assert page.csp_violations() == [] and page.foreign_requests == []
+
+
+async def test_the_filter_box_narrows_the_table(stack: Stack, page: Watched) -> None:
+    await register_demo(stack)
+    await stack.database.custom_models.insert_many(
+        [
+            seed_model_document(NS, "st-1", name="embedder", model_format="safetensors"),
+            seed_model_document(NS, "st-2", name="ranker", model_format="safetensors"),
+        ]
+    )
+    await sign_in(page, stack)
+    rows = page.page.locator("#models-table tbody tr")
+    await (await expect(rows)).to_have_count(3)
+
+    await page.page.fill("#filter", "model_format = 'safetensors'")
+    await page.page.click("#filter-form button[type=submit]")
+    await (await expect(rows)).to_have_count(2)
+    await page.page.fill("#filter", "model_format = 'safetensors' AND name = 'ranker'")
+    await page.page.click("#filter-form button[type=submit]")
+    await (await expect(rows)).to_have_count(1)
+    await (await expect(rows.first)).to_have_attribute("data-model-id", "st-2")
+    await page.screenshot("namespace-filtered")
+
+    await page.page.click("#filter-clear")
+    await (await expect(rows)).to_have_count(3)
+    assert page.csp_violations() == []
+
+
+async def test_deploying_the_demo_model_turns_its_badge_deployed_and_grows_the_timeline(
+    stack: Stack, browser: Any
+) -> None:
+    await register_demo(stack)
+    context = await browser.new_context(viewport={"width": 1280, "height": 1000})
+    namespace_page, model_page = Watched(await context.new_page()), Watched(await context.new_page())
+    try:
+        await sign_in(namespace_page, stack)
+        await (await expect(badge(namespace_page, DEMO_ID))).to_have_text("not_deployed")
+        await sign_in(model_page, stack)
+        await model_page.page.click(f'#models-table tr[data-model-id="{DEMO_ID}"] a')
+        status = model_page.page.locator("#model-status .badge")
+        segments = model_page.page.locator("#timeline svg rect.segment")
+        await (await expect(status)).to_have_text("not_deployed")
+        await (await expect(model_page.page.locator("#timeline"))).to_contain_text("No deployment yet")
+
+        await model_page.page.click("#deploy")
+        await model_page.page.click("#confirm-yes")
+        await (await expect(model_page.page.locator("#action-result"))).to_contain_text(
+            "Deployment requested (200)"
+        )
+        await (await expect(status)).to_have_text("pending")
+        await (await expect(badge(namespace_page, DEMO_ID))).to_have_text("pending", timeout=LONG_MS)
+
+        # The console sent the deploy command the bridge takes.
+        commands = [
+            COMMAND_DECODER.decode(r.value)
+            for r in await read_topic(stack.settings, stack.settings.commands_topic, 1)
+        ]
+        assert [(c.command_type, c.namespace_id, c.model_id) for c in commands] == [
+            (CommandType.DEPLOY, NS, DEMO_ID)
+        ]
+
+        # The bridge's reports, as it publishes them: started, then ready.
+        now = datetime.now(UTC)
+        await publish(stack, event("deployment.started", 1, NS, DEMO_ID, occurred_at=now, message="fetching"))
+        await (await expect(segments)).to_have_count(1, timeout=LONG_MS)
+        await (await expect(segments.first)).to_have_attribute("data-status", "pending")
+
+        await publish(stack, event("deployment.ready", 2, NS, DEMO_ID, occurred_at=datetime.now(UTC)))
+        await (await expect(badge(namespace_page, DEMO_ID))).to_have_text("deployed", timeout=LONG_MS)
+        await (await expect(status)).to_have_text("deployed", timeout=LONG_MS)
+        await (await expect(segments)).to_have_count(2, timeout=LONG_MS)
+        await (await expect(segments.last)).to_have_attribute("data-status", "deployed")
+
+        await namespace_page.screenshot("namespace-deployed")
+        shot = await model_page.screenshot("model-page-timeline")
+        if os.environ.get("MODELREG_UPDATE_DOCS_SCREENSHOT"):
+            shutil.copy(shot, ROOT / "docs" / "console-model-page.png")
+        for watched in (namespace_page, model_page):
+            assert watched.csp_violations() == [] and watched.foreign_requests == []
+    finally:
+        await context.close()
+
+
+async def test_a_failure_is_marked_on_the_timeline_with_its_message(stack: Stack, page: Watched) -> None:
+    await register_demo(stack)
+    await publish(
+        stack,
+        event("deployment.started", 1, NS, DEMO_ID, occurred_at=datetime.now(UTC)),
+        event(
+            "deployment.failed",
+            2,
+            NS,
+            DEMO_ID,
+            occurred_at=datetime.now(UTC),
+            message="onnxruntime: bad model",
+        ),
+    )
+    await sign_in(page, stack)
+    await (await expect(badge(page, DEMO_ID))).to_have_text("failed", timeout=LONG_MS)
+    await page.page.click(f'#models-table tr[data-model-id="{DEMO_ID}"] a')
+    marker = page.page.locator("#timeline svg .failure-marker title")
+    await (await expect(marker)).to_have_text("failed: onnxruntime: bad model")
+    await (await expect(page.page.locator("#model-message"))).to_have_text("onnxruntime: bad model")
+
+
+async def test_undeploying_a_model_that_is_not_deployed_is_explained(stack: Stack, page: Watched) -> None:
+    await register_demo(stack)
+    await sign_in(page, stack)
+    await page.page.goto(f"{stack.url}/ui#/ns/{NS}/models/{DEMO_ID}")
+    await page.page.click("#undeploy")
+    await (await expect(page.page.locator("#confirm"))).to_be_visible()
+    await page.page.click("#confirm-no")
+    await (await expect(page.page.locator("#action-result"))).to_have_text("")
+    await page.page.click("#undeploy")
+    await page.page.click("#confirm-yes")
+    await (await expect(page.page.locator("#action-result"))).to_contain_text("Nothing to undeploy (200)")
+
+
+async def test_swagger_ui_renders_offline_under_the_csp(stack: Stack, page: Watched) -> None:
+    response = await page.page.goto(f"{stack.url}/schema/swagger")
+    assert response is not None
+    assert "'unsafe-inline'" not in response.headers["content-security-policy"]
+    await (await expect(page.page.locator(".swagger-ui .info .title"))).to_contain_text("Model Registry API")
+    await (await expect(page.page.locator(".opblock").first)).to_be_visible()
+    await page.screenshot("swagger-ui")
+    assert page.foreign_requests == []
+    assert page.csp_violations() == []
+
+
+async def test_predict_from_the_form(stack: Stack, page: Watched) -> None:
+    if not route_exists(stack, r"/models/\{[^}]+\}/predict$"):
+        pytest.skip("this registry has no inference route (POST …/models/{id}/predict) yet")
+    await register_demo(stack)
+    await sign_in(page, stack)
+    await page.page.goto(f"{stack.url}/ui#/ns/{NS}/models/{DEMO_ID}")
+    await (await expect(page.page.locator("#predict-panel"))).to_be_visible()
+    await page.page.click("#predict-form button[type=submit]")
+    # No Ray Serve here: the answer is the route's refusal, shown in words.
+    await (await expect(page.page.locator("#predict-output"))).not_to_be_empty()
+    await page.screenshot("predict")
+
+
+async def test_roll_an_alias_back(stack: Stack, page: Watched) -> None:
+    if not route_exists(stack, r"/names/\{[^}]+\}/aliases/\{[^}]+\}/rollback$"):
+        pytest.skip("this registry has no aliases (…/names/{name}/aliases) yet")
+    await register_demo(stack)
+    second = seed_model_document(NS, "linear-onnx-2", name="demo-linear", version="2")
+    await stack.database.custom_models.insert_one(second)
+    headers = {"Authorization": f"Bearer {stack.key}"}
+    alias_url = f"{stack.url}/v1/namespaces/{NS}/names/demo-linear/aliases/prod"
+    async with httpx.AsyncClient(headers=headers) as client:
+        for target in (DEMO_ID, "linear-onnx-2"):
+            assert (await client.put(alias_url, json={"model_id": target})).status_code == 200
+    await sign_in(page, stack)
+    await page.page.goto(f"{stack.url}/ui#/ns/{NS}/models/{DEMO_ID}")
+    row = page.page.locator('#aliases-table tr[data-alias="prod"]')
+    await (await expect(row.locator(".alias-model"))).to_have_text("linear-onnx-2")
+    await row.locator("button.rollback").click()
+    await page.page.click("#confirm-yes")
+    await (await expect(row.locator(".alias-model"))).to_have_text(DEMO_ID)
+    await page.screenshot("alias-rolled-back")
+
+
+async def test_the_clusters_page(stack: Stack, page: Watched) -> None:
+    if not route_exists(stack, r"^/v1/clusters$"):
+        pytest.skip("this registry does not report clusters (GET /v1/clusters) yet")
+    await sign_in(page, stack)
+    await page.page.click("#nav-clusters")
+    await (await expect(page.page.locator("#clusters-page"))).to_be_visible()
+    await page.screenshot("clusters")
