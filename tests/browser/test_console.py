@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -156,9 +156,7 @@ async def test_deploying_the_demo_model_turns_its_badge_deployed_and_grows_the_t
         await (await expect(segments.last)).to_have_attribute("data-status", "deployed")
 
         await namespace_page.screenshot("namespace-deployed")
-        shot = await model_page.screenshot("model-page-timeline")
-        if os.environ.get("MODELREG_UPDATE_DOCS_SCREENSHOT"):
-            shutil.copy(shot, ROOT / "docs" / "console-model-page.png")
+        await model_page.screenshot("model-page-deployed")
         for watched in (namespace_page, model_page):
             assert watched.csp_violations() == [] and watched.foreign_requests == []
     finally:
@@ -185,6 +183,44 @@ async def test_a_failure_is_marked_on_the_timeline_with_its_message(stack: Stack
     marker = page.page.locator("#timeline svg .failure-marker title")
     await (await expect(marker)).to_have_text("failed: onnxruntime: bad model")
     await (await expect(page.page.locator("#model-message"))).to_have_text("onnxruntime: bad model")
+
+
+async def test_the_timeline_draws_a_segment_per_status_of_the_history(stack: Stack, page: Watched) -> None:
+    await register_demo(stack)
+    now = datetime.now(UTC)
+    history = [
+        ("deployment.started", 20, None),
+        ("deployment.ready", 19, None),
+        ("deployment.unhealthy", 9, "replica health check failed: 0/1 replicas running"),
+        ("deployment.ready", 7, None),
+    ]
+    await publish(
+        stack,
+        *[
+            event(kind, n + 1, NS, DEMO_ID, occurred_at=now - timedelta(minutes=minutes), message=message)
+            for n, (kind, minutes, message) in enumerate(history)
+        ],
+    )
+    await sign_in(page, stack)
+    await (await expect(badge(page, DEMO_ID))).to_have_text("deployed", timeout=LONG_MS)
+    await page.page.click(f'#models-table tr[data-model-id="{DEMO_ID}"] a')
+
+    segments = page.page.locator("#timeline svg rect.segment")
+    await (await expect(segments)).to_have_count(4)
+    assert [await s.get_attribute("data-status") for s in await segments.all()] == [
+        "pending",
+        "deployed",
+        "unhealthy",
+        "deployed",
+    ]
+    # Wider for a longer stay: the first deployment lasted 10 minutes, the pending phase 1.
+    widths = [float(await s.get_attribute("width") or 0) for s in await segments.all()]
+    assert widths[1] > widths[0] * 5
+    marker = page.page.locator("#timeline svg .failure-marker title")
+    await (await expect(marker)).to_have_text("unhealthy: replica health check failed: 0/1 replicas running")
+    shot = await page.screenshot("model-page-timeline")
+    if os.environ.get("MODELREG_UPDATE_DOCS_SCREENSHOT"):  # the README's picture
+        shutil.copy(shot, ROOT / "docs" / "console-model-page.png")
 
 
 async def test_undeploying_a_model_that_is_not_deployed_is_explained(stack: Stack, page: Watched) -> None:
