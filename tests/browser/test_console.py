@@ -6,6 +6,7 @@ reloaded while they arrive. Screenshots go to artifacts/browser/ (MODELREG_TEST_
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import pytest
 from shared.adapters import kafka
 from shared.contracts import COMMAND_DECODER, CommandType
 from tests.browser.conftest import DEMO_ID, NS, ROOT, Stack, Watched, register_demo
-from tests.conftest import read_topic
+from tests.conftest import eventually, read_topic
 from tests.factories import event, record, seed_model_document
 
 pytestmark = pytest.mark.browser
@@ -288,3 +289,57 @@ async def test_the_clusters_page(stack: Stack, page: Watched) -> None:
     await page.page.click("#nav-clusters")
     await (await expect(page.page.locator("#clusters-page"))).to_be_visible()
     await page.screenshot("clusters")
+
+
+async def test_the_watch_stream_is_read_with_the_key_in_a_header_and_resumed(
+    stack: Stack, page: Watched
+) -> None:
+    """The registry's watch route, played by the browser's own request interception: the console must parse
+    the SSE itself, send the key as a header (EventSource cannot), and resume with Last-Event-ID."""
+    await register_demo(stack)
+    async with httpx.AsyncClient(headers={"Authorization": f"Bearer {stack.key}"}) as client:
+        model = (await client.get(f"{stack.url}/v1/namespaces/{NS}/models/{DEMO_ID}")).json()["model"]
+    snapshot = json.dumps({**model, "deployment_status": "pending"})
+    change = json.dumps(
+        {
+            "model": {**model, "deployment_status": "failed"},
+            "change": {"event_type": "deployment.failed", "sequence": 7, "message": "boom", "endpoint": None},
+        }
+    )
+    stream_requests: list[dict[str, str]] = []
+
+    async def openapi_with_watch(route: Any) -> None:
+        response = await route.fetch()
+        body = await response.json()
+        body["paths"]["/v1/namespaces/{namespace_id}/watch"] = {"get": {}}
+        await route.fulfill(response=response, json=body)
+
+    async def watch(route: Any) -> None:
+        stream_requests.append(await route.request.all_headers() | {"url": route.request.url})
+        if len(stream_requests) == 1:
+            body = (
+                f"id: 1\nevent: snapshot\ndata: {snapshot}\n\n"
+                ": keep-alive\n\n"
+                f"id: 2\nevent: change\ndata: {change}\n\n"
+            )
+        else:
+            body = ": nothing new\n\n"
+        await route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+    await page.page.route("**/schema/openapi.json", openapi_with_watch)
+    await page.page.route(f"**/v1/namespaces/{NS}/watch", watch)
+    await sign_in(page, stack)
+
+    # Only the stream says "failed" (the registry still has the model not deployed).
+    await (await expect(badge(page, DEMO_ID))).to_have_text("failed", timeout=LONG_MS)
+    await (await expect(page.page.locator("#live"))).to_have_text("live: watching")
+    first = stream_requests[0]
+    assert first["authorization"] == f"Bearer {stack.key}" and stack.key not in first["url"]
+    assert first["accept"] == "text/event-stream"
+    # The stream ended: the console reconnects and resumes after the last id it saw.
+
+    async def reconnected() -> bool:
+        return len(stream_requests) > 1
+
+    await eventually(reconnected)
+    assert stream_requests[1]["last-event-id"] == "2"

@@ -19,6 +19,7 @@ const statusAfter = JSON.parse(document.body.dataset.statusAfter || "{}");
 let features = null; // which optional routes this registry has (from its OpenAPI document)
 let live = null; // the current page's live updates: {stop()}
 let listOffset = 0;
+let navigation = 0; // bumped by every route(): a page whose loads finish after the user moved on stays quiet
 
 // ---- small helpers -------------------------------------------------------------------------------------
 
@@ -177,6 +178,11 @@ function follow(streamPath, onModel, refresh) {
       return;
     }
     const type = response.headers.get("content-type") || "";
+    if (response.status === 401) {
+      session.signOut();
+      location.hash = "#/";
+      return;
+    }
     if (!response.ok || !type.startsWith("text/event-stream")) {
       if (response.status === 404 || response.status === 405 || !type.startsWith("text/event-stream")) {
         features.watch = false;
@@ -296,13 +302,14 @@ function updateRow(model) {
   if (row) row.querySelector("td.status").replaceChildren(badge(model.deployment_status));
 }
 
-async function namespacePage(ns) {
+async function namespacePage(ns, visit) {
   show("namespace-page");
   $("ns-name").textContent = ns;
   $("filter-help").textContent = features.filter
     ? "Filter language, e.g. model_format = 'onnx' AND tags.team = 'search'."
     : `Filter with ${LIST_PARAMS.join(", ")}: e.g. model_format = 'onnx' AND deployed = true.`;
   await loadList(ns);
+  if (visit !== navigation) return;
   live = follow(`/v1/namespaces/${enc(ns)}/watch`, updateRow, () => loadList(ns));
 }
 
@@ -524,17 +531,21 @@ function setUpPredict(ns, model) {
   };
 }
 
-async function modelPage(ns, id) {
+const ACTION_BUTTONS = ["deploy", "undeploy", "delete"];
+
+async function modelPage(ns, id, visit) {
   show("model-page");
+  for (const button of ACTION_BUTTONS) $(button).disabled = true; // until this model's handlers are set
   $("back-link").href = `#/ns/${enc(ns)}`;
   $("action-result").textContent = "";
   $("predict-output").textContent = "";
   $("predict-panel").dataset.model = "";
   $("confirm").hidden = true;
   const model = await loadModel(ns, id);
-  if (!model) return;
+  if (!model || visit !== navigation) return;
   await loadAliases(ns, model);
   setUpPredict(ns, model);
+  if (visit !== navigation) return;
 
   const act = async (question, method, suffix, explain) => {
     if (!(await confirmAction(question))) return null;
@@ -550,6 +561,7 @@ async function modelPage(ns, id) {
       "DELETE", "", (a) => (a.ok ? a.body.message : `Delete refused (${a.status}): ${errorText(a)}`));
     if (answer && answer.ok && answer.body.deleted) location.hash = `#/ns/${enc(ns)}`;
   };
+  for (const button of ACTION_BUTTONS) $(button).disabled = false;
   let shownStatus = model.deployment_status;
   const refresh = async () => {
     const current = await loadModel(ns, id);
@@ -588,15 +600,16 @@ async function loadClusters() {
     el("td", { text: Array.isArray(c.models) ? c.models.map((m) => (typeof m === "string" ? m : `${m.namespace_id}/${m.model_id}`)).join(", ") : String(c.models ?? "") }))));
 }
 
-async function clustersPage() {
+async function clustersPage(visit) {
   show("clusters-page");
   await loadClusters();
-  if (!$("nav-clusters").hidden) live = follow(null, () => {}, loadClusters);
+  if (visit === navigation && !$("nav-clusters").hidden) live = follow(null, () => {}, loadClusters);
 }
 
 // ---- routing -------------------------------------------------------------------------------------------
 
 async function route() {
+  const visit = ++navigation;
   stopLive();
   const signedIn = Boolean(session.key);
   $("nav").hidden = !signedIn;
@@ -606,13 +619,14 @@ async function route() {
   }
   $("whoami").textContent = `namespace ${session.namespace}`;
   await loadFeatures();
+  if (visit !== navigation) return;
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-  if (parts[0] === "ns" && parts[1] && parts[2] === "models" && parts[3]) await modelPage(parts[1], parts[3]);
+  if (parts[0] === "ns" && parts[1] && parts[2] === "models" && parts[3]) await modelPage(parts[1], parts[3], visit);
   else if (parts[0] === "ns" && parts[1]) {
     if (parts[1] !== document.body.dataset.namespace) listOffset = 0;
     document.body.dataset.namespace = parts[1];
-    await namespacePage(parts[1]);
-  } else if (parts[0] === "clusters") await clustersPage();
+    await namespacePage(parts[1], visit);
+  } else if (parts[0] === "clusters") await clustersPage(visit);
   else location.hash = `#/ns/${enc(session.namespace)}`;
 }
 
