@@ -237,6 +237,30 @@ async def test_undeploying_a_model_that_is_not_deployed_is_explained(stack: Stac
     await (await expect(page.page.locator("#action-result"))).to_contain_text("Nothing to undeploy (200)")
 
 
+async def test_a_refused_deploy_is_explained_in_words(stack: Stack, page: Watched) -> None:
+    await register_demo(stack)
+    # Being undeployed: the registry refuses a deploy with 409 until the undeploy is done.
+    await stack.database.custom_models.update_one(
+        {"namespace_id": NS, "model_id": DEMO_ID},
+        {
+            "$set": {
+                "deployment_status": "deleting",
+                "last_event_sequence": 5,
+                "observed_at": datetime.now(UTC),
+            }
+        },
+    )
+    await sign_in(page, stack)
+    await page.page.goto(f"{stack.url}/ui#/ns/{NS}/models/{DEMO_ID}")
+    await (await expect(page.page.locator("#model-status .badge"))).to_have_text("deleting")
+    await page.page.click("#deploy")
+    await page.page.click("#confirm-yes")
+    result = page.page.locator("#action-result")
+    await (await expect(result)).to_contain_text("Refused (409)")
+    await (await expect(result)).to_contain_text("An undeploy is still running")
+    await page.screenshot("deploy-refused")
+
+
 async def test_swagger_ui_renders_offline_under_the_csp(stack: Stack, page: Watched) -> None:
     response = await page.page.goto(f"{stack.url}/schema/swagger")
     assert response is not None

@@ -38,3 +38,19 @@ def test_the_policy_allows_no_inline_code_and_no_other_origin() -> None:
     assert directives["default-src"] == "'self'" and directives["connect-src"] == "'self'"
     assert directives["object-src"] == "'none'" and directives["frame-ancestors"] == "'none'"
     assert "unsafe" not in CONTENT_SECURITY_POLICY and "*" not in CONTENT_SECURITY_POLICY
+
+
+def test_every_console_file_is_package_data_of_the_wheel() -> None:
+    import tomllib
+    from pathlib import Path
+
+    from services.api.console.controller import STATIC_DIRECTORY
+
+    root = Path(__file__).resolve().parents[2]
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert package_data["services.api.console"] == ["static/*"]
+    # "static/*" takes files only: the console keeps its files flat.
+    assert [p.name for p in STATIC_DIRECTORY.iterdir() if p.is_dir()] == []
+    assert {"index.html", "console.js", "console.css", "swagger-init.js"} <= {
+        p.name for p in STATIC_DIRECTORY.iterdir()
+    }
