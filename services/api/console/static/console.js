@@ -92,6 +92,7 @@ async function api(method, path, body, key) {
   try { parsed = await response.json(); } catch (_) { parsed = null; }
   if (response.status === 401 && !key) {
     session.signOut();
+    $("sign-in-error").textContent = "The registry no longer accepts this key (revoked?): sign in again.";
     location.hash = "#/";
   }
   return { status: response.status, ok: response.ok, body: parsed };
