@@ -108,7 +108,29 @@ async def test_the_filter_box_narrows_the_table(stack: Stack, page: Watched) -> 
 
     await page.page.click("#filter-clear")
     await (await expect(rows)).to_have_count(3)
+
+    await page.page.fill("#filter", "owner ~ 'me'")
+    await page.page.click("#filter-form button[type=submit]")
+    await (await expect(page.page.locator("#list-error"))).to_contain_text("filters on name, model_format")
     assert page.csp_violations() == []
+
+
+async def test_the_table_pages_through_the_namespace(stack: Stack, page: Watched) -> None:
+    await register_demo(stack)
+    await stack.database.custom_models.insert_many(
+        [seed_model_document(NS, f"m-{n:02}", name=f"model-{n:02}") for n in range(25)]
+    )
+    await sign_in(page, stack)
+    rows = page.page.locator("#models-table tbody tr")
+    await (await expect(rows)).to_have_count(20)
+    await (await expect(page.page.locator("#page-info"))).to_have_text("1–20 of 26")
+
+    await page.page.click("#next-page")
+    await (await expect(page.page.locator("#page-info"))).to_have_text("21–26 of 26")
+    await (await expect(rows)).to_have_count(6)
+    await (await expect(page.page.locator("#next-page"))).to_be_disabled()
+    await page.page.click("#prev-page")
+    await (await expect(page.page.locator("#page-info"))).to_have_text("1–20 of 26")
 
 
 async def test_deploying_the_demo_model_turns_its_badge_deployed_and_grows_the_timeline(
