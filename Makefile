@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-.PHONY: install run test test-fast check types bench lock lint clean
+.PHONY: install run test test-fast check types bench lock lint clean browser
 
 install: $(STAMP)
 
@@ -24,10 +24,14 @@ $(STAMP): requirements-bootstrap.lock requirements.lock requirements-dev.lock py
 run: install
 	$(BIN)/modelreg dev
 
-test: install
+# Debian's chromium for the console's browser tests; without it (no apt, not root) they skip, loudly.
+browser:
+	./.ci/install-chromium
+
+test: install browser
 	$(PYTEST) $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install browser
 	$(PYTEST) -m "not e2e and not faults" $(PYTEST_ARGS)
 
 bench: install

@@ -13,13 +13,15 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from services.api.access_log import AccessLog
 from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
+from services.api.console.controller import console_route_handlers
+from services.api.console.security import BrowserPageHeaders
+from services.api.console.swagger import OfflineSwaggerRenderPlugin
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
@@ -113,10 +115,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         security=[{SECURITY_SCHEME: []}],
     )
     app = Litestar(
-        route_handlers=[v1, SignedUploadController, HealthController, MetricsController],
+        route_handlers=[
+            v1,
+            SignedUploadController,
+            HealthController,
+            MetricsController,
+            *console_route_handlers(),
+        ],
         middleware=[
             PROMETHEUS.middleware,
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
+            BrowserPageHeaders,
         ],
         lifespan=[mongo_lifespan, kafka_lifespan],
         plugins=[UploadsPlugin(settings, storage)],
@@ -136,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "needs 'Authorization: Bearer <key>' (keys: `modelreg keys create`)."
             ),
             path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            render_plugins=[OfflineSwaggerRenderPlugin()],  # assets served locally, no CDN
             components=Components(
                 security_schemes={
                     SECURITY_SCHEME: SecurityScheme(

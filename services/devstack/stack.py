@@ -166,6 +166,7 @@ def print_banner(settings: Settings, api_url: str, with_ray: bool = False) -> No
         "",
         "modelreg dev stack is up",
         f"  API            {api_url}  (OpenAPI: {api_url}/schema/swagger)",
+        f"  Console        {api_url}/ui  (sign in with the API key printed below)",
         f"  MongoDB        {settings.mongodb_url}  database {settings.mongodb_database}",
         f"  Kafka          {settings.kafka_bootstrap_servers}",
         f"  Topics         {settings.events_topic}, {settings.dlq_topic}, {settings.commands_topic}",

@@ -1,0 +1,1 @@
+"""The web console under /ui: a static page shell and its script, calling the /v1 API with the user's key."""
