@@ -12,9 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.devstack import embedded
+from services.testing.infra import Infra, start_infra
 from shared.adapters import kafka, mongo
 from shared.settings import Settings
-from tests.infra import Infra, start_infra
 
 T = TypeVar("T")
 
