@@ -19,6 +19,16 @@ from shared.settings import Settings
 T = TypeVar("T")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The `modelreg` plugin loads from the package's entry point; an install made before the entry point
+    existed lacks it, so register it here under the same name (`-p no:modelreg` still turns it off)."""
+    manager = config.pluginmanager
+    if not manager.has_plugin("modelreg") and not manager.is_blocked("modelreg"):
+        from services.testing import plugin
+
+        manager.register(plugin, "modelreg")
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     with contextlib.ExitStack() as stack:
