@@ -292,6 +292,7 @@ class RegistryStack:
             commands_topic=f"model-deployment-commands-{suffix}",
             consumer_group=f"modelreg-worker-{suffix}",
             bridge_consumer_group=f"modelreg-bridge-{suffix}",
+            serve_app_prefix=f"t{suffix}",  # apps of its own, should the Ray cluster be shared
             api_port=embedded.free_port(),
             archive_root=str(self.workdir / "archives"),
             bridge_work_dir=str(self.workdir / "bridge"),
@@ -326,7 +327,10 @@ class RegistryStack:
         return [int(url.rpartition(":")[2]) for url in started]
 
     def _start_ray(self) -> None:
+        serve_port = embedded.free_port()
         if ray_address := os.environ.get("MODELREG_RAY_ADDRESS"):
+            # A cluster of its own: Serve may already listen there (MODELREG_SERVE_PORT says where).
+            serve_port = int(os.environ.get("MODELREG_SERVE_PORT", serve_port))
             self.settings = msgspec.structs.replace(self.settings, ray_address=ray_address)
         else:
             # Ray puts Unix sockets under its temp dir, whose path must stay short.
@@ -337,10 +341,9 @@ class RegistryStack:
             self._servers.append(head)
             head.start(timeout_s=120)
             embedded.wait_for_ray(head, timeout_s=180)
-            self._ports.append(head.port)
+            self._ports += [head.port, serve_port]  # Serve's proxy stops with the cluster
             self.settings = msgspec.structs.replace(self.settings, ray_address=head.url)
-        self.settings = msgspec.structs.replace(self.settings, serve_port=embedded.free_port())
-        self._ports.append(self.settings.serve_port)
+        self.settings = msgspec.structs.replace(self.settings, serve_port=serve_port)
 
     def _spawn(self, command: str, logs: Path) -> ServiceProcess:
         process = ServiceProcess(command, self.settings, logs / f"{command}.log").start()
