@@ -290,6 +290,7 @@ class RegistryStack:
             events_topic=f"model-deployment-events-{suffix}",
             dlq_topic=f"model-deployment-events-{suffix}.dlq",
             commands_topic=f"model-deployment-commands-{suffix}",
+            cluster_health_topic=f"model-cluster-health-{suffix}",
             consumer_group=f"modelreg-worker-{suffix}",
             bridge_consumer_group=f"modelreg-bridge-{suffix}",
             serve_app_prefix=f"t{suffix}",  # apps of its own, should the Ray cluster be shared
@@ -303,7 +304,8 @@ class RegistryStack:
         )
         self._ports.append(self.settings.api_port)
         self._ports.extend(self._embedded_ports(infra))
-        run_blocking(lambda: kafka.ensure_topics(self.settings, [*vars(self.topics).values()]))
+        topics = [*vars(self.topics).values(), self.settings.cluster_health_topic]
+        run_blocking(lambda: kafka.ensure_topics(self.settings, topics))
         self.admin_key = self._create_key(["--admin"])
         if self.with_bridge:
             self._start_ray()
