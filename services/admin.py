@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from shared.adapters import kafka, mongo
+from shared.adapters.event_producer import DeploymentEventProducer
 from shared.adapters.mongo import ModelStore
 from shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
 from shared.contracts import (
@@ -14,7 +15,6 @@ from shared.contracts import (
     ModelFormat,
     ModelKey,
     decode_command,
-    decode_event,
     encode,
 )
 from shared.documents import ModelDetails, ResourceRequirementsFields, utc_now
@@ -70,8 +70,12 @@ async def register_model(
 
 async def publish_event(settings: Settings, event: DeploymentEvent) -> None:
     """Send one event; raises InvalidMessage for one the worker would dead-letter, KafkaError if not sent."""
-    decode_event(event.key.kafka_key(), encode(event))  # the contract's limits are checked on decoding
-    await _send(settings, settings.events_topic, event)
+    # No retry loop (see _send). The producer checks the contract's limits before it connects.
+    producer = DeploymentEventProducer.from_settings(settings)
+    try:
+        await producer.publish(event)
+    finally:
+        await producer.close()
 
 
 async def publish_command(settings: Settings, command: DeploymentCommand) -> None:

@@ -12,11 +12,21 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.devstack import embedded
+from services.testing.infra import Infra, start_infra
 from shared.adapters import kafka, mongo
 from shared.settings import Settings
-from tests.infra import Infra, start_infra
 
 T = TypeVar("T")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The `modelreg` plugin loads from the package's entry point; an install made before the entry point
+    existed lacks it, so register it here under the same name (`-p no:modelreg` still turns it off)."""
+    manager = config.pluginmanager
+    if not manager.has_plugin("modelreg") and not manager.is_blocked("modelreg"):
+        from services.testing import plugin
+
+        manager.register(plugin, "modelreg")
 
 
 @pytest.fixture(scope="session")

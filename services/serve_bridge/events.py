@@ -1,16 +1,19 @@
-"""Building and publishing the bridge's deployment events: one sequence clock for the whole process."""
+"""Building and publishing the bridge's deployment events: one sequence clock for the whole process.
+
+The bridge publishes through `DeploymentEventProducer`, the one event producer of the codebase (the one other
+services use too); here it only adds what the bridge knows: the Serve endpoint, the base image, the
+application name and Ray's messages made printable.
+"""
 
 from __future__ import annotations
-
-import uuid
-from datetime import UTC, datetime
 
 import structlog
 
 from services.serve_bridge import metrics
-from services.serve_bridge.transitions import SequenceClock
+from shared.adapters.event_producer import DeploymentEventProducer
 from shared.adapters.kafka import Publisher
 from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, printable_message
+from shared.event_building import SequenceClock
 from shared.serve_routes import endpoint_url, serve_base_url
 from shared.settings import Settings
 
@@ -29,7 +32,12 @@ class EventPublisher:
     def __init__(self, settings: Settings, publisher: Publisher, clock: SequenceClock | None = None) -> None:
         self.settings = settings
         self.publisher = publisher
-        self.clock = clock or SequenceClock()
+        # No contract check before sending: an event the worker refuses is dead-lettered where operators
+        # see it, rather than stopping the watcher.
+        self.producer = DeploymentEventProducer.from_settings(
+            settings, publisher=publisher, clock=clock, check_contract=False
+        )
+        self.clock = self.producer.clock
         self.cluster_url: str | None = None
 
     def build(
@@ -46,13 +54,10 @@ class EventPublisher:
             message = printable_message(message)
             if len(message) > MAX_EVENT_MESSAGE:
                 message = message[: MAX_EVENT_MESSAGE - 1] + "…"
-        return DeploymentEvent(
-            event_id=uuid.uuid4(),
-            event_type=event_type,
-            namespace_id=key.namespace_id,
-            model_id=key.model_id,
-            sequence=self.clock.next(),
-            occurred_at=datetime.now(UTC),
+        return self.producer.event(
+            event_type,
+            key.namespace_id,
+            key.model_id,
             ray_cluster_url=self.cluster_url,
             ray_deployment_name=app_name,
             endpoint=endpoint_url(serve_base_url(self.settings), key),
@@ -61,7 +66,7 @@ class EventPublisher:
         )
 
     async def publish(self, event: DeploymentEvent) -> None:
-        await self.publisher.publish(self.settings.events_topic, event)
+        await self.producer.publish(event)
         metrics.EVENTS_PUBLISHED.labels(event_type=str(event.event_type)).inc()
         log.info(
             "event published",

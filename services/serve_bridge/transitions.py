@@ -7,12 +7,12 @@ Ray Serve publishes no events, so the bridge polls `serve.status()`, turns each 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TypeVar
 
 import msgspec
 
-from shared.contracts import CommandType, EventType, now_microseconds
+from shared.contracts import CommandType, EventType
 
 # ApplicationStatus values of Ray Serve (ray.serve.schema.ApplicationStatus).
 EVENT_FOR_APP_STATUS: dict[str, EventType] = {
@@ -116,21 +116,6 @@ def status_message(app: AppObservation) -> str | None:
     if event_type is EventType.READY:
         return None
     return _clean(app.message)[:MAX_MESSAGE] or None
-
-
-class SequenceClock:
-    """Event sequences: microseconds since the epoch, never repeating within a process.
-
-    Derived from the clock, so a restarted bridge continues above everything it published before.
-    """
-
-    def __init__(self, now: Callable[[], int] = now_microseconds) -> None:
-        self._now = now
-        self._last = 0
-
-    def next(self) -> int:
-        self._last = max(self._last + 1, self._now())
-        return self._last
 
 
 def later_command_wins(earlier: CommandType, later: CommandType) -> bool:

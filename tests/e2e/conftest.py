@@ -22,13 +22,13 @@ import pytest
 
 from services.admin import publish_command
 from services.devstack import embedded
+from services.testing.infra import Infra
 from services.worker.main import run_worker
 from shared.adapters import kafka, mongo
 from shared.contracts import CommandType, DeploymentCommand, ModelKey
 from shared.settings import Settings
 from tests.conftest import eventually, insert_api_key, make_settings
 from tests.factories import seed_model_document
-from tests.infra import Infra
 
 # Small enough that several models fit next to each other on a 2-CPU machine.
 TEST_RESOURCES = {"num_cpus": 0.25, "num_gpus": 0, "memory": 256 * 1024**2}

@@ -20,12 +20,12 @@ from aiokafka import AIOKafkaProducer
 from pymongo.errors import PyMongoError
 
 from services.devstack import embedded
+from services.testing.infra import Infra
+from services.testing.processes import ServiceProcess
 from shared.adapters import kafka, mongo
 from shared.contracts import ModelKey
 from shared.settings import Settings
 from tests.conftest import eventually, make_settings
-from tests.infra import Infra
-from tests.processes import ServiceProcess
 from tests.streams import (
     Expected,
     differences,

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.testing.processes import ServiceProcess
 from services.worker.dead_letters import MAX_KEY_BYTES
 from shared.contracts import DeploymentEvent, encode
 from shared.settings import Settings
 from tests.conftest import eventually, read_topic
 from tests.factories import event
-from tests.processes import ServiceProcess
 from tests.streams import seed_documents
 
 pytestmark = pytest.mark.timeout(300)

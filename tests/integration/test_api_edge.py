@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.devstack.embedded import free_port
+from services.testing.processes import ServiceProcess
 from shared.adapters import kafka, mongo
 from shared.api_keys import key_prefix
 from tests.api_support import api_client, make_archive, upload
@@ -15,7 +16,6 @@ from tests.conftest import insert_api_key, make_settings
 from tests.factories import seed_model_document
 from tests.integration.test_api_models import seed_validator
 from tests.integration.test_api_upload import stored_files
-from tests.processes import ServiceProcess
 
 
 @pytest.fixture

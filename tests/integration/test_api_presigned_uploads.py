@@ -24,13 +24,13 @@ from mixpeek.models.confirm_model_upload_response import ConfirmModelUploadRespo
 from mixpeek.models.model_presigned_url_response import ModelPresignedURLResponse
 
 from services.devstack.embedded import free_port
+from services.testing.processes import ServiceProcess
 from shared.adapters import kafka, mongo
 from shared.upload_signing import upload_signature
 from tests.api_support import api_client, make_archive
 from tests.conftest import eventually, insert_api_key, make_settings
 from tests.factories import seed_model_document
 from tests.integration.test_api_upload import assert_error, assert_validation_error, stored_files
-from tests.processes import ServiceProcess
 
 SIGNING_KEY = "test-upload-signing-key"
 GZIP = {"Content-Type": "application/gzip"}

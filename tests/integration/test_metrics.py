@@ -11,11 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.api.app import create_app
 from services.devstack.embedded import free_port
+from services.testing.processes import ServiceProcess
 from shared.contracts import encode
 from shared.settings import Settings
 from tests.conftest import eventually
 from tests.factories import event, seed_model_document
-from tests.processes import ServiceProcess
 
 DETAILS_ROUTE = "/v1/namespaces/{namespace_id}/models/{model_id}"
 

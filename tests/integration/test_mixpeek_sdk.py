@@ -21,6 +21,7 @@ from mixpeek.api.custom_models_api import CustomModelsApi
 from mixpeek.exceptions import ConflictException, NotFoundException, UnprocessableEntityException
 
 from services.devstack.embedded import free_port
+from services.testing.processes import ServiceProcess
 from shared.adapters import kafka, mongo
 from shared.contracts import ModelKey
 from shared.serve_routes import model_endpoint
@@ -28,7 +29,6 @@ from shared.settings import Settings
 from tests.api_support import make_archive
 from tests.conftest import insert_api_key, make_settings, read_topic
 from tests.factories import seed_model_document
-from tests.processes import ServiceProcess
 
 NS = "ns_sdk"
 

@@ -36,12 +36,12 @@ from mixpeek.models import (
 )
 
 from services.devstack.embedded import free_port
+from services.testing.processes import ServiceProcess
 from shared.adapters import kafka, mongo
 from shared.contracts import COMMAND_DECODER, CommandType, EventType, encode
 from tests.api_support import make_archive
 from tests.conftest import insert_api_key, make_settings, read_topic
 from tests.factories import event
-from tests.processes import ServiceProcess
 
 ARCHIVE = make_archive()
 

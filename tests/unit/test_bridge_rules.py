@@ -23,7 +23,6 @@ from services.serve_bridge.transitions import (
     AppObservation,
     DeploymentObservation,
     Reported,
-    SequenceClock,
     event_for_status,
     failure_reason,
     models_missing_from_serve,
@@ -32,6 +31,7 @@ from services.serve_bridge.transitions import (
 )
 from shared.contracts import ID_PATTERN, EventType, ModelFormat, ModelKey
 from shared.documents import ResourceRequirementsFields
+from shared.event_building import SequenceClock
 
 HASH = "ab" * 32
 ids = st.from_regex(ID_PATTERN, fullmatch=True).filter(lambda s: len(s) <= 40)

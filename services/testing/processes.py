@@ -1,4 +1,4 @@
-"""Services run as real processes (`python -m services.cli ...`), so tests can SIGKILL them."""
+"""Services run as real processes (`python -m <the modelreg CLI module> ...`), so tests can SIGKILL them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from services import cli
 from shared.settings import Settings
 
 
@@ -23,7 +24,7 @@ class ServiceProcess:
         self.command = command
         self.settings = msgspec.structs.replace(settings, log_format="json")
         self.log_path = log_path
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> ServiceProcess:
@@ -31,7 +32,7 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", self.command],
+                [sys.executable, "-m", cli.__name__, self.command],
                 env={**os.environ, **self.settings.as_env()},
                 stdout=log,
                 stderr=subprocess.STDOUT,

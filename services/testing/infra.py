@@ -1,4 +1,4 @@
-"""Where the tests' MongoDB and Kafka come from, in this order:
+"""Where test MongoDB and Kafka come from, in this order (the project's tests and the pytest plugin alike):
 
 1. URLs in the environment (MODELREG_MONGODB_URL, MODELREG_KAFKA_BOOTSTRAP_SERVERS);
 2. testcontainers, when a Docker daemon answers;
@@ -24,6 +24,7 @@ class Infra:
 
 
 def docker_available() -> bool:
+    """Whether a Docker daemon answers (the `docker` client comes with testcontainers)."""
     try:
         import docker
 
@@ -37,14 +38,14 @@ def start_infra(stack: contextlib.ExitStack, workdir: Path) -> Infra:
     mongodb_url = os.environ.get("MODELREG_MONGODB_URL")
     kafka_servers = os.environ.get("MODELREG_KAFKA_BOOTSTRAP_SERVERS")
     idempotent_env = os.environ.get("MODELREG_KAFKA_IDEMPOTENT")
-    sources = []
+    sources: list[str] = []
     use_docker = (not mongodb_url or not kafka_servers) and docker_available()
     kafka_idempotent = True
     if not mongodb_url:
         if use_docker:
             from testcontainers.community.mongodb import MongoDbContainer
 
-            mongodb_url = stack.enter_context(MongoDbContainer("mongo:7")).get_connection_url()
+            mongodb_url = str(stack.enter_context(MongoDbContainer("mongo:7")).get_connection_url())
             sources.append("testcontainers:mongo")
         else:
             server = embedded.secantus(workdir / "mongo", log_dir=workdir).start()
@@ -57,7 +58,7 @@ def start_infra(stack: contextlib.ExitStack, workdir: Path) -> Infra:
         if use_docker:
             from testcontainers.community.kafka import KafkaContainer
 
-            kafka_servers = stack.enter_context(KafkaContainer().with_kraft()).get_bootstrap_server()
+            kafka_servers = str(stack.enter_context(KafkaContainer().with_kraft()).get_bootstrap_server())
             sources.append("testcontainers:kafka")
         else:
             server = embedded.tansu(workdir).start()
