@@ -139,6 +139,9 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         find_one = ratio_figure(api_rps, read.results["limit: find_one", top].rps)
         measured[goals.AUTH_RATIO] = measured[goals.CACHE_RATIO] = find_one
         measured[goals.CEILING_RATIO] = ratio_figure(api_rps, read.results[read_api.CEILING, top].rps)
+        staleness_table, staleness_p99 = await latency.staleness(stack, api_key, ids)
+        tables.append(staleness_table)
+        measured[goals.STALENESS_P99] = staleness_p99
         load = f"read, {max(clients)} clients"
         peaks["api"] = (read.peak_rss["api"], load, read.load_failure["api"])
         if with_mlflow:

@@ -29,14 +29,24 @@ class Goal:
         return f"{'≥' if self.at_least else '≤'} {format(self.target, self.spec)}"
 
 
-AUTH_RATIO = Goal("GET details / raw find_one req/s, 32 clients (auth without a database trip)", 0.8, True)
-CACHE_RATIO = Goal("GET details / raw find_one req/s, 32 clients (details from memory)", 1.5, True)
-CEILING_RATIO = Goal("GET details / API ceiling (GET /v1/whoami) req/s, 32 clients", 0.7, True)
+AUTH_RATIO = Goal("GET details / raw find_one req/s, most clients (auth without a database trip)", 0.8, True)
+CACHE_RATIO = Goal("GET details / raw find_one req/s, most clients (details from memory)", 1.5, True)
+CEILING_RATIO = Goal("GET details / API ceiling (GET /v1/whoami) req/s, most clients", 0.7, True)
+STALENESS_P99 = Goal("staleness p99 ms (another process's write → visible in GET)", 50, False, ".1f")
 EVENT_P99 = Goal("event → visible in GET p99 ms at 100 events/s", 100, False, ".1f")
 LIST_P99 = Goal("filtered list page p99 ms at the largest size", 50, False, ".1f")
 GET_FLAT = Goal("GET details req/s, smallest size / largest (flat across sizes)", 0.8, True)
 WORKER_SCALING = Goal("worker events/s, 2 workers / 1 (distinct partitions), lowest across sizes", 1.6, True)
-ALL_GOALS = (AUTH_RATIO, CACHE_RATIO, CEILING_RATIO, EVENT_P99, LIST_P99, GET_FLAT, WORKER_SCALING)
+ALL_GOALS = (
+    AUTH_RATIO,
+    CACHE_RATIO,
+    CEILING_RATIO,
+    STALENESS_P99,
+    EVENT_P99,
+    LIST_P99,
+    GET_FLAT,
+    WORKER_SCALING,
+)
 
 
 def goals_table(measured: dict[Goal, Figure | None]) -> Table:
@@ -48,8 +58,4 @@ def goals_table(measured: dict[Goal, Figure | None]) -> Table:
         table.add(goal.name, text, goal.target_text(), goal.verdict(figure))
     misses = [goal.name for goal in ALL_GOALS if goal.verdict(measured.get(goal)) == "MISS"]
     table.notes.append(f"{len(misses)} goal(s) missed" if misses else "every measured goal met")
-    table.notes.append(
-        "staleness p99 (commit → visible, ≤ 50 ms) needs the change feed and is not measured here; "
-        "without it a GET is at most MODELREG_API_DETAILS_CACHE_TTL_S old"
-    )
     return table

@@ -223,7 +223,7 @@ async def run(
         failures = [r.failure for (t, _), r in results.items() if t == target and r.failure is not None]
         return f"its {target} read load failed" if failures else None
 
-    ratios.notes.append(f"ceiling: {CEILING}, an authenticated route that touches no database")
+    ratios.notes.append(f"{CEILING}: an authenticated route that touches no database")
     return ReadResults(
         table, ratios, peaks, {"api": load_failure("API"), "mlflow": load_failure("MLflow")}, results
     )

@@ -20,6 +20,6 @@ def test_the_table_lists_every_goal_and_counts_misses() -> None:
 
     assert [row[0] for row in table.rows] == [goal.name for goal in ALL_GOALS]
     assert table.rows[0][1:] == ["0.50", "≥ 0.80", "MISS"]
-    assert table.rows[3][1:] == ["42.0", "≤ 100.0", "ok"]
+    assert table.rows[4][1:] == ["42.0", "≤ 100.0", "ok"]
     assert table.rows[1][1] == "not run" and table.rows[1][3] == "n/a"
     assert table.notes[0] == "1 goal(s) missed"
