@@ -49,7 +49,12 @@ class ModelStore:
         self.history_limit = history_limit
 
     async def get_details(self, key: ModelKey) -> ModelDetails | None:
-        return await ModelDocument.find_one(key_filter(key), projection_model=ModelDetails)
+        # pymongo's find_one is one round trip (a single-batch cursor); Beanie's find_one left a cursor
+        # open on SecantusDB and cost three (find, getMore, killCursors): the details read is the hot path.
+        found = await ModelDocument.get_pymongo_collection().find_one(
+            key_filter(key), {"deployment_history": 0}
+        )
+        return None if found is None else ModelDetails.model_validate(found)
 
     # --- the worker's observed state ----------------------------------------------------------------------
 
