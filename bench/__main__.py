@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from bench import latency, read_api, worker_apply
-from bench.figures import figure, joined_failures
+from bench import goals, latency, read_api, scale, worker_apply
+from bench.figures import Figure, figure, joined_failures, ratio_figure
 from bench.stack import RESULTS_DIR, BenchStack, bench_stack, create_api_key, rss_bytes
 from bench.tables import Table
 from shared.adapters import kafka
 
-ALL = ("read", "worker", "latency")
+ALL = ("read", "worker", "latency", "scale")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +37,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit-seconds", type=float, default=5, help="seconds per raw-update limit")
     parser.add_argument("--latency-rate", type=float, default=100, help="events per second")
     parser.add_argument("--latency-seconds", type=float, default=30, help="seconds of latency probes")
+    parser.add_argument("--scale-sizes", default="1000,10000,100000", help="models in the scale table")
+    parser.add_argument("--scale-seconds", type=float, default=3, help="measured seconds per scale cell")
+    parser.add_argument("--scale-worker-models", type=int, default=1000, help="models per scale worker run")
+    parser.add_argument("--scale-events-per-model", type=int, default=10, help="events per model there")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
     parser.add_argument(
         "--results",
@@ -122,6 +126,7 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         idle["mlflow"] = rss_bytes(stack.mlflow.process.pid)
 
     tables: list[Table] = []
+    measured: dict[goals.Goal, Figure | None] = {}
     # process → (peak RSS, the load it was under, why that load failed or None)
     peaks: dict[str, tuple[int, str, str | None]] = {}
     if "read" in selected:
@@ -129,6 +134,14 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         clients = [int(c) for c in args.clients.split(",")]
         read = await read_api.run(stack, api_key, ids, args.read_seconds, clients, with_mlflow)
         tables += [read.table, read.ratios]
+        top = max(clients)
+        api_rps = read.results["API", top].rps
+        find_one = ratio_figure(api_rps, read.results["limit: find_one", top].rps)
+        measured[goals.AUTH_RATIO] = measured[goals.CACHE_RATIO] = find_one
+        measured[goals.CEILING_RATIO] = ratio_figure(api_rps, read.results[read_api.CEILING, top].rps)
+        staleness_table, staleness_p99 = await latency.staleness(stack, api_key, ids)
+        tables.append(staleness_table)
+        measured[goals.STALENESS_P99] = staleness_p99
         load = f"read, {max(clients)} clients"
         peaks["api"] = (read.peak_rss["api"], load, read.load_failure["api"])
         if with_mlflow:
@@ -141,16 +154,35 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         peaks["worker"] = (worker.peak_rss, events, worker.load_failure)
     if "latency" in selected:
         print("latency benchmark ...", file=sys.stderr)
-        tables.append(
-            await latency.run(
-                stack,
-                api_key,
-                ids,
-                args.latency_rate,
-                args.latency_seconds,
-                first_sequence=args.events_per_model + 1,
-            )
+        latency_table, p99 = await latency.run(
+            stack,
+            api_key,
+            ids,
+            args.latency_rate,
+            args.latency_seconds,
+            first_sequence=args.events_per_model + 1,
         )
+        tables.append(latency_table)
+        measured[goals.EVENT_P99] = p99
+    if "scale" in selected:
+        print("scale benchmark ...", file=sys.stderr)
+        sizes = [int(size) for size in args.scale_sizes.split(",")]
+        scale_tables, by_size = await scale.run(
+            stack,
+            api_key,
+            sizes,
+            len(ids),
+            args.scale_seconds,
+            args.scale_worker_models,
+            args.scale_events_per_model,
+        )
+        tables += scale_tables
+        largest = by_size[-1]
+        measured[goals.LIST_P99] = largest.listing.p99
+        measured[goals.GET_FLAT] = scale.get_flatness(by_size)
+        scaling = [ratio_figure(r.workers[2], r.workers[1]) for r in by_size]
+        failed = [f for f in scaling if f.failed]
+        measured[goals.WORKER_SCALING] = failed[0] if failed else min(scaling, key=lambda f: f.value)
     for process, idle_bytes in idle.items():
         # No reading means the process was gone; a peak under a failed load is a peak under refusals.
         idle_mib = figure(idle_bytes / 2**20, None if idle_bytes else "process not running")
@@ -166,6 +198,7 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
             memory.fail(f"{process}, under load", peak_failure)
         memory.add(process, idle_mib.text(".0f"), peak_mib.text(".0f"), load)
     tables.append(memory)
+    tables.append(goals.goals_table(measured))
     return tables
 
 

@@ -70,3 +70,11 @@ def ratio(numerator: Figure, denominator: Figure, spec: str = ".2f") -> str:
     if numerator.failed or denominator.failed or denominator.value == 0:
         return NOT_A_RATIO
     return format(numerator.value / denominator.value, spec)
+
+
+def ratio_figure(numerator: Figure, denominator: Figure) -> Figure:
+    """numerator/denominator as a figure of its own (failed when either side failed, or undefined)."""
+    failure = joined_failures(numerator.failure, denominator.failure)
+    if failure is None and denominator.value == 0:
+        failure = "division by zero"
+    return figure(numerator.value / denominator.value if failure is None else 0.0, failure)

@@ -17,6 +17,7 @@ from bench.stack import BenchStack, bearer, rss_bytes
 from bench.tables import Table
 
 NAMESPACE = "ns_bench"
+CEILING = "ceiling: GET /v1/whoami"
 
 
 def model_document(model_id: str) -> dict:
@@ -105,6 +106,8 @@ class ReadResults:
     peak_rss: dict[str, int]
     # Per process: why its load failed (its peak RSS was then measured under refusals), else None.
     load_failure: dict[str, str | None]
+    # (target, clients) → its load, for the goals table.
+    results: dict[tuple[str, int], LoadResult]
 
 
 def status_error(status: int) -> str | None:
@@ -140,6 +143,12 @@ async def run(
             await response.read()
             return status_error(response.status)
 
+    async def ceiling(i: int) -> str | None:
+        # An authenticated route that reads nothing: what the HTTP stack and the key check cost alone.
+        async with api_http.get("/v1/whoami") as response:
+            await response.read()
+            return status_error(response.status)
+
     async def limit(i: int) -> str | None:
         # What the API's own read does, without HTTP, validation or serialisation around it.
         doc = await collection.find_one(
@@ -161,6 +170,7 @@ async def run(
             async with PeakRss(stack.api.process.pid) as api_peak:
                 results["API", concurrency] = await closed_loop(api, concurrency, duration_s)
             peaks["api"] = max(peaks["api"], api_peak.peak)
+            results[CEILING, concurrency] = await closed_loop(ceiling, concurrency, duration_s)
             results["limit: find_one", concurrency] = await closed_loop(limit, concurrency, duration_s)
             if mlflow_http is not None:
                 async with PeakRss(stack.mlflow.process.pid) as mlflow_peak:
@@ -178,11 +188,18 @@ async def run(
     )
     ratios = Table(
         "Read ratios (same run)",
-        ["clients", "API/limit req/s", "API/MLflow req/s", "API/limit p99", "API/MLflow p99"],
+        [
+            "clients",
+            "API/limit req/s",
+            "API/ceiling req/s",
+            "API/MLflow req/s",
+            "API/limit p99",
+            "API/MLflow p99",
+        ],
     )
     not_run = figure(0.0, "not run")
     for concurrency in concurrencies:
-        for target in ("API", "limit: find_one", "MLflow"):
+        for target in ("API", CEILING, "limit: find_one", "MLflow"):
             r = results.get((target, concurrency))
             if r is None:
                 continue
@@ -196,6 +213,7 @@ async def run(
         ratios.add(
             concurrency,
             ratio(api_r.rps, limit_r.rps),
+            ratio(api_r.rps, results[CEILING, concurrency].rps),
             ratio(api_r.rps, mlflow_r.rps if mlflow_r else not_run),
             ratio(api_r.p99, limit_r.p99),
             ratio(api_r.p99, mlflow_r.p99 if mlflow_r else not_run),
@@ -205,4 +223,7 @@ async def run(
         failures = [r.failure for (t, _), r in results.items() if t == target and r.failure is not None]
         return f"its {target} read load failed" if failures else None
 
-    return ReadResults(table, ratios, peaks, {"api": load_failure("API"), "mlflow": load_failure("MLflow")})
+    ratios.notes.append(f"{CEILING}: an authenticated route that touches no database")
+    return ReadResults(
+        table, ratios, peaks, {"api": load_failure("API"), "mlflow": load_failure("MLflow")}, results
+    )

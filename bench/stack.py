@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from services.devstack import embedded
 from services.keys.service import with_key_service
 from shared.settings import Settings
@@ -68,6 +70,13 @@ def _service(name: str, command: str, settings: Settings, port: int, workdir: Pa
         log_path=workdir / f"{name}.log",
         env=settings.as_env(),
     )
+
+
+def worker_process(stack: BenchStack, settings: Settings, name: str) -> embedded.ServerProcess:
+    """One more worker process with `settings` (its own topic or group), listening for metrics on a port of
+    its own; started and stopped by the caller."""
+    settings = msgspec.structs.replace(settings, worker_metrics_port=embedded.free_port())
+    return _service(name, "worker", settings, settings.worker_metrics_port, stack.workdir)
 
 
 def mlflow_server(workdir: Path) -> embedded.ServerProcess:

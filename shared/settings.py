@@ -66,6 +66,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     api_body_min_rate_bytes_s: Annotated[float, msgspec.Meta(gt=0)] = 65536.0
     api_max_concurrency: PositiveInt = 1000
     api_keep_alive_timeout_s: PositiveInt = 5
+    # API caches (docs/performance.md). Key records: how long a revocation by another process may go
+    # unnoticed while no change feed is followed (0: no cache). GET details: their TTL without the feed
+    # (the staleness bound for other processes' writes) and with it (a safety net), and their bounds.
+    api_auth_cache_ttl_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    api_auth_cache_max_entries: PositiveInt = 10_000
+    api_details_cache_ttl_s: Annotated[float, msgspec.Meta(ge=0)] = 0.02
+    api_details_cache_feed_ttl_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    api_details_cache_max_entries: PositiveInt = 100_000
+    api_details_cache_max_bytes: PositiveInt = 256 * 1024**2
+    api_cache_follow_changes: bool = True
+    # Longest time the broker may hold the worker's fetch before answering: tansu answers a fetch only once
+    # it expires, even with records waiting, so this is the floor of event → applied (docs/performance.md).
+    worker_fetch_max_wait_ms: PositiveInt = 20
     # Base URL clients reach the API at (signed upload URLs); unset: the scheme and host of the request.
     api_public_url: str | None = None
     # HMAC secret of the API's signed upload URLs (filesystem storage); empty: a random one per process.

@@ -54,6 +54,10 @@ def make_settings(infra: Infra, **overrides: Any) -> Settings:
         bridge_retry_max_backoff_s=1.0,
         archive_root="",
         log_format="console",
+        # Tests write the database behind the API's back (as another process would) and read at once:
+        # the API's caches are off unless a test turns them on (tests/integration/test_api_caches.py).
+        api_auth_cache_ttl_s=0,
+        api_details_cache_ttl_s=0,
     )
     values.update(overrides)
     return Settings(**values)

@@ -17,8 +17,12 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from services.api.access_log import AccessLog
+from services.api.auth.cache import CachingKeyStore
+from services.api.auth.controller import whoami
 from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
+from services.api.caching.details import InvalidatingModelRepository
+from services.api.caching.wiring import ApiCaches
 from services.api.console.controller import console_route_handlers
 from services.api.console.security import BrowserPageHeaders
 from services.api.console.swagger import OfflineSwaggerRenderPlugin
@@ -57,6 +61,7 @@ class MetricsController(PrometheusController):
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    caches = ApiCaches(settings)
 
     @asynccontextmanager
     async def mongo_lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -64,8 +69,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             mongo.connect_when_available(settings, stop=asyncio.Event()), timeout=STARTUP_TIMEOUT_S
         )
         app.state.mongo_client = client
-        app.state.model_store = ModelStore(settings.history_limit)
-        app.state.key_service = KeyService(ApiKeyStore(), settings.api_key_pepper)
+        # Every write of this process goes through this store, so it invalidates the details it changes.
+        app.state.model_store = InvalidatingModelRepository(
+            ModelStore(settings.history_limit), caches.details
+        )
+        app.state.key_service = KeyService(
+            CachingKeyStore(ApiKeyStore(), caches.keys), settings.api_key_pepper
+        )
         try:
             yield
         finally:
@@ -102,14 +112,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
     storage = ArchiveStorage(settings)
 
     def provide_model_service(state: State) -> ModelService:
-        return ModelService(state.model_store, storage, state.command_publisher, settings)
+        return ModelService(
+            state.model_store, storage, state.command_publisher, settings, details_cache=caches.details
+        )
 
     def provide_org_model_service(state: State) -> OrgModelService:
         return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
 
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController, UploadController, OrgUploadController, *ORG_MODEL_CONTROLLERS],
+        route_handlers=[
+            whoami,
+            ModelController,
+            UploadController,
+            OrgUploadController,
+            *ORG_MODEL_CONTROLLERS,
+        ],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],
@@ -127,7 +145,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
             BrowserPageHeaders,
         ],
-        lifespan=[mongo_lifespan, kafka_lifespan],
+        lifespan=[mongo_lifespan, kafka_lifespan, caches.follow_changes],
         plugins=[UploadsPlugin(settings, storage)],
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from services.keys.ports import KeyRecords
 from shared.adapters import mongo
 from shared.adapters.mongo import ApiKeyStore, DuplicateKeyPrefixError
 from shared.api_keys import Principal, generate_key, key_matches, key_prefix
@@ -25,7 +26,7 @@ class InvalidKeyRequest(ValueError):
 
 
 class KeyService:
-    def __init__(self, store: ApiKeyStore, pepper: str) -> None:
+    def __init__(self, store: KeyRecords, pepper: str) -> None:
         self.store = store
         self.pepper = pepper
 

@@ -31,7 +31,12 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
     except Stopping:
         return
     producer = kafka.make_producer(settings)
-    consumer = kafka.make_consumer(settings, settings.events_topic, group_id=settings.consumer_group)
+    consumer = kafka.make_consumer(
+        settings,
+        settings.events_topic,
+        group_id=settings.consumer_group,
+        fetch_max_wait_ms=settings.worker_fetch_max_wait_ms,
+    )
     try:
         await retry_with_backoff(
             producer.start,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
+from services.api.caching.details import DetailsCache, EncodedDetails
 from services.api.domain_errors import ModelNotFound
 from services.api.models.ports import ModelRepository
 from services.api.models.schemas import DeploymentHistoryResponse, ModelDetailResponse, ModelListResponse
@@ -13,8 +14,9 @@ from shared.contracts import ModelKey
 
 
 class ModelReads:
-    def __init__(self, store: ModelRepository) -> None:
+    def __init__(self, store: ModelRepository, details_cache: DetailsCache | None = None) -> None:
         self.store = store
+        self.details_cache = details_cache
 
     async def get_details(self, key: ModelKey) -> ModelDetailResponse:
         details = await self.store.get_details(key)
@@ -23,9 +25,19 @@ class ModelReads:
         return ModelDetailResponse(model=to_view(details))
 
     async def get_details_encoded(self, key: ModelKey) -> tuple[bytes, str]:
-        """The details body as sent, and its strong ETag."""
+        """The details body as sent, and its strong ETag; from the details cache when it holds them."""
+        cache = self.details_cache
+        if cache is None:
+            body = msgspec.json.encode(await self.get_details(key))
+            return body, strong_etag(body)
+        cached = cache.get(key)
+        if cached is not None:
+            return cached.body, cached.etag
+        ticket = cache.begin()
         body = msgspec.json.encode(await self.get_details(key))
-        return body, strong_etag(body)
+        entry = EncodedDetails(body, strong_etag(body))
+        cache.put(key, entry, ticket)
+        return entry.body, entry.etag
 
     async def list_models(
         self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from services.api.caching.details import DetailsCache
 from services.api.models.deletion import ModelDeletion
 from services.api.models.deployment_requests import DeploymentRequests
 from services.api.models.ports import ArchiveStore, CommandSender, ModelRepository
@@ -32,8 +33,9 @@ class ModelService:
         publisher: CommandSender,
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
+        details_cache: DetailsCache | None = None,
     ) -> None:
-        self.reads = ModelReads(store)
+        self.reads = ModelReads(store, details_cache)
         self.registration = ModelRegistration(store, storage, settings, clock)
         self.requests = DeploymentRequests(store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s)
         self.deletion = ModelDeletion(store, storage, publisher, clock)

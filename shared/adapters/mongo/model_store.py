@@ -49,7 +49,12 @@ class ModelStore:
         self.history_limit = history_limit
 
     async def get_details(self, key: ModelKey) -> ModelDetails | None:
-        return await ModelDocument.find_one(key_filter(key), projection_model=ModelDetails)
+        # The hot read: pymongo's find_one and one validation cost the API process about 0.1 ms of CPU less
+        # per read than Beanie's find_one with a projection model (docs/performance.md).
+        found = await ModelDocument.get_pymongo_collection().find_one(
+            key_filter(key), {"deployment_history": 0}
+        )
+        return None if found is None else ModelDetails.model_validate(found)
 
     # --- the worker's observed state ----------------------------------------------------------------------
 

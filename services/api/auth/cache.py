@@ -1,0 +1,90 @@
+"""Principals without a database trip: API key records kept in the API process (docs/performance.md).
+
+The cache holds the stored record of a key (its hash, namespaces, admin flag, revoked flag), never the
+presented key: every request still hashes what it presents and compares it in constant time
+(`shared.api_keys.key_matches`), hit or miss. Unknown prefixes are never cached, so a key created by another
+process works at once. Revocations by this process invalidate at once, those of other processes arrive
+with the change feed (`apply`), or within the TTL when no feed is followed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from services.api.caching.bounded import BoundedCache
+from services.keys.ports import KeyRecords
+from shared.changes import ChangedCollection, RegistryChange
+from shared.documents import ApiKeyDocument
+
+
+class KeyRecordCache:
+    def __init__(
+        self, *, ttl_s: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.entries: BoundedCache[str, ApiKeyDocument] = BoundedCache(
+            ttl_s=ttl_s, max_entries=max_entries, clock=clock
+        )
+
+    def get(self, prefix: str) -> ApiKeyDocument | None:
+        return self.entries.get(prefix) if self.entries.enabled else None
+
+    def begin(self) -> int:
+        return self.entries.begin()
+
+    def put(self, prefix: str, record: ApiKeyDocument, ticket: int) -> None:
+        self.entries.put(prefix, record, ticket)
+
+    def invalidate(self, prefix: str) -> None:
+        self.entries.invalidate(prefix)
+
+    def following(self, live: bool) -> None:
+        """The change feed started or stopped delivering; when it stops, what it may have missed goes."""
+        if not live:
+            self.entries.clear()
+
+    def apply(self, change: RegistryChange) -> None:
+        """A committed change of `api_keys` invalidates the key it changed."""
+        if change.collection != ChangedCollection.API_KEYS:
+            return
+        prefix = (change.document or {}).get("prefix")
+        if isinstance(prefix, str):
+            self.invalidate(prefix)
+            return
+        # A delete carries only the record's _id.
+        found = self.entries.invalidate_where(lambda _, record: str(record.id) == change.document_id)
+        if not found:
+            # Not cached, or cached under an _id we cannot match: refuse values being loaded right now too.
+            self.entries.clear()
+
+
+class CachingKeyStore:
+    """The key records (`KeyRecords`) with lookups by prefix answered from `KeyRecordCache`."""
+
+    def __init__(self, store: KeyRecords, cache: KeyRecordCache) -> None:
+        self.store = store
+        self.cache = cache
+
+    async def insert(
+        self, prefix: str, key_hash: str, namespaces: Sequence[str], admin: bool
+    ) -> ApiKeyDocument:
+        return await self.store.insert(prefix, key_hash, namespaces, admin)
+
+    async def find(self, prefix: str) -> ApiKeyDocument | None:
+        cached = self.cache.get(prefix)
+        if cached is not None:
+            return cached
+        ticket = self.cache.begin()
+        record = await self.store.find(prefix)
+        if record is not None:  # a miss is never cached
+            self.cache.put(prefix, record, ticket)
+        return record
+
+    async def list(self) -> list[ApiKeyDocument]:
+        return await self.store.list()
+
+    async def revoke(self, prefix: str) -> bool:
+        try:
+            return await self.store.revoke(prefix)
+        finally:
+            self.cache.invalidate(prefix)

@@ -1,0 +1,145 @@
+"""GET details answered from memory: the encoded body and its ETag per model, and the store wrapper that
+invalidates them on every write this process makes (read-your-writes).
+
+Writes of other processes (the worker's observed state, the operator commands) reach the cache through the
+change feed (`apply`), or not at all: then the TTL bounds how stale an answer can be (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+import msgspec
+
+from services.api.caching.bounded import BoundedCache
+from services.api.models.ports import ModelRepository
+from shared.adapters.mongo import ModelFilter
+from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from shared.contracts import ModelKey
+from shared.deployment_rules import DesiredState
+from shared.documents import HistoryEntry, ModelDetails
+
+# Bookkeeping of one entry (key, tuple, ordering) on top of its body and ETag, for the byte bound.
+ENTRY_OVERHEAD_BYTES = 300
+
+
+class EncodedDetails(msgspec.Struct, frozen=True):
+    body: bytes
+    etag: str
+
+
+def entry_bytes(entry: EncodedDetails) -> int:
+    return len(entry.body) + len(entry.etag) + ENTRY_OVERHEAD_BYTES
+
+
+class DetailsCache:
+    """Encoded GET details by model; `ttl_s` while no change feed is followed, `feed_ttl_s` while one is."""
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float,
+        feed_ttl_s: float,
+        max_entries: int,
+        max_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.feed_ttl_s = feed_ttl_s
+        self.entries: BoundedCache[ModelKey, EncodedDetails] = BoundedCache(
+            ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes, clock=clock, size_of=entry_bytes
+        )
+
+    def get(self, key: ModelKey) -> EncodedDetails | None:
+        return self.entries.get(key) if self.entries.enabled else None
+
+    def begin(self) -> int:
+        return self.entries.begin()
+
+    def put(self, key: ModelKey, entry: EncodedDetails, ticket: int) -> None:
+        self.entries.put(key, entry, ticket)
+
+    def invalidate(self, key: ModelKey) -> None:
+        self.entries.invalidate(key)
+
+    def following(self, live: bool) -> None:
+        """The change feed started (True) or stopped (False) delivering: which TTL new entries get.
+
+        When it stops, what it may have missed is forgotten: entries are only trusted for the short TTL.
+        """
+        self.entries.ttl_s = self.feed_ttl_s if live and self.ttl_s > 0 else self.ttl_s
+        if not live:
+            self.entries.clear()
+
+    def apply(self, change: RegistryChange) -> None:
+        """A committed change of `custom_models` invalidates the model it changed."""
+        if change.collection != ChangedCollection.MODELS:
+            return
+        document = change.document or {}
+        namespace_id = document.get("namespace_id", change.namespace_id)
+        model_id = document.get("model_id")
+        if isinstance(namespace_id, str) and isinstance(model_id, str):
+            self.invalidate(ModelKey(namespace_id, model_id))
+        elif change.operation == ChangeOperation.DELETE and namespace_id is not None:
+            # A delete carries only the document's _id: every model of its namespace goes.
+            self.entries.invalidate_where(lambda key, _: key.namespace_id == namespace_id)
+        else:
+            self.entries.clear()
+
+
+class InvalidatingModelRepository:
+    """A `ModelRepository` whose writes invalidate the written model's cached details once they are done.
+
+    Every write method of the port must be here (tests/unit/test_api_caches.py checks it): a write that
+    bypassed the invalidation would be hidden from its own writer until the TTL.
+    """
+
+    def __init__(self, store: ModelRepository, cache: DetailsCache) -> None:
+        self.store = store
+        self.cache = cache
+
+    async def get_details(self, key: ModelKey) -> ModelDetails | None:
+        return await self.store.get_details(key)
+
+    async def list_models(
+        self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
+    ) -> tuple[int, list[ModelDetails]]:
+        return await self.store.list_models(namespace_id, where, sort, offset, limit)
+
+    async def history_page(
+        self, key: ModelKey, offset: int, limit: int
+    ) -> tuple[int, list[HistoryEntry]] | None:
+        return await self.store.history_page(key, offset, limit)
+
+    async def find_name_version(self, namespace_id: str, name: str, version: str) -> str | None:
+        return await self.store.find_name_version(namespace_id, name, version)
+
+    async def insert_model(self, details: ModelDetails) -> None:
+        try:
+            await self.store.insert_model(details)
+        finally:
+            self.cache.invalidate(ModelKey(details.namespace_id, details.model_id))
+
+    async def set_desired(
+        self,
+        key: ModelKey,
+        desired: DesiredState | None,
+        desired_at: datetime | None,
+        *,
+        expected_desired_at: datetime | None,
+        now: datetime,
+    ) -> bool:
+        try:
+            return await self.store.set_desired(
+                key, desired, desired_at, expected_desired_at=expected_desired_at, now=now
+            )
+        finally:
+            self.cache.invalidate(key)
+
+    async def delete_model(self, key: ModelKey) -> bool:
+        try:
+            return await self.store.delete_model(key)
+        finally:
+            self.cache.invalidate(key)

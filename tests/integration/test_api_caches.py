@@ -1,0 +1,175 @@
+"""The API's caches through the real app and MongoDB: what this process writes it reads back at once, a
+revoked key is refused, and the caches follow a change feed wired in `app.state.change_source`.
+
+Caches are on here with TTLs far longer than any test, so a stale answer could not hide behind one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+
+from services.api.app import create_app
+from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from shared.settings import Settings
+from tests.api_support import bearer, make_archive, upload_form
+from tests.conftest import eventually
+from tests.factories import seed_model_document
+
+BASE = "/v1/namespaces/ns_a/models"
+
+
+def cached(settings: Settings) -> Settings:
+    return msgspec.structs.replace(
+        settings, api_auth_cache_ttl_s=3600, api_details_cache_ttl_s=3600, api_details_cache_feed_ttl_s=3600
+    )
+
+
+class QueueChangeSource:
+    """A `ChangeSource` the test feeds by hand, standing in for the change feed's component.
+
+    The test client runs the app on its own event loop (a thread), so changes cross over thread-safely.
+    """
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.queue: asyncio.Queue[RegistryChange] | None = None
+
+    async def subscribe(self, after: str | None = None) -> AsyncIterator[RegistryChange]:
+        self.loop, self.queue = asyncio.get_running_loop(), asyncio.Queue()
+        while True:
+            yield await self.queue.get()
+
+    def push(self, change: RegistryChange) -> None:
+        assert self.loop is not None and self.queue is not None, "nothing subscribed"
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, change)
+
+
+@pytest.fixture
+async def client(topics, db, make_key):
+    key = await make_key("ns_a")
+    async with AsyncTestClient(app=create_app(cached(topics)), timeout=60) as client:
+        client.headers.update(bearer(key))
+        yield client
+
+
+async def status_of(client) -> str:
+    response = await client.get(f"{BASE}/m1")
+    assert response.status_code == 200, response.text
+    return response.json()["model"]["deployment_status"]
+
+
+async def test_a_deploy_through_the_api_is_seen_by_the_next_get(client, db) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    first = await client.get(f"{BASE}/m1")
+    assert first.json()["model"]["deployment_status"] == "not_deployed"
+
+    assert (await client.post(f"{BASE}/m1/deploy")).status_code == 200
+
+    second = await client.get(f"{BASE}/m1", headers={"If-None-Match": first.headers["etag"]})
+    assert second.status_code == 200 and second.headers["etag"] != first.headers["etag"]
+    assert second.json()["model"]["deployment_status"] == "pending"
+
+
+async def test_a_deletion_through_the_api_is_seen_by_the_next_get(client, db) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    assert (await client.get(f"{BASE}/m1")).status_code == 200
+
+    assert (await client.delete(f"{BASE}/m1")).json()["deleted"] is True
+
+    assert (await client.get(f"{BASE}/m1")).status_code == 404
+
+
+async def test_an_upload_after_a_404_is_seen_by_the_next_get(client, db) -> None:
+    response = await client.post(
+        BASE, data=upload_form(), files={"file": ("m.tar.gz", make_archive(), "application/gzip")}
+    )
+    assert response.status_code == 201, response.text
+    model_id = response.json()["model_id"]
+
+    assert (await client.get(f"{BASE}/{model_id}")).json()["model"]["name"] == "resnet"
+
+
+async def test_an_unchanged_model_answers_304_from_the_cached_etag(client, db) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    etag = (await client.get(f"{BASE}/m1")).headers["etag"]
+
+    again = await client.get(f"{BASE}/m1", headers={"If-None-Match": etag})
+
+    assert again.status_code == 304 and again.headers["etag"] == etag
+
+
+async def test_a_key_revoked_by_the_api_process_is_refused_at_once(topics, db, make_key) -> None:
+    key = await make_key("ns_a")
+    async with AsyncTestClient(app=create_app(cached(topics)), timeout=60) as client:
+        assert (await client.get("/v1/whoami", headers=bearer(key))).status_code == 200
+
+        # The API process's own key service (its event loop is the test client's portal thread).
+        revoke = client.app.state.key_service.revoke
+        assert await asyncio.to_thread(client.blocking_portal.call, revoke, key.split("_")[1])
+
+        response = await client.get("/v1/whoami", headers=bearer(key))
+        assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
+
+
+def change_of(collection: ChangedCollection, document: dict) -> RegistryChange:
+    return RegistryChange(
+        token=str(document.get("_id")),
+        collection=collection,
+        operation=ChangeOperation.UPDATE,
+        document_id=str(document["_id"]),
+        namespace_id=document.get("namespace_id"),
+        document=document,
+        committed_at=datetime.now(UTC),
+    )
+
+
+async def test_the_caches_follow_the_change_feed_of_other_processes_writes(topics, db, make_key) -> None:
+    key = await make_key("ns_a")
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    source = QueueChangeSource()
+    app = create_app(cached(topics))
+    app.state.change_source = source
+    async with AsyncTestClient(app=app, timeout=60) as client:
+        client.headers.update(bearer(key))
+        await eventually(lambda: asyncio.sleep(0, source.queue is not None))
+        assert (await client.get(f"{BASE}/m1")).json()["model"]["task_type"] == "classification"
+
+        # Another process (the worker, an operator) changes the model: cached until its change arrives.
+        await db.custom_models.update_one({"model_id": "m1"}, {"$set": {"task_type": "detection"}})
+        assert (await client.get(f"{BASE}/m1")).json()["model"]["task_type"] == "classification"
+        source.push(change_of(ChangedCollection.MODELS, await db.custom_models.find_one()))
+
+        async def seen() -> bool:
+            response = await client.get(f"{BASE}/m1")
+            return response.json()["model"]["task_type"] == "detection"
+
+        assert await eventually(seen)
+
+        # `modelreg keys revoke` in another process: refused once its change arrives.
+        await db.api_keys.update_one({"prefix": key.split("_")[1]}, {"$set": {"revoked": True}})
+        source.push(change_of(ChangedCollection.API_KEYS, await db.api_keys.find_one()))
+
+        async def refused() -> bool:
+            return (await client.get("/v1/whoami")).status_code == 401
+
+        assert await eventually(refused)
+
+
+async def test_whoami_names_the_key_and_what_it_reaches(client) -> None:
+    response = await client.get("/v1/whoami")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["namespaces"] == ["ns_a"] and body["admin"] is False
+    assert client.headers["authorization"].split("_")[1] == body["key_prefix"]
+
+
+async def test_whoami_needs_a_key(client) -> None:
+    response = await client.get("/v1/whoami", headers={"Authorization": ""})
+    assert response.status_code == 401
