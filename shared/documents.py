@@ -47,6 +47,7 @@ class HistoryEntry(BaseModel):
     endpoint: str | None = None
     ray_deployment_name: str | None = None
     message: str | None = None
+    cluster: str | None = None
 
 
 class ModelDetails(BaseModel):
@@ -77,6 +78,12 @@ class ModelDetails(BaseModel):
     desired_at: datetime | None = None
     # Set on a namespace's copy of a shared (org-level) model: the shared model's id (= this model_id).
     org_model_id: str | None = None
+    # Ray clusters (docs/clusters.md): the placement the observed state describes and each cluster's
+    # sequence guard (worker); the cluster asked for and whether to fail over (API, failover check).
+    cluster: str | None = None
+    cluster_sequences: dict[str, int] | None = None
+    desired_cluster: str | None = None
+    failover: bool = False
 
 
 class ModelKeyFields(BaseModel):

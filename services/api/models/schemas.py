@@ -272,6 +272,9 @@ class DeploymentHistoryEvent(msgspec.Struct, kw_only=True):
     endpoint: Annotated[str | None, msgspec.Meta(title="Endpoint")] = None
     ray_deployment_name: Annotated[str | None, msgspec.Meta(title="Ray Deployment Name")] = None
     message: Annotated[str | None, msgspec.Meta(title="Message")] = None
+    cluster: Annotated[
+        str | None, _meta("Cluster", "The Ray cluster the transition happened on; null: the default one")
+    ] = None
 
 
 class DeploymentHistoryResponse(msgspec.Struct, kw_only=True):

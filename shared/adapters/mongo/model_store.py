@@ -95,7 +95,14 @@ class ModelStore:
         The way out for a model frozen by a bogus event: the next event applies, whatever it carries.
         """
         result = await ModelDocument.find_one(key_filter(key)).update(
-            {"$set": {"last_event_sequence": None, "observed_at": None, "updated_at": now}}
+            {
+                "$set": {
+                    "last_event_sequence": None,
+                    "cluster_sequences": None,
+                    "observed_at": None,
+                    "updated_at": now,
+                }
+            }
         )
         return isinstance(result, UpdateResult) and result.matched_count == 1  # see ApiKeyStore.revoke
 
