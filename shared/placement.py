@@ -38,6 +38,14 @@ class PlacementRequest(msgspec.Struct, kw_only=True, frozen=True):
     labels: dict[str, str] | None = None
 
 
+class Placement(msgspec.Struct, kw_only=True, frozen=True):
+    """What a deploy request records: the cluster asked for (None: the default bridge) and whether to
+    fail over (None: unchanged)."""
+
+    cluster: str | None
+    failover: bool | None = None
+
+
 class PlacementChoice(msgspec.Struct, kw_only=True, frozen=True):
     """The chosen cluster, or None with each cluster's reason for not fitting."""
 

@@ -20,6 +20,8 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from services.api.access_log import AccessLog
 from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
+from services.api.clusters.controller import ClusterController
+from services.api.clusters.service import ClusterService
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
@@ -32,7 +34,7 @@ from services.api.uploads.wiring import UploadsPlugin
 from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
-from shared.adapters.mongo import ApiKeyStore, ModelStore, OrgModelStore
+from shared.adapters.mongo import ApiKeyStore, ClusterStore, ModelStore, OrgModelStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
@@ -96,15 +98,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     storage = ArchiveStorage(settings)
 
+    cluster_store = ClusterStore()
+
     def provide_model_service(state: State) -> ModelService:
-        return ModelService(state.model_store, storage, state.command_publisher, settings)
+        return ModelService(
+            state.model_store, storage, state.command_publisher, settings, clusters=cluster_store
+        )
+
+    def provide_cluster_service() -> ClusterService:
+        return ClusterService(cluster_store, settings.cluster_unreachable_after_s)
 
     def provide_org_model_service(state: State) -> OrgModelService:
         return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
 
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController, UploadController, OrgUploadController, *ORG_MODEL_CONTROLLERS],
+        route_handlers=[
+            ModelController,
+            ClusterController,
+            UploadController,
+            OrgUploadController,
+            *ORG_MODEL_CONTROLLERS,
+        ],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],
@@ -121,6 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
             "org_models": Provide(provide_org_model_service, sync_to_thread=False),
+            "clusters": Provide(provide_cluster_service, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

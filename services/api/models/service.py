@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from services.api.clusters.ports import ClusterDirectory
 from services.api.models.deletion import ModelDeletion
 from services.api.models.deployment_requests import DeploymentRequests
 from services.api.models.ports import ArchiveStore, CommandSender, ModelRepository
@@ -32,8 +33,11 @@ class ModelService:
         publisher: CommandSender,
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
+        clusters: ClusterDirectory | None = None,
     ) -> None:
         self.reads = ModelReads(store)
         self.registration = ModelRegistration(store, storage, settings, clock)
-        self.requests = DeploymentRequests(store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s)
+        self.requests = DeploymentRequests(
+            store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s, clusters=clusters
+        )
         self.deletion = ModelDeletion(store, storage, publisher, clock)
