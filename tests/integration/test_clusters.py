@@ -481,3 +481,13 @@ async def test_bad_reports_go_to_the_dlq_and_older_ones_change_nothing(
     assert reasons == [b"key_mismatch", b"undecodable"]
     doc = await db.ray_clusters.find_one({"name": "a"})
     assert doc["resources"]["cpu_free"] == 3 and doc["last_report_sequence"] == newer.sequence
+
+
+async def test_modelreg_dev_registers_its_one_cluster_as_local_and_keeps_it(settings, db) -> None:
+    from services.devstack.stack import register_local_cluster
+
+    await asyncio.to_thread(register_local_cluster, settings)
+    await asyncio.to_thread(register_local_cluster, settings)  # a restarted `modelreg dev`
+    [doc] = await db.ray_clusters.find({}).to_list(None)
+    assert (doc["name"], doc["ray_address"]) == ("local", settings.ray_address)
+    assert doc["serve_url"] == f"http://{settings.serve_host}:{settings.serve_port}"

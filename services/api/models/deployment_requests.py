@@ -47,10 +47,14 @@ class DeployAnswer:
     applied_wait: int | None
 
 
-def deploy_message(status: DeploymentStatus, cached: bool, waited: bool, reason: str | None) -> str:
+def deploy_message(
+    status: DeploymentStatus, cached: bool, waited: bool, reason: str | None, moving: bool = False
+) -> str:
     """Mixpeek's `message` for a deploy answer."""
     if cached:
         return "Model already deployed"
+    if moving and status is DeploymentStatus.DEPLOYED:
+        return "Move requested; the model keeps serving where it is until the new cluster reports it ready"
     if status is DeploymentStatus.PENDING:
         if waited:
             return "Deployment requested; still pending when the wait ended"
@@ -124,13 +128,15 @@ class DeploymentRequests:
         if sent and applied and status is DeploymentStatus.PENDING:
             status, reason = await self._wait_outcome(key, applied)
         cached = not sent and status is DeploymentStatus.DEPLOYED
+        # Sent although the model was deployed: it is moving to another cluster.
+        moving = sent and decided.deployment_status == str(DeploymentStatus.DEPLOYED)
         body = ModelDeployResponse(
             success=status is not DeploymentStatus.FAILED,
             model_id=key.model_id,
             namespace_id=key.namespace_id,
             deployment_status=str(status),
             cached=cached,
-            message=deploy_message(status, cached, bool(applied), reason),
+            message=deploy_message(status, cached, bool(applied), reason, moving),
             command_id=decided.command_id,
         )
         return DeployAnswer(body, applied)
