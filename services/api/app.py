@@ -109,7 +109,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return ClusterService(cluster_store, settings.cluster_unreachable_after_s)
 
     def provide_org_model_service(state: State) -> OrgModelService:
-        return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
+        return OrgModelService(
+            OrgModelStore(),
+            state.model_store,
+            storage,
+            state.command_publisher,
+            settings,
+            clusters=cluster_store,
+        )
 
     v1 = Router(
         path="/v1",
