@@ -109,6 +109,7 @@ class ClusterWatch:
             if not await self.store.apply_report(report, seen_at(report, now)):
                 continue  # older than the stored one, or from a cluster nobody registered
             stored += 1
+            metrics.HEALTH_REPORTS_APPLIED.inc()
             keys = [ModelKey(a.namespace_id, a.model_id) for a in report.applications]
             strays = stray_applications(
                 report.cluster, report.applications, await self.store.load_placements(keys)
@@ -117,6 +118,7 @@ class ClusterWatch:
                 await self.publisher.publish(
                     self.settings.commands_topic, undeploy_command(key, report.cluster, now)
                 )
+                metrics.COMMANDS_SENT.labels(reason="stray_application").inc()
                 log.info("undeploy sent for a stray application", model=str(key), cluster=report.cluster)
         return stored
 
@@ -139,6 +141,7 @@ class ClusterWatch:
                 if needs_unreachable_event(placed.observed, cluster.name):
                     event = unreachable_event(placed.key, placed.observed, cluster.name, now)
                     await self.publisher.publish(self.settings.events_topic, event)
+                    metrics.UNREACHABLE_EVENTS.inc()
                 if placed.failover:
                     await self._fail_over(placed, cluster.name, clusters, {c.name for c in lost}, now)
             if not cluster.unreachable and cluster.last_seen_at is not None:
@@ -171,6 +174,7 @@ class ClusterWatch:
             await self.publisher.publish(
                 self.settings.commands_topic, deploy_command(placed.key, choice.cluster, now)
             )
+            metrics.COMMANDS_SENT.labels(reason="failover").inc()
             log.warning("failing over", model=str(placed.key), lost=lost, to=choice.cluster)
 
     async def run_checks(self, stop: asyncio.Event, interval_s: float) -> None:

@@ -188,6 +188,7 @@ class DeploymentEventConsumer:
             await self.producer.send_and_wait(
                 self.settings.commands_topic, value=encode(command), key=command.key.kafka_key()
             )
+            metrics.COMMANDS_SENT.labels(reason="retire_placement").inc()
             log.info("undeploy sent", model=str(command.key), cluster=command.cluster)
 
     async def _send(self, dead_letter: DeadLetterRecord) -> None:
