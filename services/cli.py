@@ -216,15 +216,17 @@ def cmd_clusters_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_clusters_list(settings: Settings, _: argparse.Namespace) -> int:
+    from services.api.clusters.service import cluster_view
     from services.cluster_admin import list_clusters
 
     rows = asyncio.run(list_clusters(settings))
+    now, unreachable_after = datetime.now(UTC), settings.cluster_unreachable_after_s
     print(
         f"{'NAME':<20} {'HEALTHY':<8} {'MODELS':<7} {'LAST SEEN':<20} {'RAY ADDRESS':<30} "
         f"{'SERVE URL':<30} LABELS"
     )
     for record, models in rows:
-        healthy = "yes" if record.healthy and not record.unreachable else "no"
+        healthy = "yes" if cluster_view(record, models, unreachable_after, now).healthy else "no"
         seen = record.last_seen_at.strftime("%Y-%m-%d %H:%M:%S") if record.last_seen_at else "never"
         labels = ",".join(f"{k}={v}" for k, v in sorted(record.labels.items()))
         print(
