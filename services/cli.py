@@ -199,10 +199,67 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clusters_add(settings: Settings, args: argparse.Namespace) -> int:
+    from services.cluster_admin import InvalidCluster, add_cluster, parse_labels, validated
+
+    try:
+        registration = validated(args.name, args.ray_address, args.serve_url, parse_labels(args.label))
+        asyncio.run(add_cluster(settings, registration))
+    except InvalidCluster as exc:
+        print(f"modelreg clusters add: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"Registered cluster {registration.name}; "
+        f"run its bridge with `modelreg bridge --cluster {registration.name}`."
+    )
+    return 0
+
+
+def cmd_clusters_list(settings: Settings, _: argparse.Namespace) -> int:
+    from services.api.clusters.service import cluster_view
+    from services.cluster_admin import list_clusters
+
+    rows = asyncio.run(list_clusters(settings))
+    now, unreachable_after = datetime.now(UTC), settings.cluster_unreachable_after_s
+    print(
+        f"{'NAME':<20} {'HEALTHY':<8} {'MODELS':<7} {'LAST SEEN':<20} {'RAY ADDRESS':<30} "
+        f"{'SERVE URL':<30} LABELS"
+    )
+    for record, models in rows:
+        healthy = "yes" if cluster_view(record, models, unreachable_after, now).healthy else "no"
+        seen = record.last_seen_at.strftime("%Y-%m-%d %H:%M:%S") if record.last_seen_at else "never"
+        labels = ",".join(f"{k}={v}" for k, v in sorted(record.labels.items()))
+        print(
+            f"{record.name:<20} {healthy:<8} {models:<7} {seen:<20} {record.ray_address:<30} "
+            f"{record.serve_url:<30} {labels}"
+        )
+    return 0
+
+
+def cmd_clusters_remove(settings: Settings, args: argparse.Namespace) -> int:
+    from services.cluster_admin import InvalidCluster, remove_cluster
+
+    try:
+        removed = asyncio.run(remove_cluster(settings, args.name))
+    except InvalidCluster as exc:
+        print(f"modelreg clusters remove: {exc}", file=sys.stderr)
+        return 1
+    if not removed:
+        print(f"modelreg clusters remove: no cluster {args.name!r}", file=sys.stderr)
+        return 1
+    print(f"Removed cluster {args.name}.")
+    return 0
+
+
 def cmd_topics(settings: Settings, _: argparse.Namespace) -> int:
     from shared.adapters.kafka import ensure_topics
 
-    topics = [settings.events_topic, settings.dlq_topic, settings.commands_topic]
+    topics = [
+        settings.events_topic,
+        settings.dlq_topic,
+        settings.commands_topic,
+        settings.cluster_health_topic,
+    ]
     asyncio.run(ensure_topics(settings, topics))
     print("\n".join(topics))
     return 0
@@ -271,6 +328,24 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_parser("schema", help="print the JSON Schema of events and commands").set_defaults(
         handler=cmd_schema
     )
+
+    clusters = sub.add_parser("clusters", help="named Ray clusters (docs/clusters.md)").add_subparsers(
+        dest="action", required=True
+    )
+    add = clusters.add_parser("add", help="register a Ray cluster")
+    add.add_argument("name")
+    add.add_argument("--ray-address", required=True, help="how its bridge reaches Ray")
+    add.add_argument("--serve-url", required=True, help="base URL of its Ray Serve HTTP proxy")
+    add.add_argument("--label", action="append", default=[], help="key=value (repeatable)")
+    add.set_defaults(handler=cmd_clusters_add)
+    clusters.add_parser("list", help="registered clusters, their health and models").set_defaults(
+        handler=cmd_clusters_list
+    )
+    remove = clusters.add_parser(
+        "remove", help="unregister a cluster (refused while models are placed there)"
+    )
+    remove.add_argument("name")
+    remove.set_defaults(handler=cmd_clusters_remove)
 
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
     create = keys.add_parser("create", help="create a key; prints it alone on the last line, once")

@@ -43,4 +43,7 @@ def observed_from_details(details: ModelDetails) -> ObservedDeployment:
         message=details.deployment_message,
         last_event_sequence=details.last_event_sequence,
         observed_at=details.observed_at,
+        cluster=details.cluster,
+        cluster_sequences=dict(details.cluster_sequences or {}),
+        desired_cluster=details.desired_cluster,
     )

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import msgspec
 
+from shared.cluster_routing import event_cluster
 from shared.contracts import (
     DeploymentEvent,
     DeploymentStatus,
@@ -29,7 +30,14 @@ class DesiredState(enum.StrEnum):
 
 
 class ObservedDeployment(msgspec.Struct, kw_only=True, frozen=True):
-    """The part of a model that only deployment events change."""
+    """The part of a model that only deployment events change, plus the placement the events are judged by.
+
+    The observed fields describe the model's placement `cluster`: the named Ray cluster whose events they
+    come from. Each cluster's events are ordered by their own sequence guard (`cluster_sequences`);
+    `last_event_sequence` is the model's write token, which grows with every applied event (the
+    compare-and-set of the worker's write filters on it). `desired_cluster` is read, never written, by the
+    rules: the cluster the API (or the worker's failover) asked for.
+    """
 
     deployed: bool = False
     deployment_info: ModelDeploymentInfo | None = None
@@ -37,6 +45,9 @@ class ObservedDeployment(msgspec.Struct, kw_only=True, frozen=True):
     message: str | None = None
     last_event_sequence: int | None = None
     observed_at: datetime | None = None
+    cluster: str | None = None
+    cluster_sequences: dict[str, int] = msgspec.field(default_factory=dict)
+    desired_cluster: str | None = None
 
 
 STATUS_AFTER: dict[EventType, DeploymentStatus] = {
@@ -96,25 +107,69 @@ def _merged_info(current: ModelDeploymentInfo | None, event: DeploymentEvent) ->
     )
 
 
+def guard_sequence(current: ObservedDeployment, cluster: str) -> int | None:
+    """The last applied sequence of `cluster`'s events for the model.
+
+    A model stored before clusters had names (or just resynced) has no per-cluster sequences: its one
+    sequence guards every cluster's events until each has one of its own.
+    """
+    if cluster in current.cluster_sequences:
+        return current.cluster_sequences[cluster]
+    return None if current.cluster_sequences else current.last_event_sequence
+
+
+def write_token(current: ObservedDeployment, sequence: int) -> int:
+    """The model's `last_event_sequence` after applying an event: its sequence, unless that would not grow.
+
+    With one cluster the guard already made it grow; another cluster's clock may lag behind.
+    """
+    if current.last_event_sequence is None or sequence > current.last_event_sequence:
+        return sequence
+    return current.last_event_sequence + 1
+
+
+def lives_elsewhere(current: ObservedDeployment, cluster: str) -> bool:
+    """Whether the model has an application (or one under way) on a placement other than `cluster`."""
+    return current.cluster is not None and current.cluster != cluster and is_observed_on_serve(current)
+
+
 def apply_event(current: ObservedDeployment, event: DeploymentEvent) -> ObservedDeployment | None:
-    """The model's observed deployment after `event`, or None when the guard rejects it as not newer."""
-    if not is_newer(event.sequence, current.last_event_sequence):
+    """The model's observed deployment after `event`, or None when the guard rejects it as not newer.
+
+    An event of the model's placement (or of any cluster while the model lives nowhere) changes the model.
+    While the model lives on its placement, another cluster's events only go into the history (their
+    guard moves on), except a `ready` of the desired cluster: that is a move completing, and the model
+    switches to it. So a late `deleting`/`deleted`/`failed` of the cluster a model moved away from never
+    makes it look undeployed.
+    """
+    cluster = event_cluster(event)
+    if not is_newer(event.sequence, guard_sequence(current, cluster)):
         return None
+    sequences = {**current.cluster_sequences, cluster: event.sequence}
+    token = write_token(current, event.sequence)
+    switching = event.event_type is EventType.READY and cluster == current.desired_cluster
+    if lives_elsewhere(current, cluster) and not switching:
+        return msgspec.structs.replace(current, cluster_sequences=sequences, last_event_sequence=token)
+    same_placement = current.cluster is None or current.cluster == cluster
+    previous_info = current.deployment_info if same_placement else None
     if event.event_type in CLEARS_INFO:
         info = None
     elif event.event_type is EventType.READY:
-        merged = _merged_info(current.deployment_info, event)
+        merged = _merged_info(previous_info, event)
         assert merged is not None, "a ready event carries endpoint and base_image (DeploymentEvent)"
         info = msgspec.structs.replace(merged, deployed_at=event.occurred_at)
     else:
-        info = _merged_info(current.deployment_info, event)
+        info = _merged_info(previous_info, event)
     return ObservedDeployment(
         deployed=event.event_type is EventType.READY,
         deployment_info=info,
         status=STATUS_AFTER[event.event_type],
         message=event.message,
-        last_event_sequence=event.sequence,
+        last_event_sequence=token,
         observed_at=event.occurred_at,
+        cluster=cluster,
+        cluster_sequences=sequences,
+        desired_cluster=current.desired_cluster,
     )
 
 
@@ -139,6 +194,23 @@ class ObservedChange(msgspec.Struct, frozen=True):
     before: ObservedDeployment
     after: ObservedDeployment
     applied: Sequence[DeploymentEvent]
+
+
+def clusters_to_undeploy(change: ObservedChange) -> set[str]:
+    """Clusters the worker sends an undeploy command to after writing `change`.
+
+    The placement a model switched away from (a move completed), and any cluster that announced the model
+    ready while it lives elsewhere and is not wanted there (e.g. a lost cluster that came back after a
+    failover). Sent at least once: a cluster's health report listing a stray application repeats it
+    (`shared/cluster_health.py`).
+    """
+    after = change.after
+    if not is_observed_on_serve(after):
+        return set()
+    candidates = {event_cluster(e) for e in change.applied if e.event_type is EventType.READY}
+    if change.before.cluster is not None and is_observed_on_serve(change.before):
+        candidates.add(change.before.cluster)
+    return {c for c in candidates if c != after.cluster and c != after.desired_cluster}
 
 
 def lost_writes(
@@ -194,16 +266,24 @@ class RequestDecision(msgspec.Struct, kw_only=True, frozen=True):
     reason: str | None = None
 
 
-def decide_request(current: DeploymentStatus, requested: DesiredState) -> RequestDecision:
+def decide_request(
+    current: DeploymentStatus,
+    requested: DesiredState,
+    *,
+    placed_on: str | None = None,
+    wanted_on: str | None = None,
+) -> RequestDecision:
     """The deploy/undeploy decision for a model whose reported (effective) status is `current`.
 
     Deploying while an undeploy is still deleting the Serve application is refused: the application name
     is the same and the new deployment could be torn down by the deletion in flight. Undeploying while a
     deploy is pending is allowed: it is how a stuck deployment is cancelled, and commands for one model
-    are ordered.
+    are ordered. A deploy to a cluster (`wanted_on`) other than the model's placement (`placed_on`) is a
+    move: it is sent even when the model is deployed.
     """
     if requested is DesiredState.DEPLOYED:
-        if current is DeploymentStatus.DEPLOYED:
+        moving = wanted_on is not None and wanted_on != placed_on
+        if current is DeploymentStatus.DEPLOYED and not moving:
             return RequestDecision(outcome=RequestOutcome.UNCHANGED)
         if current is DeploymentStatus.DELETING:
             return RequestDecision(outcome=RequestOutcome.REFUSED, reason="undeploy_in_progress")

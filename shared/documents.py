@@ -47,6 +47,7 @@ class HistoryEntry(BaseModel):
     endpoint: str | None = None
     ray_deployment_name: str | None = None
     message: str | None = None
+    cluster: str | None = None
 
 
 class ModelDetails(BaseModel):
@@ -77,6 +78,12 @@ class ModelDetails(BaseModel):
     desired_at: datetime | None = None
     # Set on a namespace's copy of a shared (org-level) model: the shared model's id (= this model_id).
     org_model_id: str | None = None
+    # Ray clusters (docs/clusters.md): the placement the observed state describes and each cluster's
+    # sequence guard (worker); the cluster asked for and whether to fail over (API, failover check).
+    cluster: str | None = None
+    cluster_sequences: dict[str, int] | None = None
+    desired_cluster: str | None = None
+    failover: bool = False
 
 
 class ModelKeyFields(BaseModel):
@@ -152,6 +159,9 @@ class ModelDocument(Document, ModelDetails):
                 [("org_model_id", pymongo.ASCENDING), ("namespace_id", pymongo.ASCENDING)],
                 name="org_model_copies",
             ),
+            # The models placed on (or asked on) a cluster: counts, removal, cluster loss.
+            pymongo.IndexModel([("cluster", pymongo.ASCENDING)], name="model_cluster"),
+            pymongo.IndexModel([("desired_cluster", pymongo.ASCENDING)], name="model_desired_cluster"),
             # Listing: a namespace's models in a stable order.
             pymongo.IndexModel(
                 [
@@ -280,4 +290,40 @@ class UploadDocument(Document, UploadRecord):
         ]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [ModelDocument, OrgModelDocument, ApiKeyDocument, UploadDocument]
+class ClusterRecord(BaseModel):
+    """A named Ray cluster (`modelreg clusters add`) and what its bridge's health reports say.
+
+    The registration fields are written by the operator's CLI; the observed ones only by the worker.
+    """
+
+    name: str
+    ray_address: str
+    serve_url: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utc_now)
+    # Observed (worker): the last report said Serve is up, and reports keep coming.
+    healthy: bool = False
+    unreachable: bool = False
+    last_seen_at: datetime | None = None
+    last_report_sequence: int | None = None
+    resources: dict[str, Any] | None = None
+    applications: list[dict[str, Any]] = Field(default_factory=list)
+    message: str | None = None
+
+
+class ClusterDocument(Document, ClusterRecord):
+    """A cluster as stored in `ray_clusters`."""
+
+    name: Annotated[str, Indexed(unique=True)]
+
+    class Settings:
+        name = "ray_clusters"
+
+
+DOCUMENT_MODELS: list[type[Document]] = [
+    ModelDocument,
+    OrgModelDocument,
+    ApiKeyDocument,
+    UploadDocument,
+    ClusterDocument,
+]

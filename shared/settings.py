@@ -92,6 +92,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = "local"
     bridge_health_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     cluster_unreachable_after_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    # How often the worker checks for clusters silent longer than cluster_unreachable_after_s.
+    cluster_check_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     # Ray Serve bridge
     ray_address: str = "auto"
     serve_host: str = "127.0.0.1"

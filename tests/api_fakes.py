@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from shared.adapters.kafka import CommandNotPublishedError
 from shared.adapters.mongo import DuplicateModelError, ModelFilter
@@ -19,6 +20,7 @@ from shared.adapters.storage import ArchiveTooLargeError, StagedUpload
 from shared.contracts import DeploymentCommand, ModelKey
 from shared.deployment_rules import DesiredState
 from shared.documents import HistoryEntry, ModelDetails, OrgModelDetails, UploadRecord, UploadState
+from shared.placement import Placement
 
 
 class FakeModelStore:
@@ -86,15 +88,19 @@ class FakeModelStore:
         *,
         expected_desired_at: datetime | None,
         now: datetime,
+        placement: Placement | None = None,
     ) -> bool:
         if self.before_set_desired is not None:
             await self.before_set_desired(key)
         current = self.models.get(key)
         if current is None or current.desired_at != expected_desired_at:
             return False
-        self.models[key] = current.model_copy(
-            update={"desired_state": desired, "desired_at": desired_at, "updated_at": now}
-        )
+        update: dict[str, Any] = {"desired_state": desired, "desired_at": desired_at, "updated_at": now}
+        if placement is not None:
+            update["desired_cluster"] = placement.cluster
+            if placement.failover is not None:
+                update["failover"] = placement.failover
+        self.models[key] = current.model_copy(update=update)
         return True
 
     async def delete_model(self, key: ModelKey) -> bool:

@@ -23,6 +23,8 @@ from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
 from services.api.caching.details import InvalidatingModelRepository
 from services.api.caching.wiring import ApiCaches
+from services.api.clusters.controller import ClusterController
+from services.api.clusters.service import ClusterService
 from services.api.console.controller import console_route_handlers
 from services.api.console.security import BrowserPageHeaders
 from services.api.console.swagger import OfflineSwaggerRenderPlugin
@@ -30,6 +32,7 @@ from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
 from services.api.models.controller import ModelController
+from services.api.models.ports import ModelRepository
 from services.api.models.service import ModelService
 from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
 from services.api.org_models.service import OrgModelService
@@ -38,7 +41,7 @@ from services.api.uploads.wiring import UploadsPlugin
 from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
-from shared.adapters.mongo import ApiKeyStore, ModelStore, OrgModelStore
+from shared.adapters.mongo import ApiKeyStore, ClusterStore, ModelStore, OrgModelStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
@@ -70,9 +73,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
         app.state.mongo_client = client
         # Every write of this process goes through this store, so it invalidates the details it changes.
-        app.state.model_store = InvalidatingModelRepository(
+        # Typed as the port, so the type check proves the wrapper still implements every method.
+        model_store: ModelRepository = InvalidatingModelRepository(
             ModelStore(settings.history_limit), caches.details
         )
+        app.state.model_store = model_store
         app.state.key_service = KeyService(
             CachingKeyStore(ApiKeyStore(), caches.keys), settings.api_key_pepper
         )
@@ -111,19 +116,37 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     storage = ArchiveStorage(settings)
 
+    cluster_store = ClusterStore()
+
     def provide_model_service(state: State) -> ModelService:
         return ModelService(
-            state.model_store, storage, state.command_publisher, settings, details_cache=caches.details
+            state.model_store,
+            storage,
+            state.command_publisher,
+            settings,
+            details_cache=caches.details,
+            clusters=cluster_store,
         )
 
+    def provide_cluster_service() -> ClusterService:
+        return ClusterService(cluster_store, settings.cluster_unreachable_after_s)
+
     def provide_org_model_service(state: State) -> OrgModelService:
-        return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
+        return OrgModelService(
+            OrgModelStore(),
+            state.model_store,
+            storage,
+            state.command_publisher,
+            settings,
+            clusters=cluster_store,
+        )
 
     v1 = Router(
         path="/v1",
         route_handlers=[
             whoami,
             ModelController,
+            ClusterController,
             UploadController,
             OrgUploadController,
             *ORG_MODEL_CONTROLLERS,
@@ -152,6 +175,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
             "org_models": Provide(provide_org_model_service, sync_to_thread=False),
+            "clusters": Provide(provide_cluster_service, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

@@ -186,3 +186,12 @@ class InvalidUploadSignature(DomainError):
 
 class UploadMismatch(DomainError):
     """The uploaded bytes are not what was announced (size, ETag, Content-Type)."""
+
+
+class NoClusterFits(DomainError):
+    """No registered Ray cluster can take the deployment; `details.clusters` has each one's reason."""
+
+    code = "no_cluster_fits"
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        super().__init__("No registered Ray cluster fits this deployment", details={"clusters": reasons})

@@ -29,6 +29,7 @@ from services.api.domain_errors import (
     ModelIdTaken,
     ModelNotFound,
     NamespaceNotFound,
+    NoClusterFits,
     OrgModelInUse,
     OrgModelNotFound,
     TransitionInProgress,
@@ -133,6 +134,7 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     UploadNotReady: 409,
     InvalidUploadSignature: 403,
     UploadMismatch: 400,
+    NoClusterFits: 409,
 }
 
 

@@ -108,6 +108,16 @@ class DevStack:
             shutil.rmtree(temp_dir, ignore_errors=True)
 
 
+def register_local_cluster(settings: Settings) -> None:
+    """`modelreg dev` has one Ray cluster: registered as the default cluster `local` (kept if it exists)."""
+    from services.cluster_admin import add_cluster, validated
+    from shared.cluster_routing import DEFAULT_CLUSTER
+
+    serve_url = settings.serve_public_url or f"http://{settings.serve_host}:{settings.serve_port}"
+    registration = validated(DEFAULT_CLUSTER, settings.ray_address, serve_url, {})
+    asyncio.run(add_cluster(settings, registration, exist_ok=True))
+
+
 def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) -> int:
     stack = DevStack(settings)
     stopping = False
@@ -129,9 +139,17 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
             settings = stack.start_ray()
         asyncio.run(
             kafka.ensure_topics(
-                settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic]
+                settings,
+                [
+                    settings.events_topic,
+                    settings.dlq_topic,
+                    settings.commands_topic,
+                    settings.cluster_health_topic,
+                ],
             )
         )
+        if with_ray:
+            register_local_cluster(settings)
         dev_key_file = stack.state_dir / "dev-api-key"
         dev_key = asyncio.run(with_key_service(settings, lambda keys: keys.ensure_dev_key(dev_key_file)))
         api = stack.spawn("api")

@@ -9,7 +9,13 @@ from typing import Protocol
 import msgspec
 
 from shared.contracts import DeploymentEvent, ModelKey
-from shared.deployment_rules import ObservedChange, ObservedDeployment, apply_events, group_by_model
+from shared.deployment_rules import (
+    ObservedChange,
+    ObservedDeployment,
+    apply_events,
+    clusters_to_undeploy,
+    group_by_model,
+)
 from shared.documents import utc_now
 
 # Compare-and-set rounds before giving up on a batch (another writer keeps moving the same model).
@@ -37,6 +43,8 @@ class BatchOutcome(msgspec.Struct, kw_only=True):
     stale: int = 0
     models_written: int = 0
     unknown_models: set[ModelKey] = msgspec.field(default_factory=set)
+    # (model, cluster): undeploy commands owed after the writes (a move completed, a stray announced ready).
+    undeploys: list[tuple[ModelKey, str]] = msgspec.field(default_factory=list)
 
 
 class EventApplier:
@@ -66,6 +74,7 @@ class EventApplier:
                     outcome.models_written += 1
                     outcome.applied += len(change.applied)
                     outcome.stale += len(pending[change.key]) - len(change.applied)
+                    outcome.undeploys += [(change.key, c) for c in sorted(clusters_to_undeploy(change))]
             if not conflicts:
                 return outcome
             pending = {key: pending[key] for key in conflicts}

@@ -20,9 +20,10 @@ from pymongo.errors import PyMongoError
 
 from services.worker import metrics
 from services.worker.applier import BatchOutcome, ConcurrentUpdateError, EventApplier
+from services.worker.commands import undeploy_command
 from services.worker.dead_letters import DeadLetterRecord, dead_letter_record, without_payload
 from shared.adapters.kafka import Batch, ConsumerLoop, Offsets
-from shared.contracts import DeploymentEvent, InvalidMessage, decode_event
+from shared.contracts import DeploymentCommand, DeploymentEvent, InvalidMessage, decode_event, encode
 from shared.documents import utc_now
 from shared.event_admission import AdmissionRules
 from shared.retry import RetryPolicy, is_permanent_error
@@ -113,6 +114,11 @@ class DeploymentEventConsumer:
                     partition=record.partition,
                     offset=record.offset,
                 )
+        if outcome.undeploys:
+            # After the write, before the commit: a crash in between redelivers nothing to derive them
+            # from, so the clusters' health reports repeat them for any application still there.
+            commands = [undeploy_command(key, cluster, now) for key, cluster in outcome.undeploys]
+            await retry.run("retire_placements", lambda: self._send_commands(commands), RETRYABLE)
         if rejects:
             # Once per batch: a retried send skips the rejects the DLQ already acknowledged.
             await retry.run("dead_letter", lambda: self._dead_letter(rejects), RETRYABLE)
@@ -176,6 +182,14 @@ class DeploymentEventConsumer:
         reject.done = True
         metrics.DEAD_LETTERS_DROPPED.labels(reason=reject.reason).inc()
         log.critical("record could not be dead-lettered and is skipped", error=reject.detail[:300], **where)
+
+    async def _send_commands(self, commands: list[DeploymentCommand]) -> None:
+        for command in commands:
+            await self.producer.send_and_wait(
+                self.settings.commands_topic, value=encode(command), key=command.key.kafka_key()
+            )
+            metrics.COMMANDS_SENT.labels(reason="retire_placement").inc()
+            log.info("undeploy sent", model=str(command.key), cluster=command.cluster)
 
     async def _send(self, dead_letter: DeadLetterRecord) -> None:
         sent = await self.producer.send(

@@ -9,9 +9,10 @@ from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
 from services.worker.applier import EventApplier
+from services.worker.clusters import ClusterHealthConsumer, ClusterWatch
 from services.worker.consumer import DeploymentEventConsumer
 from shared.adapters import kafka, mongo
-from shared.adapters.mongo import ModelStore
+from shared.adapters.mongo import ClusterStore, ModelStore
 from shared.retry import Stopping, retry_with_backoff
 from shared.settings import Settings
 from shared.signals import stop_on_signals
@@ -37,6 +38,10 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         group_id=settings.consumer_group,
         fetch_max_wait_ms=settings.worker_fetch_max_wait_ms,
     )
+    # Its own group: the health topic's partitions are balanced apart from the events'.
+    health_consumer = kafka.make_consumer(
+        settings, settings.cluster_health_topic, group_id=f"{settings.consumer_group}.health"
+    )
     try:
         await retry_with_backoff(
             producer.start,
@@ -45,19 +50,26 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             retry_on=(KafkaError, OSError),
             max_backoff_s=backoff_s,
         )
-        await retry_with_backoff(
-            consumer.start,
-            operation="start_consumer",
-            stop=stop,
-            retry_on=(KafkaError, OSError),
-            max_backoff_s=backoff_s,
-        )
+        for started in (consumer, health_consumer):
+            await retry_with_backoff(
+                started.start,
+                operation="start_consumer",
+                stop=stop,
+                retry_on=(KafkaError, OSError),
+                max_backoff_s=backoff_s,
+            )
         log.info("worker started", topic=settings.events_topic, group=settings.consumer_group)
         applier = EventApplier(ModelStore(settings.history_limit))
-        await DeploymentEventConsumer(settings, consumer, producer, applier).run(stop)
+        watch = ClusterWatch(settings, ClusterStore(), kafka.KafkaPublisher(settings, producer=producer))
+        await asyncio.gather(
+            DeploymentEventConsumer(settings, consumer, producer, applier).run(stop),
+            ClusterHealthConsumer(settings, health_consumer, producer, watch).run(stop),
+            watch.run_checks(stop, settings.cluster_check_interval_s),
+        )
     except Stopping:
         pass
     finally:
+        await health_consumer.stop()
         await consumer.stop()
         await producer.stop()
         await client.close()

@@ -23,3 +23,16 @@ RETRIES = Counter("modelreg_worker_retries_total", "Retries after a MongoDB or K
 CONSUMER_LAG = Gauge(
     "modelreg_worker_consumer_lag", "Records behind the partition's highwater mark", ["topic", "partition"]
 )
+HEALTH_REPORTS_APPLIED = Counter(
+    "modelreg_worker_health_reports_applied_total",
+    "Cluster health reports stored (newer than the stored one)",
+)
+UNREACHABLE_EVENTS = Counter(
+    "modelreg_worker_unreachable_events_total",
+    "deployment.unhealthy events published for models of an unreachable cluster",
+)
+COMMANDS_SENT = Counter(
+    "modelreg_worker_commands_sent_total",
+    "Commands the worker sent on its own",
+    ["reason"],
+)

@@ -21,11 +21,11 @@ import pytest
 
 from services.devstack.demo import write_demo_archive
 from services.devstack.embedded import free_port
+from services.testing.processes import ServiceProcess
 from shared.adapters import kafka, mongo
 from shared.settings import Settings
 from tests.conftest import insert_api_key, make_settings
 from tests.factories import seed_model_document
-from tests.processes import ServiceProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("MODELREG_TEST_ARTIFACTS", ROOT / "artifacts")) / "browser"

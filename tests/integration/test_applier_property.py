@@ -3,6 +3,9 @@
 For any events of several models, delivered shuffled, duplicated and split across batches, the stored
 documents equal the pure rules folded over the same batches, and each model ends where its
 highest-sequence event puts it, with every applied event in its history once, in sequence order.
+With two clusters (a model asked on one of them, events from both), the stored documents still equal the
+rules, each cluster's events apply in their own order, and a model whose asked-for cluster reported
+ready last stays deployed there whatever the other cluster says afterwards.
 """
 
 from __future__ import annotations
@@ -76,3 +79,59 @@ async def test_stored_state_equals_the_rules_for_any_delivery(db, case) -> None:
         assert sequences == sorted(set(sequences)), "history out of order or applied twice"
         assert history[-1]["event_id"] == str(latest.event_id)
         assert {h["event_id"] for h in history} <= {str(e.event_id) for e in own}
+
+
+CLUSTERS = ["a", "b"]
+
+
+@st.composite
+def two_cluster_deliveries(draw):
+    namespace = f"ns_{uuid.uuid4().hex[:12]}"
+    desired = {m: draw(st.sampled_from(CLUSTERS)) for m in MODEL_IDS}
+    stream = []
+    for model_id in MODEL_IDS:
+        for sequence in draw(st.lists(st.integers(0, 500), max_size=6, unique=True)):
+            stream.append(
+                event(
+                    draw(st.sampled_from(list(EventType))),
+                    sequence,
+                    namespace_id=namespace,
+                    model_id=model_id,
+                    message=f"{model_id}-{sequence}",
+                    cluster=draw(st.sampled_from(CLUSTERS)),
+                )
+            )
+    delivered = stream + (draw(st.lists(st.sampled_from(stream), max_size=8)) if stream else [])
+    delivered = draw(st.permutations(delivered))
+    cuts = sorted(draw(st.lists(st.integers(0, len(delivered)), max_size=4)))
+    batches = [delivered[i:j] for i, j in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
+    return namespace, desired, stream, batches
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(case=two_cluster_deliveries())
+async def test_two_clusters_stored_state_equals_the_rules_for_any_delivery(db, case) -> None:
+    namespace, desired, stream, batches = case
+    await db.custom_models.insert_many(
+        [seed_model_document(namespace, m, desired_cluster=desired[m]) for m in MODEL_IDS]
+    )
+    applier = EventApplier(ModelStore())
+    pure = {m: ObservedDeployment(desired_cluster=desired[m]) for m in MODEL_IDS}
+    for batch in batches:
+        await applier.apply(batch)
+        for key, model_events in group_by_model(batch).items():
+            pure[key.model_id], _ = apply_events(pure[key.model_id], model_events)
+
+    for model_id in MODEL_IDS:
+        doc = await db.custom_models.find_one({"namespace_id": namespace, "model_id": model_id})
+        stored = observed_from_details(ModelDetails.model_validate(doc))
+        assert stored == pure[model_id], ModelKey(namespace, model_id)
+        own = [e for e in stream if e.model_id == model_id]
+        for cluster in CLUSTERS:
+            mine = [e.sequence for e in own if e.cluster == cluster]
+            assert stored.cluster_sequences.get(cluster) == (max(mine) if mine else None)
+        entries = doc.get("deployment_history", [])
+        assert len(entries) == len({(h["cluster"], h["sequence"]) for h in entries}), "applied twice"
+        wanted = [e for e in own if e.cluster == desired[model_id]]
+        if wanted and max(wanted, key=lambda e: e.sequence).event_type is EventType.READY:
+            assert stored.deployed and stored.cluster == desired[model_id], "the other cluster undeployed it"

@@ -20,6 +20,7 @@ from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 from shared.contracts import ModelKey
 from shared.deployment_rules import DesiredState
 from shared.documents import HistoryEntry, ModelDetails
+from shared.placement import Placement
 
 # Bookkeeping of one entry (key, tuple, ordering) on top of its body and ETag, for the byte bound.
 ENTRY_OVERHEAD_BYTES = 300
@@ -130,10 +131,16 @@ class InvalidatingModelRepository:
         *,
         expected_desired_at: datetime | None,
         now: datetime,
+        placement: Placement | None = None,
     ) -> bool:
         try:
             return await self.store.set_desired(
-                key, desired, desired_at, expected_desired_at=expected_desired_at, now=now
+                key,
+                desired,
+                desired_at,
+                expected_desired_at=expected_desired_at,
+                now=now,
+                placement=placement,
             )
         finally:
             self.cache.invalidate(key)

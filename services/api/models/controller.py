@@ -17,6 +17,7 @@ from services.api.models.preferences import preferred_wait
 from services.api.models.schemas import (
     DeploymentHistoryResponse,
     DeploymentRequestResponse,
+    DeployRequest,
     ListSort,
     ModelDeleteResponse,
     ModelDeployResponse,
@@ -166,7 +167,10 @@ class ModelController(Controller):
             "deployment is observed; deployed with cached=true when it already was (nothing sent). "
             "With `Prefer: wait=N` (RFC 7240) the answer waits up to N seconds (capped by "
             "MODELREG_API_MAX_DEPLOY_WAIT_S) for the outcome and says so in Preference-Applied. 409 (code "
-            "transition_in_progress) while an undeploy is still running."
+            "transition_in_progress) while an undeploy is still running. The optional JSON body chooses "
+            'the Ray cluster (`{"cluster": NAME}` or `{"labels": {...}}`, plus `{"failover": true}`); '
+            "a model deployed elsewhere moves there without downtime; 409 (code no_cluster_fits) with "
+            "each cluster's reason in details when none fits."
         ),
         operation_id="deploy_model_v1_namespaces__namespace_id__models__model_id__deploy_post",
         status_code=HTTP_200_OK,
@@ -185,6 +189,7 @@ class ModelController(Controller):
         namespace_id: NamespaceId,
         model_id: ModelId,
         models: ModelService,
+        data: DeployRequest | None = None,
         prefer: Annotated[
             str | None,
             Parameter(
@@ -194,7 +199,7 @@ class ModelController(Controller):
             ),
         ] = None,
     ) -> Response[ModelDeployResponse]:
-        answer = await models.requests.deploy(ModelKey(namespace_id, model_id), preferred_wait(prefer))
+        answer = await models.requests.deploy(ModelKey(namespace_id, model_id), preferred_wait(prefer), data)
         headers = {} if answer.applied_wait is None else {"Preference-Applied": f"wait={answer.applied_wait}"}
         return Response(answer.body, status_code=HTTP_200_OK, headers=headers)
 

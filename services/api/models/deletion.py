@@ -49,7 +49,9 @@ class ModelDeletion:
             decide_request(current_status(details), DesiredState.NOT_DEPLOYED).outcome
             is RequestOutcome.PUBLISH
         ):
-            command = await send_command(self.publisher, key, CommandType.UNDEPLOY, self.clock())
+            command = await send_command(
+                self.publisher, key, CommandType.UNDEPLOY, self.clock(), details.cluster
+            )
             undeploy_id = str(command.command_id)
         deleted = await self.store.delete_model(key)
         if deleted:

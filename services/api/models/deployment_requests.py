@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.api.clusters.placement import place
+from services.api.clusters.ports import ClusterDirectory, NoClusters
 from services.api.domain_errors import (
     BrokerUnavailable,
     ConcurrentRequest,
@@ -16,16 +18,23 @@ from services.api.domain_errors import (
     TransitionInProgress,
 )
 from services.api.models.ports import CommandSender, ModelRepository
-from services.api.models.schemas import DeploymentRequestResponse, ModelDeployResponse
+from services.api.models.schemas import DeploymentRequestResponse, DeployRequest, ModelDeployResponse
 from services.api.models.views import current_status
 from shared.adapters.kafka import CommandNotPublishedError
 from shared.contracts import CommandType, DeploymentCommand, DeploymentStatus, ModelKey
 from shared.conversions import aware_utc, observed_from_details
-from shared.deployment_rules import DesiredState, RequestOutcome, decide_request, effective_status
+from shared.deployment_rules import (
+    DesiredState,
+    RequestOutcome,
+    decide_request,
+    effective_status,
+    is_observed_on_serve,
+)
+from shared.documents import ModelDetails
+from shared.placement import Placement, PlacementRequest
 
 # Compare-and-set rounds for a deployment request before answering 409 (other requests keep winning).
 MAX_REQUEST_ROUNDS = 5
-COMMAND_FOR = {DesiredState.DEPLOYED: CommandType.DEPLOY, DesiredState.NOT_DEPLOYED: CommandType.UNDEPLOY}
 # How often a deploy with `Prefer: wait=N` reads the model again while it is pending.
 DEPLOY_WAIT_POLL_S = 0.25
 
@@ -38,10 +47,14 @@ class DeployAnswer:
     applied_wait: int | None
 
 
-def deploy_message(status: DeploymentStatus, cached: bool, waited: bool, reason: str | None) -> str:
+def deploy_message(
+    status: DeploymentStatus, cached: bool, waited: bool, reason: str | None, moving: bool = False
+) -> str:
     """Mixpeek's `message` for a deploy answer."""
     if cached:
         return "Model already deployed"
+    if moving and status is DeploymentStatus.DEPLOYED:
+        return "Move requested; the model keeps serving where it is until the new cluster reports it ready"
     if status is DeploymentStatus.PENDING:
         if waited:
             return "Deployment requested; still pending when the wait ended"
@@ -54,15 +67,21 @@ def deploy_message(status: DeploymentStatus, cached: bool, waited: bool, reason:
 
 
 async def send_command(
-    publisher: CommandSender, key: ModelKey, command_type: CommandType, now: datetime
+    publisher: CommandSender,
+    key: ModelKey,
+    command_type: CommandType,
+    now: datetime,
+    cluster: str | None = None,
 ) -> DeploymentCommand:
-    """Publish a new command for the model; BrokerUnavailable when Kafka did not take it."""
+    """Publish a new command for the model (to `cluster`'s bridge; None: the default one);
+    BrokerUnavailable when Kafka did not take it."""
     command = DeploymentCommand(
         command_id=uuid.uuid4(),
         command_type=command_type,
         namespace_id=key.namespace_id,
         model_id=key.model_id,
         requested_at=now,
+        cluster=cluster,
     )
     try:
         await publisher.publish(command)
@@ -81,7 +100,9 @@ class DeploymentRequests:
         max_wait_s: int = 0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        clusters: ClusterDirectory | None = None,
     ) -> None:
+        self.clusters: ClusterDirectory = clusters or NoClusters()
         self.store = store
         self.publisher = publisher
         self.clock = clock
@@ -89,26 +110,33 @@ class DeploymentRequests:
         self.sleep = sleep
         self.monotonic = monotonic
 
-    async def deploy(self, key: ModelKey, wait_s: int | None = None) -> DeployAnswer:
+    async def deploy(
+        self, key: ModelKey, wait_s: int | None = None, wish: DeployRequest | None = None
+    ) -> DeployAnswer:
         """Request a deployment; with `wait_s` (capped by the setting), wait that long for its outcome.
 
-        The wait reads the store until the status is no longer `pending` (deployed, failed, unhealthy, or
-        changed by another request); it never talks to Ray.
+        `wish` says where (a cluster by name or labels, see `services/api/clusters/placement.py`) and
+        whether to fail over. The wait reads the store until the status is no longer `pending` (deployed,
+        failed, unhealthy, or changed by another request); it never talks to Ray.
         """
-        decided, sent = await self.request(key, DesiredState.DEPLOYED)
+        wish = wish or DeployRequest()
+        placement = PlacementRequest(cluster=wish.cluster, labels=wish.labels)
+        decided, sent = await self.request(key, DesiredState.DEPLOYED, placement, wish.failover)
         applied = None if wait_s is None or self.max_wait_s <= 0 else min(wait_s, self.max_wait_s)
         status = DeploymentStatus(decided.deployment_status)
         reason = None
         if sent and applied and status is DeploymentStatus.PENDING:
             status, reason = await self._wait_outcome(key, applied)
         cached = not sent and status is DeploymentStatus.DEPLOYED
+        # Sent although the model was deployed: it is moving to another cluster.
+        moving = sent and decided.deployment_status == str(DeploymentStatus.DEPLOYED)
         body = ModelDeployResponse(
             success=status is not DeploymentStatus.FAILED,
             model_id=key.model_id,
             namespace_id=key.namespace_id,
             deployment_status=str(status),
             cached=cached,
-            message=deploy_message(status, cached, bool(applied), reason),
+            message=deploy_message(status, cached, bool(applied), reason, moving),
             command_id=decided.command_id,
         )
         return DeployAnswer(body, applied)
@@ -126,31 +154,60 @@ class DeploymentRequests:
                 break
         return status, reason
 
-    async def request(self, key: ModelKey, desired: DesiredState) -> tuple[DeploymentRequestResponse, bool]:
-        """Record the wish and send the command; returns the answer and whether a command was sent."""
+    async def request(
+        self,
+        key: ModelKey,
+        desired: DesiredState,
+        placement: PlacementRequest | None = None,
+        failover: bool | None = None,
+    ) -> tuple[DeploymentRequestResponse, bool]:
+        """Record the wish and send the command; returns the answer and whether a command was sent.
+
+        A deploy goes to the cluster `place` picks; an undeploy to the model's placement and, while it is
+        moving, to the cluster it was moving to.
+        """
+        records = await self.clusters.all() if desired is DesiredState.DEPLOYED else []
         for _ in range(MAX_REQUEST_ROUNDS):
             details = await self.store.get_details(key)
             if details is None:
                 raise ModelNotFound(key)
             status = current_status(details)
-            decision = decide_request(status, desired)
+            wanted = None
+            if desired is DesiredState.DEPLOYED:
+                wanted = place(details, placement or PlacementRequest(), records)
+            placed = details.cluster if is_observed_on_serve(observed_from_details(details)) else None
+            decision = decide_request(status, desired, placed_on=placed, wanted_on=wanted)
             if decision.outcome is RequestOutcome.UNCHANGED:
                 return DeploymentRequestResponse(model_id=key.model_id, deployment_status=str(status)), False
             if decision.outcome is RequestOutcome.REFUSED:
                 raise TransitionInProgress(str(status), decision.reason)
             previous_at = aware_utc(details.desired_at)
             now = self.clock()
+            target = (
+                Placement(cluster=wanted, failover=failover) if desired is DesiredState.DEPLOYED else None
+            )
             recorded = await self.store.set_desired(
-                key, desired, now, expected_desired_at=previous_at, now=now
+                key, desired, now, expected_desired_at=previous_at, now=now, placement=target
             )
             if not recorded:
                 continue  # another request changed the model meanwhile: decide again on fresh data
             try:
-                command = await send_command(self.publisher, key, COMMAND_FOR[desired], now)
+                if desired is DesiredState.DEPLOYED:
+                    command = await send_command(self.publisher, key, CommandType.DEPLOY, now, wanted)
+                else:
+                    command = await self._undeploy_everywhere(key, details, now)
             except BrokerUnavailable:
                 # Take the wish back, unless another request replaced it meanwhile.
+                restored = Placement(
+                    cluster=details.desired_cluster, failover=None if failover is None else details.failover
+                )
                 await self.store.set_desired(
-                    key, details.desired_state, previous_at, expected_desired_at=now, now=self.clock()
+                    key,
+                    details.desired_state,
+                    previous_at,
+                    expected_desired_at=now,
+                    now=self.clock(),
+                    placement=restored if target is not None else None,
                 )
                 raise
             after = effective_status(observed_from_details(details), desired, now)
@@ -159,3 +216,13 @@ class DeploymentRequests:
             )
             return response, True
         raise ConcurrentRequest()
+
+    async def _undeploy_everywhere(
+        self, key: ModelKey, details: ModelDetails, now: datetime
+    ) -> DeploymentCommand:
+        """Undeploy from the placement and from the cluster a move was heading to; returns the first."""
+        clusters = [details.cluster]
+        if details.desired_cluster is not None and details.desired_cluster != details.cluster:
+            clusters.append(details.desired_cluster)
+        commands = [await send_command(self.publisher, key, CommandType.UNDEPLOY, now, c) for c in clusters]
+        return commands[0]

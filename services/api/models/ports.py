@@ -13,6 +13,7 @@ from shared.adapters.mongo import ModelFilter
 from shared.contracts import DeploymentCommand, ModelKey
 from shared.deployment_rules import DesiredState
 from shared.documents import HistoryEntry, ModelDetails
+from shared.placement import Placement
 
 
 class ModelRepository(Protocol):
@@ -42,8 +43,10 @@ class ModelRepository(Protocol):
         *,
         expected_desired_at: datetime | None,
         now: datetime,
+        placement: Placement | None = None,
     ) -> bool:
-        """Compare-and-set on `desired_at`; False when the model changed since (or is gone)."""
+        """Compare-and-set on `desired_at` (with `placement`: also the desired cluster and failover);
+        False when the model changed since (or is gone)."""
         ...
 
     async def delete_model(self, key: ModelKey) -> bool: ...

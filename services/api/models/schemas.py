@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import msgspec
 
 from shared.contracts import (
+    ClusterName,
     DeploymentStatus,
     EventType,
     ModelDeploymentInfo,
@@ -272,6 +273,9 @@ class DeploymentHistoryEvent(msgspec.Struct, kw_only=True):
     endpoint: Annotated[str | None, msgspec.Meta(title="Endpoint")] = None
     ray_deployment_name: Annotated[str | None, msgspec.Meta(title="Ray Deployment Name")] = None
     message: Annotated[str | None, msgspec.Meta(title="Message")] = None
+    cluster: Annotated[
+        str | None, _meta("Cluster", "The Ray cluster the transition happened on; null: the default one")
+    ] = None
 
 
 class DeploymentHistoryResponse(msgspec.Struct, kw_only=True):
@@ -285,4 +289,26 @@ class DeploymentHistoryResponse(msgspec.Struct, kw_only=True):
     offset: Annotated[int, msgspec.Meta(title="Offset")]
     next_offset: Annotated[
         int | None, _meta("Next Offset", "Offset of the next page; null on the last page")
+    ] = None
+
+
+LabelText = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
+]
+
+
+class DeployRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where to deploy (optional body of `POST …/deploy`): a registered Ray cluster by name, or any
+    cluster carrying all these labels; without either, the fitting cluster with the most free capacity."""
+
+    cluster: Annotated[
+        ClusterName | None, _meta("Cluster", "A registered Ray cluster (`modelreg clusters list`)")
+    ] = None
+    labels: Annotated[
+        dict[LabelText, LabelText] | None,
+        _meta("Labels", 'Labels the cluster must carry, e.g. {"region": "eu"}'),
+    ] = None
+    failover: Annotated[
+        bool | None,
+        _meta("Failover", "Deploy on another fitting cluster when this one is unreachable; null: unchanged"),
     ] = None

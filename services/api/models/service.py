@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from services.api.caching.details import DetailsCache
+from services.api.clusters.ports import ClusterDirectory
 from services.api.models.deletion import ModelDeletion
 from services.api.models.deployment_requests import DeploymentRequests
 from services.api.models.ports import ArchiveStore, CommandSender, ModelRepository
@@ -34,8 +35,11 @@ class ModelService:
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
         details_cache: DetailsCache | None = None,
+        clusters: ClusterDirectory | None = None,
     ) -> None:
         self.reads = ModelReads(store, details_cache)
         self.registration = ModelRegistration(store, storage, settings, clock)
-        self.requests = DeploymentRequests(store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s)
+        self.requests = DeploymentRequests(
+            store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s, clusters=clusters
+        )
         self.deletion = ModelDeletion(store, storage, publisher, clock)

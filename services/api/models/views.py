@@ -20,6 +20,10 @@ _BOOKKEEPING = {
     "observed_at",
     "desired_state",
     "desired_at",
+    "cluster",
+    "cluster_sequences",
+    "desired_cluster",
+    "failover",
 }
 
 

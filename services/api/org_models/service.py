@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from services.api.clusters.ports import ClusterDirectory
 from services.api.models.deletion import ModelDeletion
 from services.api.models.deployment_requests import DeploymentRequests
 from services.api.models.ports import CommandSender, ModelRepository
@@ -24,12 +25,13 @@ class OrgModelService:
         publisher: CommandSender,
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
+        clusters: ClusterDirectory | None = None,
     ) -> None:
         self.catalog = OrgModelCatalog(shared, storage, settings, clock)
         self.namespaces = NamespaceOrgModels(
             shared,
             models,
-            DeploymentRequests(models, publisher, clock),
+            DeploymentRequests(models, publisher, clock, clusters=clusters),
             ModelDeletion(models, storage, publisher, clock),
             clock,
         )

@@ -6,11 +6,13 @@
 - `listing`: filters, orders and pipelines of the API's listings
 - `key_store`: `api_keys`
 - `upload_store`: `model_uploads` (presigned uploads)
+- `cluster_store`: `ray_clusters` (named Ray clusters, their observed health) and models' placements
 - `mapping`: documents to and from the rules' structs
 
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
 """
 
+from shared.adapters.mongo.cluster_store import ClusterStore, DuplicateClusterError, PlacedModel
 from shared.adapters.mongo.connection import MongoClient, connect, connect_when_available, ping
 from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter
@@ -29,6 +31,9 @@ __all__ = [
     "LIST_SORTS",
     "OBSERVED_ON_SERVE",
     "ApiKeyStore",
+    "ClusterStore",
+    "DuplicateClusterError",
+    "PlacedModel",
     "DuplicateKeyPrefixError",
     "DuplicateModelError",
     "DuplicateModelIdError",

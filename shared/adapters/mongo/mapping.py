@@ -25,6 +25,7 @@ def history_entry(event: DeploymentEvent, applied_at: datetime) -> dict[str, Any
         "endpoint": event.endpoint,
         "ray_deployment_name": event.ray_deployment_name,
         "message": event.message,
+        "cluster": event.cluster,
     }
 
 
@@ -39,6 +40,8 @@ def observed_update(change: ObservedChange, now: datetime, history_limit: int) -
             "deployment_message": after.message,
             "last_event_sequence": after.last_event_sequence,
             "observed_at": after.observed_at,
+            "cluster": after.cluster,
+            "cluster_sequences": after.cluster_sequences,
             "updated_at": now,
         },
         "$push": {

@@ -25,6 +25,7 @@ from shared.documents import (
     ModelDocument,
     ModelKeyFields,
 )
+from shared.placement import Placement
 
 
 class ModelRegisteredError(Exception):
@@ -100,7 +101,14 @@ class ModelStore:
         The way out for a model frozen by a bogus event: the next event applies, whatever it carries.
         """
         result = await ModelDocument.find_one(key_filter(key)).update(
-            {"$set": {"last_event_sequence": None, "observed_at": None, "updated_at": now}}
+            {
+                "$set": {
+                    "last_event_sequence": None,
+                    "cluster_sequences": None,
+                    "observed_at": None,
+                    "updated_at": now,
+                }
+            }
         )
         return isinstance(result, UpdateResult) and result.matched_count == 1  # see ApiKeyStore.revoke
 
@@ -175,19 +183,28 @@ class ModelStore:
         *,
         expected_desired_at: datetime | None,
         now: datetime,
+        placement: Placement | None = None,
     ) -> bool:
         """Record what the user asked for, unless another request changed it since (compare-and-set).
 
-        The only deployment field the API writes; the observed state belongs to the worker.
+        The only deployment fields the API writes (with `placement`: the cluster asked for and failover);
+        the observed state belongs to the worker.
         """
+        fields: dict[str, object] = {
+            "desired_state": None if desired is None else str(desired),
+            "desired_at": desired_at,
+            "updated_at": now,
+        }
+        update: dict[str, object] = {"$set": fields}
+        if placement is not None:
+            if placement.cluster is None:
+                update["$unset"] = {"desired_cluster": ""}  # as a document without clusters has it
+            else:
+                fields["desired_cluster"] = placement.cluster
+            if placement.failover is not None:
+                fields["failover"] = placement.failover
         result = await ModelDocument.find_one({**key_filter(key), "desired_at": expected_desired_at}).update(
-            {
-                "$set": {
-                    "desired_state": None if desired is None else str(desired),
-                    "desired_at": desired_at,
-                    "updated_at": now,
-                }
-            }
+            update
         )
         return isinstance(result, UpdateResult) and result.matched_count == 1  # see ApiKeyStore.revoke
 

@@ -1,0 +1,130 @@
+"""The worker's cluster watch on in-memory fakes: two workers checking the same lost cluster publish the
+same events (the copies are stale), fail a model over once, and flag the cluster once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from services.worker.clusters import ClusterWatch
+from shared.adapters.mongo import PlacedModel
+from shared.contracts import (
+    ClusterResources,
+    CommandType,
+    DeploymentCommand,
+    DeploymentEvent,
+    EventType,
+    ModelKey,
+)
+from shared.deployment_rules import ObservedDeployment, apply_event, apply_events
+from shared.documents import ClusterRecord
+from shared.placement import Requirements
+from shared.settings import Settings
+from tests.factories import event
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+GIB = 1024**3
+KEY = ModelKey("ns", "m1")
+STAY = ModelKey("ns", "m2")
+
+
+class FakeClusterStore:
+    def __init__(self, records: list[ClusterRecord], models: dict[ModelKey, PlacedModel]) -> None:
+        self.records = {r.name: r for r in records}
+        self.models = models
+        self.flagged: list[str] = []
+
+    async def all(self) -> list[ClusterRecord]:
+        return list(self.records.values())
+
+    async def apply_report(self, report, seen_at) -> bool:  # not used here
+        return False
+
+    async def mark_unreachable(self, name: str, last_seen_at: datetime) -> bool:
+        record = self.records[name]
+        if record.unreachable or record.last_seen_at != last_seen_at:
+            return False
+        self.records[name] = record.model_copy(update={"unreachable": True, "healthy": False})
+        self.flagged.append(name)
+        return True
+
+    async def models_living_on(self, name: str) -> list[PlacedModel]:
+        return [m for m in self.models.values() if (m.observed.cluster or "local") == name]
+
+    async def load_placements(self, keys: Iterable[ModelKey]) -> dict[ModelKey, ObservedDeployment]:
+        return {k: self.models[k].observed for k in keys if k in self.models}
+
+    async def retarget(self, key: ModelKey, from_cluster: str | None, to_cluster: str, now: datetime) -> bool:
+        placed = self.models[key]
+        if placed.observed.desired_cluster != from_cluster:
+            return False
+        observed = msgspec.structs.replace(placed.observed, desired_cluster=to_cluster)
+        self.models[key] = msgspec.structs.replace(placed, observed=observed)
+        return True
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, DeploymentEvent | DeploymentCommand]] = []
+
+    async def publish(self, topic: str, message: DeploymentEvent | DeploymentCommand) -> None:
+        self.sent.append((topic, message))
+
+
+def cluster(name: str, last_seen_at: datetime) -> ClusterRecord:
+    free = ClusterResources(cpu_total=4, cpu_free=4, memory_total_bytes=16 * GIB, memory_free_bytes=16 * GIB)
+    return ClusterRecord(
+        name=name,
+        ray_address=f"{name}:6379",
+        serve_url=f"http://{name}:8000",
+        healthy=True,
+        last_seen_at=last_seen_at,
+        resources=msgspec.to_builtins(free),
+    )
+
+
+def deployed_on_a(failover: bool) -> PlacedModel:
+    observed, _ = apply_events(
+        ObservedDeployment(desired_cluster="a"), [event(EventType.READY, 7, model_id="x", cluster="a")]
+    )
+    return PlacedModel(key=KEY, observed=observed, failover=failover, needs=Requirements(memory=GIB))
+
+
+async def test_two_workers_noticing_the_same_loss_do_not_fight() -> None:
+    now = T0 + timedelta(seconds=100)
+    settings = Settings(cluster_unreachable_after_s=30)
+    store = FakeClusterStore(
+        [cluster("a", T0), cluster("b", now)],
+        {KEY: deployed_on_a(failover=True), STAY: msgspec.structs.replace(deployed_on_a(False), key=STAY)},
+    )
+    first, second = Recorder(), Recorder()
+    assert await ClusterWatch(settings, store, first, clock=lambda: now).check() == ["a"]
+    assert await ClusterWatch(settings, store, second, clock=lambda: now).check() == ["a"]
+
+    events = [m for _, m in first.sent if isinstance(m, DeploymentEvent)]
+    assert {(e.model_id, e.message, e.sequence, e.cluster) for e in events} == {
+        ("m1", "cluster a unreachable", 8, "a"),
+        ("m2", "cluster a unreachable", 8, "a"),
+    }
+    again = [m for _, m in second.sent if isinstance(m, DeploymentEvent)]
+    assert [e.event_id for e in again] == [e.event_id for e in events], "the second copy is the same event"
+    for copy in again:
+        applied = apply_event(store.models[copy.key].observed, copy)
+        assert applied is not None and apply_event(applied, copy) is None, "applied once, then stale"
+
+    deploys = [m for _, m in first.sent + second.sent if isinstance(m, DeploymentCommand)]
+    assert [(c.command_type, c.model_id, c.cluster) for c in deploys] == [(CommandType.DEPLOY, "m1", "b")]
+    assert store.models[KEY].observed.desired_cluster == "b"
+    assert store.models[STAY].observed.desired_cluster == "a", "no failover asked"
+    assert store.flagged == ["a"]
+
+
+async def test_a_cluster_within_the_timeout_or_never_seen_is_not_lost() -> None:
+    now = T0 + timedelta(seconds=10)
+    never = cluster("n", T0).model_copy(update={"last_seen_at": None})
+    store = FakeClusterStore([cluster("a", T0), never], {KEY: deployed_on_a(failover=True)})
+    recorder = Recorder()
+    assert await ClusterWatch(Settings(), store, recorder, clock=lambda: now).check() == []
+    assert recorder.sent == [] and store.flagged == []
