@@ -18,21 +18,27 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from services.api.access_log import AccessLog
+from services.api.aliases.controller import AliasController
+from services.api.aliases.service import AliasService
 from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
 from services.api.models.controller import ModelController
-from services.api.models.service import ModelService
+from services.api.models.reads import ModelReads
+from services.api.models.service import ModelService, now_ms
 from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
 from services.api.org_models.service import OrgModelService
+from services.api.predict.controller import PredictController
+from services.api.predict.service import PredictionService
 from services.api.uploads.controller import OrgUploadController, SignedUploadController, UploadController
 from services.api.uploads.wiring import UploadsPlugin
 from services.keys.service import KeyService
 from shared.adapters import mongo
+from shared.adapters.inference import EndpointClient
 from shared.adapters.kafka import CommandPublisher
-from shared.adapters.mongo import ApiKeyStore, ModelStore, OrgModelStore
+from shared.adapters.mongo import AliasStore, ApiKeyStore, ModelStore, OrgModelStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
@@ -62,7 +68,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             mongo.connect_when_available(settings, stop=asyncio.Event()), timeout=STARTUP_TIMEOUT_S
         )
         app.state.mongo_client = client
-        app.state.model_store = ModelStore(settings.history_limit)
+        app.state.model_store = ModelStore(settings.history_limit, settings.tombstone_retention_s)
+        app.state.alias_store = AliasStore(settings.history_limit)
         app.state.key_service = KeyService(ApiKeyStore(), settings.api_key_pepper)
         try:
             yield
@@ -90,6 +97,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await early
             await publisher.close()
 
+    @asynccontextmanager
+    async def endpoint_client_lifespan(app: Litestar) -> AsyncIterator[None]:
+        # One pooled HTTP client per process for the inference routes, closed on shutdown.
+        app.state.endpoint_client = EndpointClient(settings)
+        try:
+            yield
+        finally:
+            await app.state.endpoint_client.close()
+
     def provide_mongo_client(state: State) -> mongo.MongoClient:
         client: mongo.MongoClient = state.mongo_client  # set by mongo_lifespan
         return client
@@ -97,14 +113,31 @@ def create_app(settings: Settings | None = None) -> Litestar:
     storage = ArchiveStorage(settings)
 
     def provide_model_service(state: State) -> ModelService:
-        return ModelService(state.model_store, storage, state.command_publisher, settings)
+        return ModelService(
+            state.model_store, storage, state.command_publisher, settings, aliases=state.alias_store
+        )
+
+    def provide_alias_service(state: State) -> AliasService:
+        return AliasService(
+            state.alias_store, state.model_store, ModelReads(state.model_store, state.alias_store), now_ms
+        )
+
+    def provide_prediction_service(state: State) -> PredictionService:
+        return PredictionService(state.model_store, state.alias_store, state.endpoint_client)
 
     def provide_org_model_service(state: State) -> OrgModelService:
         return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
 
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController, UploadController, OrgUploadController, *ORG_MODEL_CONTROLLERS],
+        route_handlers=[
+            ModelController,
+            UploadController,
+            OrgUploadController,
+            *ORG_MODEL_CONTROLLERS,
+            PredictController,
+            AliasController,
+        ],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],
@@ -115,12 +148,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PROMETHEUS.middleware,
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
         ],
-        lifespan=[mongo_lifespan, kafka_lifespan],
+        lifespan=[mongo_lifespan, kafka_lifespan, endpoint_client_lifespan],
         plugins=[UploadsPlugin(settings, storage)],
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
             "org_models": Provide(provide_org_model_service, sync_to_thread=False),
+            "alias_service": Provide(provide_alias_service, sync_to_thread=False),
+            "predictions": Provide(provide_prediction_service, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

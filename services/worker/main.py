@@ -11,7 +11,7 @@ from prometheus_client import start_http_server
 from services.worker.applier import EventApplier
 from services.worker.consumer import DeploymentEventConsumer
 from shared.adapters import kafka, mongo
-from shared.adapters.mongo import ModelStore
+from shared.adapters.mongo import ModelStore, TombstoneStore
 from shared.retry import Stopping, retry_with_backoff
 from shared.settings import Settings
 from shared.signals import stop_on_signals
@@ -48,7 +48,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             max_backoff_s=backoff_s,
         )
         log.info("worker started", topic=settings.events_topic, group=settings.consumer_group)
-        applier = EventApplier(ModelStore(settings.history_limit))
+        applier = EventApplier(ModelStore(settings.history_limit), tombstones=TombstoneStore())
         await DeploymentEventConsumer(settings, consumer, producer, applier).run(stop)
     except Stopping:
         pass

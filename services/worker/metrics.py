@@ -23,3 +23,8 @@ RETRIES = Counter("modelreg_worker_retries_total", "Retries after a MongoDB or K
 CONSUMER_LAG = Gauge(
     "modelreg_worker_consumer_lag", "Records behind the partition's highwater mark", ["topic", "partition"]
 )
+EVENTS_TOMBSTONED = Counter(
+    "modelreg_worker_events_tombstoned_total",
+    "Late deleting/deleted events of a deleted model, acknowledged against its tombstone (not dead-lettered)",
+    ["event_type"],
+)

@@ -5,9 +5,10 @@ Unit tests use in-memory fakes of these (`tests/api_fakes.py`); integration test
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.adapters.mongo import ModelFilter
 from shared.contracts import DeploymentCommand, ModelKey
@@ -67,4 +68,16 @@ class CommandSender(Protocol):
 
     async def publish(self, command: DeploymentCommand) -> None:
         """Raises CommandNotPublishedError when the broker did not take it."""
+        ...
+
+
+class AliasIndex(Protocol):
+    """Which aliases point at which models (`shared.adapters.mongo.AliasStore`); model views show them."""
+
+    async def aliases_of(self, namespace_id: str, model_ids: Sequence[str]) -> dict[str, list[str]]:
+        """model_id → its aliases, sorted, for the models that have any."""
+        ...
+
+    async def release_model(self, key: ModelKey) -> list[Any]:
+        """Remove a deleted model's aliases (and its place as any alias's rollback target)."""
         ...

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from services.api.models.deletion import ModelDeletion
 from services.api.models.deployment_requests import DeploymentRequests
-from services.api.models.ports import ArchiveStore, CommandSender, ModelRepository
+from services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
 from services.api.models.reads import ModelReads
 from services.api.models.registration import ModelRegistration
 from shared.documents import utc_now
@@ -32,8 +32,9 @@ class ModelService:
         publisher: CommandSender,
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
+        aliases: AliasIndex | None = None,
     ) -> None:
-        self.reads = ModelReads(store)
+        self.reads = ModelReads(store, aliases)
         self.registration = ModelRegistration(store, storage, settings, clock)
         self.requests = DeploymentRequests(store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s)
-        self.deletion = ModelDeletion(store, storage, publisher, clock)
+        self.deletion = ModelDeletion(store, storage, publisher, clock, aliases)

@@ -6,11 +6,14 @@
 - `listing`: filters, orders and pipelines of the API's listings
 - `key_store`: `api_keys`
 - `upload_store`: `model_uploads` (presigned uploads)
+- `alias_store`: `model_aliases` (aliases of model names)
+- `tombstone_store`: `model_tombstones` (keys of deleted models, for the worker)
 - `mapping`: documents to and from the rules' structs
 
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
 """
 
+from shared.adapters.mongo.alias_store import AliasStore
 from shared.adapters.mongo.connection import MongoClient, connect, connect_when_available, ping
 from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter
@@ -22,12 +25,14 @@ from shared.adapters.mongo.model_store import (
     ModelStore,
 )
 from shared.adapters.mongo.org_model_store import OrgModelStore
+from shared.adapters.mongo.tombstone_store import TombstoneStore
 from shared.adapters.mongo.upload_store import UploadStore
 from shared.deployment_rules import OBSERVED_ON_SERVE, ObservedChange
 
 __all__ = [
     "LIST_SORTS",
     "OBSERVED_ON_SERVE",
+    "AliasStore",
     "ApiKeyStore",
     "DuplicateKeyPrefixError",
     "DuplicateModelError",
@@ -38,6 +43,7 @@ __all__ = [
     "MongoClient",
     "OrgModelStore",
     "ObservedChange",
+    "TombstoneStore",
     "UploadStore",
     "connect",
     "connect_when_available",

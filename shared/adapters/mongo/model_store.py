@@ -11,6 +11,7 @@ from pymongo.results import UpdateResult
 
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter, history_page_pipeline, listing_query
 from shared.adapters.mongo.mapping import key_filter, observed_from_details, observed_update
+from shared.adapters.mongo.tombstone_store import TombstoneStore
 from shared.contracts import ModelKey
 from shared.deployment_rules import (
     OBSERVED_ON_SERVE,
@@ -24,7 +25,9 @@ from shared.documents import (
     ModelDetails,
     ModelDocument,
     ModelKeyFields,
+    utc_now,
 )
+from shared.tombstone_rules import tombstone_expiry
 
 
 class ModelRegisteredError(Exception):
@@ -45,8 +48,9 @@ class ModelStore:
     Compare-and-set writes filter on the model's key and the value they were computed from.
     """
 
-    def __init__(self, history_limit: int = 500) -> None:
+    def __init__(self, history_limit: int = 500, tombstone_retention_s: float = 7 * 24 * 3600.0) -> None:
         self.history_limit = history_limit
+        self.tombstone_retention_s = tombstone_retention_s
 
     async def get_details(self, key: ModelKey) -> ModelDetails | None:
         return await ModelDocument.find_one(key_filter(key), projection_model=ModelDetails)
@@ -187,5 +191,9 @@ class ModelStore:
         return isinstance(result, UpdateResult) and result.matched_count == 1  # see ApiKeyStore.revoke
 
     async def delete_model(self, key: ModelKey) -> bool:
+        """Remove the model, leaving a tombstone first (the worker acknowledges its late undeploy events
+        against it, `shared/tombstone_rules.py`); a tombstone of a model still there is never consulted."""
+        now = utc_now()
+        await TombstoneStore().put(key, now, tombstone_expiry(now, self.tombstone_retention_s))
         result = await ModelDocument.find_one(key_filter(key)).delete()
         return result is not None and result.deleted_count == 1
