@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from bench import latency, read_api, worker_apply
+from bench import latency, predict, read_api, worker_apply
 from bench.figures import figure, joined_failures
 from bench.stack import RESULTS_DIR, BenchStack, bench_stack, create_api_key, rss_bytes
 from bench.tables import Table
 from shared.adapters import kafka
 
-ALL = ("read", "worker", "latency")
+ALL = ("read", "worker", "latency", "predict")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit-seconds", type=float, default=5, help="seconds per raw-update limit")
     parser.add_argument("--latency-rate", type=float, default=100, help="events per second")
     parser.add_argument("--latency-seconds", type=float, default=30, help="seconds of latency probes")
+    parser.add_argument("--predict-seconds", type=float, default=5, help="measured seconds per predict cell")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
     parser.add_argument(
         "--results",
@@ -151,6 +152,9 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
                 first_sequence=args.events_per_model + 1,
             )
         )
+    if "predict" in selected:
+        print("inference route benchmark ...", file=sys.stderr)
+        tables.append(await predict.run(stack, api_key, args.predict_seconds))
     for process, idle_bytes in idle.items():
         # No reading means the process was gone; a peak under a failed load is a peak under refusals.
         idle_mib = figure(idle_bytes / 2**20, None if idle_bytes else "process not running")

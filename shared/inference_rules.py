@@ -50,3 +50,17 @@ def upstream_outcome(status: int) -> Upstream:
 
 def response_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return {name: value for name, value in headers if name.lower() not in DROPPED_RESPONSE_HEADERS}
+
+
+# Answers up to this size, with a Content-Length, are read whole and sent in one write; longer ones, and
+# those of unknown length (chunked, e.g. token streams), are streamed chunk by chunk as they arrive. One
+# write matters: a small answer sent as several chunk writes waits on TCP's delayed acknowledgements.
+BUFFERED_ANSWER_MAX_BYTES = 256 * 1024
+
+
+def buffer_whole(headers: list[tuple[str, str]]) -> bool:
+    """Whether the endpoint's answer is read whole before it is sent back (see BUFFERED_ANSWER_MAX_BYTES)."""
+    lengths = [value for name, value in headers if name.lower() == "content-length"]
+    if len(lengths) != 1 or not lengths[0].strip().isdigit():
+        return False
+    return int(lengths[0]) <= BUFFERED_ANSWER_MAX_BYTES

@@ -19,7 +19,14 @@ from shared.alias_rules import (
 )
 from shared.contracts import DeploymentStatus, EventType, ModelFormat
 from shared.documents import DeploymentInfoFields, ModelDetails
-from shared.inference_rules import Upstream, prediction_endpoint, response_headers, upstream_outcome
+from shared.inference_rules import (
+    BUFFERED_ANSWER_MAX_BYTES,
+    Upstream,
+    buffer_whole,
+    prediction_endpoint,
+    response_headers,
+    upstream_outcome,
+)
 from shared.tombstone_rules import is_acknowledged, tombstone_expiry
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -145,3 +152,12 @@ def test_endpoint_statuses_and_headers() -> None:
         ]
     )
     assert kept == {"Content-Type": "application/json", "X-Model": "m1"}
+
+
+def test_short_answers_of_known_length_are_sent_whole_others_streamed() -> None:
+    assert buffer_whole([("Content-Length", "120")]) is True
+    assert buffer_whole([("content-length", str(BUFFERED_ANSWER_MAX_BYTES))]) is True
+    assert buffer_whole([("content-length", str(BUFFERED_ANSWER_MAX_BYTES + 1))]) is False
+    assert buffer_whole([("transfer-encoding", "chunked")]) is False
+    assert buffer_whole([("content-length", "1"), ("content-length", "2")]) is False
+    assert buffer_whole([("content-length", "-1")]) is False

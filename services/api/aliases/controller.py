@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
@@ -150,7 +150,7 @@ class AliasController(Controller):
         alias: AliasName,
         request: Request[Any, Any, Any],
         predictions: PredictionService,
-    ) -> Stream:
+    ) -> Response[bytes] | Stream:
         body = await request.body()
         prediction = await predictions.predict_alias(
             namespace_id, name, alias, body, forwarded_headers(request)

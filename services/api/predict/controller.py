@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, post
+from litestar import Controller, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
@@ -29,12 +29,17 @@ PREDICT_DESCRIPTION = (
 )
 
 
-def streamed(prediction: Prediction) -> Stream:
+def streamed(prediction: Prediction) -> Response[bytes] | Stream:
+    media_type = prediction.media_type or "application/octet-stream"
+    if isinstance(prediction.body, bytes):
+        return Response(
+            prediction.body,
+            status_code=prediction.status_code,
+            headers=prediction.headers,
+            media_type=media_type,
+        )
     return Stream(
-        prediction.body,
-        status_code=prediction.status_code,
-        headers=prediction.headers,
-        media_type=prediction.media_type or "application/octet-stream",
+        prediction.body, status_code=prediction.status_code, headers=prediction.headers, media_type=media_type
     )
 
 
@@ -60,7 +65,7 @@ class PredictController(Controller):
         model_id: ModelId,
         request: Request[Any, Any, Any],
         predictions: PredictionService,
-    ) -> Stream:
+    ) -> Response[bytes] | Stream:
         body = await request.body()
         prediction = await predictions.predict(
             ModelKey(namespace_id, model_id), body, forwarded_headers(request)

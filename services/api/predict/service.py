@@ -27,6 +27,7 @@ from shared.contracts import ModelKey
 from shared.inference_rules import (
     FORWARDED_REQUEST_HEADERS,
     Upstream,
+    buffer_whole,
     prediction_endpoint,
     response_headers,
     upstream_outcome,
@@ -34,12 +35,13 @@ from shared.inference_rules import (
 
 
 class Prediction(msgspec.Struct, kw_only=True):
-    """The endpoint's answer as the API sends it back: status, headers, streamed body."""
+    """The endpoint's answer as the API sends it back: status, headers, and the body, whole (short answers
+    of known length) or streamed."""
 
     status_code: int
     headers: dict[str, str]
     media_type: str | None
-    body: AsyncIterator[bytes]
+    body: bytes | AsyncIterator[bytes]
 
 
 class PredictionService:
@@ -87,6 +89,5 @@ class PredictionService:
         kept = response_headers(answer.headers)
         media_type = next((v for k, v in kept.items() if k.lower() == "content-type"), None)
         kept = {k: v for k, v in kept.items() if k.lower() != "content-type"}
-        return Prediction(
-            status_code=answer.status_code, headers=kept, media_type=media_type, body=answer.chunks()
-        )
+        content = await answer.read() if buffer_whole(answer.headers) else answer.chunks()
+        return Prediction(status_code=answer.status_code, headers=kept, media_type=media_type, body=content)
