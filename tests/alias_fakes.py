@@ -66,11 +66,14 @@ class FakeAliasStore:
 
 
 class FakeAnswer:
-    def __init__(self, status_code: int, body: bytes, headers: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, status_code: int, body: bytes, headers: list[tuple[str, str]], read_fails: bool = False
+    ) -> None:
         self.status_code = status_code
         self.headers = headers
         self._body = body
         self.closed = False
+        self.read_fails = read_fails
 
     async def chunks(self) -> AsyncIterator[bytes]:
         yield self._body
@@ -78,6 +81,8 @@ class FakeAnswer:
 
     async def read(self) -> bytes:
         self.closed = True
+        if self.read_fails:
+            raise EndpointTimeoutError("the body stopped coming")
         return self._body
 
     async def aclose(self) -> None:

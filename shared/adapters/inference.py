@@ -38,8 +38,13 @@ class ForwardedResponse:
             await self._response.aclose()
 
     async def read(self) -> bytes:
+        """The whole body; raises EndpointTimeoutError / EndpointConnectionError when it stops coming."""
         try:
             return await self._response.aread()
+        except httpx.TimeoutException as exc:
+            raise EndpointTimeoutError(repr(exc)[:300]) from None
+        except httpx.HTTPError as exc:
+            raise EndpointConnectionError(repr(exc)[:300]) from None
         finally:
             await self._response.aclose()
 

@@ -207,3 +207,22 @@ async def test_predictions_go_to_the_current_endpoint_through_the_request_check(
     endpoints.answers["http://a/v3"] = "unreachable"
     with pytest.raises(EndpointUnreachable):
         await predictions.predict(ModelKey("ns", "v3"), b"{}", {})
+
+
+async def test_a_short_answer_comes_back_whole_and_a_body_that_stops_is_a_timeout(aliases: Aliases) -> None:
+    whole = FakeAnswer(
+        422, b'{"error": "x"}', [("content-length", "14"), ("content-type", "application/json")]
+    )
+    stalled = FakeAnswer(200, b"", [("content-length", "10")], read_fails=True)
+    endpoints = FakeEndpoints({"http://a/v1": whole, "http://a/v2": stalled})
+    predictions = PredictionService(aliases.registry.store, aliases.store, endpoints)
+    deploy(aliases, "v1", "http://a/v1")
+    deploy(aliases, "v2", "http://a/v2")
+    answer = await predictions.predict(ModelKey("ns", "v1"), b"{}", {})
+    assert (answer.status_code, answer.body, answer.media_type) == (
+        422,
+        b'{"error": "x"}',
+        "application/json",
+    )
+    with pytest.raises(EndpointTimeout):
+        await predictions.predict(ModelKey("ns", "v2"), b"{}", {})

@@ -79,15 +79,15 @@ class PredictionService:
         forwarded = {name: headers[name] for name in FORWARDED_REQUEST_HEADERS if name in headers}
         try:
             answer = await self.endpoints.open(endpoint, body, forwarded)
+            if upstream_outcome(answer.status_code) is Upstream.FAILED:
+                await answer.aclose()
+                raise EndpointFailed(key.model_id, answer.status_code)
+            content = await answer.read() if buffer_whole(answer.headers) else answer.chunks()
         except EndpointTimeoutError:
             raise EndpointTimeout(key.model_id, self.endpoints.timeout_s) from None
         except EndpointConnectionError as exc:
             raise EndpointUnreachable(key.model_id, str(exc)) from None
-        if upstream_outcome(answer.status_code) is Upstream.FAILED:
-            await answer.aclose()
-            raise EndpointFailed(key.model_id, answer.status_code)
         kept = response_headers(answer.headers)
         media_type = next((v for k, v in kept.items() if k.lower() == "content-type"), None)
         kept = {k: v for k, v in kept.items() if k.lower() != "content-type"}
-        content = await answer.read() if buffer_whole(answer.headers) else answer.chunks()
         return Prediction(status_code=answer.status_code, headers=kept, media_type=media_type, body=content)
