@@ -58,12 +58,6 @@ class FakeAliasStore:
         ]
         return aliases_by_model(states)
 
-    async def release_model(self, key: ModelKey) -> list[AliasState]:
-        removed = [s for s in self.aliases.values() if (s.namespace_id, s.model_id) == key]
-        for state in removed:
-            del self.aliases[self._key(state)]
-        return removed
-
 
 class FakeAnswer:
     def __init__(

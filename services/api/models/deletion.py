@@ -59,9 +59,7 @@ class ModelDeletion:
         ):
             command = await send_command(self.publisher, key, CommandType.UNDEPLOY, self.clock())
             undeploy_id = str(command.command_id)
-        deleted = await self.store.delete_model(key)
-        if deleted and self.aliases is not None:
-            await self.aliases.release_model(key)
+        deleted = await self.store.delete_model(key)  # its aliases go with it (the store's delete_model)
         if deleted:
             try:
                 await self.storage.delete(details.model_archive_url, key.namespace_id, key.model_id)

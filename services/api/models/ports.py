@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.adapters.mongo import ModelFilter
 from shared.contracts import DeploymentCommand, ModelKey
@@ -47,7 +47,9 @@ class ModelRepository(Protocol):
         """Compare-and-set on `desired_at`; False when the model changed since (or is gone)."""
         ...
 
-    async def delete_model(self, key: ModelKey) -> bool: ...
+    async def delete_model(self, key: ModelKey) -> bool:
+        """Removes the model and its aliases (none may point at a deleted model)."""
+        ...
 
 
 class ArchiveStore(Protocol):
@@ -76,8 +78,4 @@ class AliasIndex(Protocol):
 
     async def aliases_of(self, namespace_id: str, model_ids: Sequence[str]) -> dict[str, list[str]]:
         """model_id → its aliases, sorted, for the models that have any."""
-        ...
-
-    async def release_model(self, key: ModelKey) -> list[Any]:
-        """Remove a deleted model's aliases (and its place as any alias's rollback target)."""
         ...

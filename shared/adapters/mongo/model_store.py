@@ -9,6 +9,7 @@ from beanie import BulkWriter
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
+from shared.adapters.mongo.alias_store import AliasStore
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter, history_page_pipeline, listing_query
 from shared.adapters.mongo.mapping import key_filter, observed_from_details, observed_update
 from shared.adapters.mongo.tombstone_store import TombstoneStore
@@ -192,8 +193,13 @@ class ModelStore:
 
     async def delete_model(self, key: ModelKey) -> bool:
         """Remove the model, leaving a tombstone first (the worker acknowledges its late undeploy events
-        against it, `shared/tombstone_rules.py`); a tombstone of a model still there is never consulted."""
+        against it, `shared/tombstone_rules.py`; a tombstone of a model still there is never consulted), and
+        its aliases after: whichever path deletes a model (a delete, a shared model's disable), no alias
+        is left pointing at it or keeping it as its rollback target."""
         now = utc_now()
         await TombstoneStore().put(key, now, tombstone_expiry(now, self.tombstone_retention_s))
         result = await ModelDocument.find_one(key_filter(key)).delete()
-        return result is not None and result.deleted_count == 1
+        deleted = result is not None and result.deleted_count == 1
+        if deleted:
+            await AliasStore(self.history_limit).release_model(key)
+        return deleted
