@@ -225,3 +225,25 @@ async def test_namespace_rules_apply(client, make_key) -> None:
     assert error_code(denied, 403) == "namespace_forbidden"
     assert (await client.post(f"{ALIASES}/production/rollback", headers=foreign)).status_code == 403
     assert (await client.get(ALIASES, headers={"Authorization": "Bearer nope"})).status_code == 401
+
+
+async def test_disabling_a_shared_model_removes_its_copys_aliases(topics, db, make_key) -> None:
+    from tests.api_support import make_archive
+
+    async with api_client(topics, await make_key(admin=True)) as admin:
+        registered = await admin.post(
+            "/v1/models",
+            data={"name": "shared-resnet", "version": "1", "model_format": "onnx"},
+            files={"file": ("model.tar.gz", make_archive(), "application/gzip")},
+        )
+        assert registered.status_code == 201, registered.text
+        model_id = registered.json()["model_id"]
+        assert (await admin.post(f"/v1/namespaces/ns_a/models/org/{model_id}/enable")).status_code == 200
+        aliases = "/v1/namespaces/ns_a/names/shared-resnet/aliases"
+        set_alias = await admin.put(f"{aliases}/production", json={"model_id": model_id})
+        assert set_alias.status_code == 200, set_alias.text
+        assert (await admin.get(f"{MODELS}/{model_id}")).json()["model"]["aliases"] == ["production"]
+
+        disabled = await admin.post(f"/v1/namespaces/ns_a/models/org/{model_id}/disable")
+        assert disabled.status_code == 200, disabled.text
+        assert (await admin.get(f"{aliases}/production")).status_code == 404  # none left dangling
