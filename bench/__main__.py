@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from bench import goals, latency, read_api, scale, worker_apply
+from bench import goals, latency, predict, read_api, scale, worker_apply
 from bench.figures import Figure, figure, joined_failures, ratio_figure
 from bench.stack import RESULTS_DIR, BenchStack, bench_stack, create_api_key, rss_bytes
 from bench.tables import Table
 from shared.adapters import kafka
 
-ALL = ("read", "worker", "latency", "scale")
+ALL = ("read", "worker", "latency", "scale", "predict")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-seconds", type=float, default=3, help="measured seconds per scale cell")
     parser.add_argument("--scale-worker-models", type=int, default=1000, help="models per scale worker run")
     parser.add_argument("--scale-events-per-model", type=int, default=10, help="events per model there")
+    parser.add_argument("--predict-seconds", type=float, default=5, help="measured seconds per predict cell")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
     parser.add_argument(
         "--results",
@@ -183,6 +184,9 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         scaling = [ratio_figure(r.workers[2], r.workers[1]) for r in by_size]
         failed = [f for f in scaling if f.failed]
         measured[goals.WORKER_SCALING] = failed[0] if failed else min(scaling, key=lambda f: f.value)
+    if "predict" in selected:
+        print("inference route benchmark ...", file=sys.stderr)
+        tables.append(await predict.run(stack, api_key, args.predict_seconds))
     for process, idle_bytes in idle.items():
         # No reading means the process was gone; a peak under a failed load is a peak under refusals.
         idle_mib = figure(idle_bytes / 2**20, None if idle_bytes else "process not running")

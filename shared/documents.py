@@ -320,10 +320,72 @@ class ClusterDocument(Document, ClusterRecord):
         name = "ray_clusters"
 
 
+class AliasDocument(Document):
+    """An alias (collection `model_aliases`): a stable name for one version of a model name.
+
+    Written with a compare-and-set on `revision` (shared/alias_rules.py); the truth every model view's
+    `aliases` is read from.
+    """
+
+    namespace_id: str
+    name: str
+    alias: str
+    model_id: str
+    previous_model_id: str | None = None
+    updated_at: datetime = Field(default_factory=utc_now)
+    updated_by: str | None = None
+    revision: int = 1
+
+    class Settings:
+        name = "model_aliases"
+        indexes = [
+            pymongo.IndexModel(
+                [
+                    ("namespace_id", pymongo.ASCENDING),
+                    ("name", pymongo.ASCENDING),
+                    ("alias", pymongo.ASCENDING),
+                ],
+                unique=True,
+                name="namespace_name_alias_unique",
+            ),
+            # A model's aliases (every model view, the delete guard).
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("model_id", pymongo.ASCENDING)],
+                name="namespace_alias_target",
+            ),
+        ]
+
+
+class TombstoneDocument(Document):
+    """A deleted model's key (collection `model_tombstones`), kept until `expires_at` so the bridge's late
+    `deleting`/`deleted` events for it are acknowledged instead of dead-lettered (shared/tombstone_rules.py).
+    """
+
+    namespace_id: str
+    model_id: str
+    deleted_at: datetime
+    expires_at: datetime
+
+    class Settings:
+        name = "model_tombstones"
+        indexes = [
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("model_id", pymongo.ASCENDING)],
+                unique=True,
+                name="tombstone_key_unique",
+            ),
+            pymongo.IndexModel(
+                [("expires_at", pymongo.ASCENDING)], expireAfterSeconds=0, name="tombstone_ttl"
+            ),
+        ]
+
+
 DOCUMENT_MODELS: list[type[Document]] = [
     ModelDocument,
     OrgModelDocument,
     ApiKeyDocument,
     UploadDocument,
     ClusterDocument,
+    AliasDocument,
+    TombstoneDocument,
 ]

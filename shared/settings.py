@@ -94,6 +94,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     cluster_unreachable_after_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     # How often the worker checks for clusters silent longer than cluster_unreachable_after_s.
     cluster_check_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    # Inference route (POST .../predict): the one pooled HTTP client of each API process towards the models'
+    # endpoints; a request whose endpoint does not answer (headers) within predict_timeout_s answers 504.
+    # A deleted model's tombstone lasts tombstone_retention_s (its late deleting/deleted events are then
+    # acknowledged, not dead-lettered).
+    predict_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    predict_connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    predict_max_connections: PositiveInt = 100
+    predict_max_keepalive_connections: PositiveInt = 20
+    tombstone_retention_s: Annotated[float, msgspec.Meta(gt=0)] = 7 * 24 * 3600.0
     # Ray Serve bridge
     ray_address: str = "auto"
     serve_host: str = "127.0.0.1"

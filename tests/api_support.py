@@ -6,8 +6,11 @@ import io
 import tarfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
+import msgspec
 from litestar.testing import AsyncTestClient
 
 from services.api.app import create_app
@@ -89,3 +92,22 @@ async def upload(
 ):
     files = {"file": (filename, archive if archive is not None else make_archive(), "application/gzip")}
     return await client.post(f"/v1/namespaces/{namespace_id}/models", data=upload_form(**form), files=files)
+
+
+@asynccontextmanager
+async def api_process(settings: Settings, log_path: Path, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """`modelreg api` as its own process (requests really concurrent, unlike the in-process test client),
+    and an authenticated client for it."""
+    from services.devstack.embedded import free_port
+    from services.testing.processes import ServiceProcess
+
+    served = msgspec.structs.replace(settings, api_port=free_port())
+    process = ServiceProcess("api", served, log_path).start()
+    try:
+        await process.wait_listening(served.api_port)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{served.api_port}", headers=bearer(key), timeout=60
+        ) as client:
+            yield client
+    finally:
+        process.stop()

@@ -17,6 +17,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from services.api.access_log import AccessLog
+from services.api.aliases.controller import AliasController
+from services.api.aliases.service import AliasService
 from services.api.auth.cache import CachingKeyStore
 from services.api.auth.controller import whoami
 from services.api.auth.guards import namespace_guard
@@ -33,15 +35,19 @@ from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
 from services.api.models.controller import ModelController
 from services.api.models.ports import ModelRepository
-from services.api.models.service import ModelService
+from services.api.models.reads import ModelReads
+from services.api.models.service import ModelService, now_ms
 from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
 from services.api.org_models.service import OrgModelService
+from services.api.predict.controller import PredictController
+from services.api.predict.service import PredictionService
 from services.api.uploads.controller import OrgUploadController, SignedUploadController, UploadController
 from services.api.uploads.wiring import UploadsPlugin
 from services.keys.service import KeyService
 from shared.adapters import mongo
+from shared.adapters.inference import EndpointClient
 from shared.adapters.kafka import CommandPublisher
-from shared.adapters.mongo import ApiKeyStore, ClusterStore, ModelStore, OrgModelStore
+from shared.adapters.mongo import AliasStore, ApiKeyStore, ClusterStore, ModelStore, OrgModelStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
@@ -75,9 +81,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Every write of this process goes through this store, so it invalidates the details it changes.
         # Typed as the port, so the type check proves the wrapper still implements every method.
         model_store: ModelRepository = InvalidatingModelRepository(
-            ModelStore(settings.history_limit), caches.details
+            ModelStore(settings.history_limit, settings.tombstone_retention_s), caches.details
         )
         app.state.model_store = model_store
+        app.state.alias_store = AliasStore(settings.history_limit)
         app.state.key_service = KeyService(
             CachingKeyStore(ApiKeyStore(), caches.keys), settings.api_key_pepper
         )
@@ -110,6 +117,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_settings() -> Settings:
         return settings
 
+    @asynccontextmanager
+    async def endpoint_client_lifespan(app: Litestar) -> AsyncIterator[None]:
+        # One pooled HTTP client per process for the inference routes, closed on shutdown.
+        app.state.endpoint_client = EndpointClient(settings)
+        try:
+            yield
+        finally:
+            await app.state.endpoint_client.close()
+
     def provide_mongo_client(state: State) -> mongo.MongoClient:
         client: mongo.MongoClient = state.mongo_client  # set by mongo_lifespan
         return client
@@ -126,10 +142,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
             settings,
             details_cache=caches.details,
             clusters=cluster_store,
+            aliases=state.alias_store,
         )
 
     def provide_cluster_service() -> ClusterService:
         return ClusterService(cluster_store, settings.cluster_unreachable_after_s)
+
+    def provide_alias_service(state: State) -> AliasService:
+        return AliasService(
+            state.alias_store,
+            state.model_store,
+            ModelReads(state.model_store, None, state.alias_store),
+            now_ms,
+        )
+
+    def provide_prediction_service(state: State) -> PredictionService:
+        return PredictionService(state.model_store, state.alias_store, state.endpoint_client)
 
     def provide_org_model_service(state: State) -> OrgModelService:
         return OrgModelService(
@@ -150,6 +178,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             UploadController,
             OrgUploadController,
             *ORG_MODEL_CONTROLLERS,
+            PredictController,
+            AliasController,
         ],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
@@ -168,7 +198,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
             BrowserPageHeaders,
         ],
-        lifespan=[mongo_lifespan, kafka_lifespan, caches.follow_changes],
+        lifespan=[mongo_lifespan, kafka_lifespan, endpoint_client_lifespan, caches.follow_changes],
         plugins=[UploadsPlugin(settings, storage)],
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
@@ -176,6 +206,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "models": Provide(provide_model_service, sync_to_thread=False),
             "org_models": Provide(provide_org_model_service, sync_to_thread=False),
             "clusters": Provide(provide_cluster_service, sync_to_thread=False),
+            "alias_service": Provide(provide_alias_service, sync_to_thread=False),
+            "predictions": Provide(provide_prediction_service, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

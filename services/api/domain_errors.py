@@ -195,3 +195,97 @@ class NoClusterFits(DomainError):
 
     def __init__(self, reasons: dict[str, str]) -> None:
         super().__init__("No registered Ray cluster fits this deployment", details={"clusters": reasons})
+
+
+# --- aliases and the inference route -----------------------------------------------------------------
+
+
+class AliasNotFound(DomainError):
+    code = "alias_not_found"
+
+    def __init__(self, namespace_id: str, name: str, alias: str) -> None:
+        super().__init__(
+            "Alias not found",
+            details={"resource": "alias", "namespace_id": namespace_id, "name": name, "alias": alias},
+        )
+
+
+class AliasNameMismatch(DomainError):
+    """An alias of a name may only point at a model of that name."""
+
+    code = "model_name_mismatch"
+
+    def __init__(self, name: str, model_id: str, model_name: str) -> None:
+        super().__init__(
+            f"Model {model_id} is named {model_name!r}, not {name!r}",
+            details={"name": name, "model_id": model_id, "model_name": model_name},
+        )
+
+
+class AliasTargetNotDeployed(DomainError):
+    code = "alias_target_not_deployed"
+
+    def __init__(self, model_id: str, status: str) -> None:
+        super().__init__(
+            "The target model is not deployed (require_deployed=true)",
+            details={"model_id": model_id, "deployment_status": status},
+        )
+
+
+class AliasWithoutPrevious(DomainError):
+    code = "alias_has_no_previous"
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(
+            "The alias never pointed at another model; nothing to roll back to", details={"alias": alias}
+        )
+
+
+class ModelHasAliases(DomainError):
+    code = "model_has_aliases"
+
+    def __init__(self, key: ModelKey, aliases: list[str]) -> None:
+        super().__init__(
+            "Aliases point at the model; move them first or delete with force=true (the aliases go too)",
+            details={"namespace_id": key.namespace_id, "model_id": key.model_id, "aliases": aliases},
+        )
+
+
+class ModelNotDeployed(DomainError):
+    code = "model_not_deployed"
+
+    def __init__(self, key: ModelKey, status: str) -> None:
+        super().__init__(
+            "The model is not deployed; deploy it first",
+            details={"namespace_id": key.namespace_id, "model_id": key.model_id, "deployment_status": status},
+        )
+
+
+class EndpointUnreachable(DomainError):
+    code = "endpoint_unreachable"
+
+    def __init__(self, model_id: str, reason: str) -> None:
+        super().__init__(
+            "The model's endpoint could not be reached", details={"model_id": model_id, "reason": reason}
+        )
+
+
+class EndpointFailed(DomainError):
+    """The endpoint answered with a server error (5xx); its own 4xx go back to the client as they are."""
+
+    code = "endpoint_error"
+
+    def __init__(self, model_id: str, status: int) -> None:
+        super().__init__(
+            "The model's endpoint failed", details={"model_id": model_id, "endpoint_status": status}
+        )
+
+
+class EndpointTimeout(DomainError):
+    code = "endpoint_timeout"
+
+    def __init__(self, model_id: str, timeout_s: float) -> None:
+        super().__init__(
+            f"The model's endpoint did not answer within {timeout_s:g} s (MODELREG_PREDICT_TIMEOUT_S)",
+            details={"model_id": model_id, "timeout_s": timeout_s},
+        )

@@ -18,15 +18,24 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERN
 from litestar.types import ExceptionHandlersMap
 
 from services.api.domain_errors import (
+    AliasNameMismatch,
+    AliasNotFound,
+    AliasTargetNotDeployed,
+    AliasWithoutPrevious,
     ArchiveMissing,
     ArchiveRefused,
     BrokerUnavailable,
     ConcurrentRequest,
     DomainError,
+    EndpointFailed,
+    EndpointTimeout,
+    EndpointUnreachable,
     InvalidField,
     InvalidUpload,
     InvalidUploadSignature,
+    ModelHasAliases,
     ModelIdTaken,
+    ModelNotDeployed,
     ModelNotFound,
     NamespaceNotFound,
     NoClusterFits,
@@ -108,7 +117,9 @@ HTTP_ERROR_TYPES = {
     413: "PayloadTooLargeError",
     415: "UnsupportedMediaTypeError",
     429: "TooManyRequestsError",
+    502: "BadGatewayError",
     503: "ServiceUnavailableError",
+    504: "GatewayTimeoutError",
 }
 
 # The status of each domain error; the body is its message, code and details. InvalidField is not here:
@@ -135,6 +146,15 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     InvalidUploadSignature: 403,
     UploadMismatch: 400,
     NoClusterFits: 409,
+    AliasNotFound: 404,
+    AliasNameMismatch: 409,
+    AliasTargetNotDeployed: 409,
+    AliasWithoutPrevious: 409,
+    ModelHasAliases: 409,
+    ModelNotDeployed: 409,
+    EndpointUnreachable: 502,
+    EndpointFailed: 502,
+    EndpointTimeout: 504,
 }
 
 

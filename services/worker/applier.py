@@ -38,6 +38,14 @@ class ObservedStateStore(Protocol):
         ...
 
 
+class TombstoneReader(Protocol):
+    """Keys of deleted models (`shared.adapters.mongo.TombstoneStore` in production)."""
+
+    async def expiries(self, keys: Iterable[ModelKey]) -> dict[ModelKey, datetime]:
+        """When each deleted model's tombstone expires; keys without one are left out."""
+        ...
+
+
 class BatchOutcome(msgspec.Struct, kw_only=True):
     applied: int = 0
     stale: int = 0
@@ -45,15 +53,29 @@ class BatchOutcome(msgspec.Struct, kw_only=True):
     unknown_models: set[ModelKey] = msgspec.field(default_factory=set)
     # (model, cluster): undeploy commands owed after the writes (a move completed, a stray announced ready).
     undeploys: list[tuple[ModelKey, str]] = msgspec.field(default_factory=list)
+    # Of the unknown models, those deleted recently: their tombstone's expiry.
+    tombstones: dict[ModelKey, datetime] = msgspec.field(default_factory=dict)
 
 
 class EventApplier:
-    def __init__(self, store: ObservedStateStore, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        store: ObservedStateStore,
+        clock: Callable[[], datetime] = utc_now,
+        tombstones: TombstoneReader | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.tombstones = tombstones
 
     async def apply(self, events: Sequence[DeploymentEvent]) -> BatchOutcome:
         """One guarded write per model, whatever the number of its events in the batch."""
+        outcome = await self._apply(events)
+        if outcome.unknown_models and self.tombstones is not None:
+            outcome.tombstones = await self.tombstones.expiries(outcome.unknown_models)
+        return outcome
+
+    async def _apply(self, events: Sequence[DeploymentEvent]) -> BatchOutcome:
         outcome = BatchOutcome()
         pending = group_by_model(events)
         for _ in range(MAX_WRITE_ROUNDS):

@@ -28,6 +28,7 @@ from shared.documents import utc_now
 from shared.event_admission import AdmissionRules
 from shared.retry import RetryPolicy, is_permanent_error
 from shared.settings import Settings
+from shared.tombstone_rules import is_acknowledged
 
 RETRYABLE = (PyMongoError, KafkaError, OSError, ConcurrentUpdateError)
 log = structlog.get_logger("modelreg.worker")
@@ -98,11 +99,19 @@ class DeploymentEventConsumer:
         metrics.APPLY_SECONDS.observe(time.perf_counter() - started)
         metrics.EVENTS_APPLIED.inc(outcome.applied)
         metrics.EVENTS_STALE.inc(outcome.stale)
-        rejects += [
-            DeadLetter(record, "unknown_model", f"no model {event.key} in the registry")
-            for record, event in decoded
-            if event.key in outcome.unknown_models
-        ]
+        for record, event in decoded:
+            if event.key not in outcome.unknown_models:
+                continue
+            if is_acknowledged(event.event_type, outcome.tombstones.get(event.key), now):
+                # A deleted model's late undeploy event: expected, nothing to apply, nothing to keep.
+                metrics.EVENTS_TOMBSTONED.labels(event_type=str(event.event_type)).inc()
+                log.info(
+                    "event of a deleted model acknowledged",
+                    model=str(event.key),
+                    event_type=str(event.event_type),
+                )
+                continue
+            rejects.append(DeadLetter(record, "unknown_model", f"no model {event.key} in the registry"))
         for record, event in decoded:
             if event.key not in outcome.unknown_models:
                 log.debug(

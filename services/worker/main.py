@@ -12,7 +12,7 @@ from services.worker.applier import EventApplier
 from services.worker.clusters import ClusterHealthConsumer, ClusterWatch
 from services.worker.consumer import DeploymentEventConsumer
 from shared.adapters import kafka, mongo
-from shared.adapters.mongo import ClusterStore, ModelStore
+from shared.adapters.mongo import ClusterStore, ModelStore, TombstoneStore
 from shared.retry import Stopping, retry_with_backoff
 from shared.settings import Settings
 from shared.signals import stop_on_signals
@@ -59,7 +59,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                 max_backoff_s=backoff_s,
             )
         log.info("worker started", topic=settings.events_topic, group=settings.consumer_group)
-        applier = EventApplier(ModelStore(settings.history_limit))
+        applier = EventApplier(ModelStore(settings.history_limit), tombstones=TombstoneStore())
         watch = ClusterWatch(settings, ClusterStore(), kafka.KafkaPublisher(settings, producer=producer))
         await asyncio.gather(
             DeploymentEventConsumer(settings, consumer, producer, applier).run(stop),

@@ -36,3 +36,8 @@ COMMANDS_SENT = Counter(
     "Commands the worker sent on its own",
     ["reason"],
 )
+EVENTS_TOMBSTONED = Counter(
+    "modelreg_worker_events_tombstoned_total",
+    "Late deleting/deleted events of a deleted model, acknowledged against its tombstone (not dead-lettered)",
+    ["event_type"],
+)

@@ -147,16 +147,27 @@ class ModelController(Controller):
         description=(
             "Undeploys the model first if it is (or is being) deployed, by sending an undeploy command, then "
             "removes its record and archive. Deleting a model that is already gone answers the same way, "
-            "with deleted=false."
+            "with deleted=false. 409 (code model_has_aliases) while aliases point at it, unless force=true "
+            "(then its aliases are removed too)."
         ),
         operation_id="delete_model_v1_namespaces__namespace_id__models__model_id__delete",
         status_code=HTTP_200_OK,
-        responses={**ERROR_RESPONSES, **UNAVAILABLE},
+        responses={
+            **ERROR_RESPONSES,
+            409: error_spec("Aliases point at the model (code model_has_aliases)"),
+            **UNAVAILABLE,
+        },
     )
     async def delete_model(
-        self, namespace_id: NamespaceId, model_id: ModelId, models: ModelService
+        self,
+        namespace_id: NamespaceId,
+        model_id: ModelId,
+        models: ModelService,
+        force: Annotated[
+            bool, Parameter(description="Delete even if aliases point at it; they go too")
+        ] = False,
     ) -> ModelDeleteResponse:
-        return await models.deletion.delete(ModelKey(namespace_id, model_id))
+        return await models.deletion.delete(ModelKey(namespace_id, model_id), force=force)
 
     @post(
         "/{model_id:str}/deploy",

@@ -7,8 +7,9 @@ from datetime import datetime
 
 import structlog
 
+from services.api.domain_errors import ModelHasAliases
 from services.api.models.deployment_requests import send_command
-from services.api.models.ports import ArchiveStore, CommandSender, ModelRepository
+from services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
 from services.api.models.schemas import ModelDeleteResponse
 from services.api.models.views import current_status
 from shared.contracts import CommandType, ModelKey
@@ -34,16 +35,23 @@ class ModelDeletion:
         storage: ArchiveStore,
         publisher: CommandSender,
         clock: Callable[[], datetime],
+        aliases: AliasIndex | None = None,
     ) -> None:
         self.store = store
         self.storage = storage
         self.publisher = publisher
         self.clock = clock
+        self.aliases = aliases
 
-    async def delete(self, key: ModelKey) -> ModelDeleteResponse:
+    async def delete(self, key: ModelKey, *, force: bool = False) -> ModelDeleteResponse:
+        """Refuses (ModelHasAliases) a model aliases point at, unless `force`: then the aliases go too."""
         details = await self.store.get_details(key)
         if details is None:
             return ModelDeleteResponse(model_id=key.model_id, message=ALREADY_GONE, deleted=False)
+        if self.aliases is not None:
+            pointing = (await self.aliases.aliases_of(key.namespace_id, [key.model_id])).get(key.model_id, [])
+            if pointing and not force:
+                raise ModelHasAliases(key, pointing)
         undeploy_id = None
         if (
             decide_request(current_status(details), DesiredState.NOT_DEPLOYED).outcome
@@ -53,7 +61,7 @@ class ModelDeletion:
                 self.publisher, key, CommandType.UNDEPLOY, self.clock(), details.cluster
             )
             undeploy_id = str(command.command_id)
-        deleted = await self.store.delete_model(key)
+        deleted = await self.store.delete_model(key)  # its aliases go with it (the store's delete_model)
         if deleted:
             try:
                 await self.storage.delete(details.model_archive_url, key.namespace_id, key.model_id)

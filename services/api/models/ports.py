@@ -5,6 +5,7 @@ Unit tests use in-memory fakes of these (`tests/api_fakes.py`); integration test
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -49,7 +50,9 @@ class ModelRepository(Protocol):
         False when the model changed since (or is gone)."""
         ...
 
-    async def delete_model(self, key: ModelKey) -> bool: ...
+    async def delete_model(self, key: ModelKey) -> bool:
+        """Removes the model and its aliases (none may point at a deleted model)."""
+        ...
 
 
 class ArchiveStore(Protocol):
@@ -70,4 +73,12 @@ class CommandSender(Protocol):
 
     async def publish(self, command: DeploymentCommand) -> None:
         """Raises CommandNotPublishedError when the broker did not take it."""
+        ...
+
+
+class AliasIndex(Protocol):
+    """Which aliases point at which models (`shared.adapters.mongo.AliasStore`); model views show them."""
+
+    async def aliases_of(self, namespace_id: str, model_ids: Sequence[str]) -> dict[str, list[str]]:
+        """model_id → its aliases, sorted, for the models that have any."""
         ...

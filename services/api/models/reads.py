@@ -6,7 +6,7 @@ import msgspec
 
 from services.api.caching.details import DetailsCache, EncodedDetails
 from services.api.domain_errors import ModelNotFound
-from services.api.models.ports import ModelRepository
+from services.api.models.ports import AliasIndex, ModelRepository
 from services.api.models.schemas import DeploymentHistoryResponse, ModelDetailResponse, ModelListResponse
 from services.api.models.views import history_event_view, next_offset, strong_etag, to_list_item, to_view
 from shared.adapters.mongo import ModelFilter
@@ -14,15 +14,27 @@ from shared.contracts import ModelKey
 
 
 class ModelReads:
-    def __init__(self, store: ModelRepository, details_cache: DetailsCache | None = None) -> None:
+    def __init__(
+        self,
+        store: ModelRepository,
+        details_cache: DetailsCache | None = None,
+        aliases: AliasIndex | None = None,
+    ) -> None:
         self.store = store
         self.details_cache = details_cache
+        self.aliases = aliases
+
+    async def aliases_of(self, namespace_id: str, model_ids: list[str]) -> dict[str, list[str]]:
+        if self.aliases is None or not model_ids:
+            return {}
+        return await self.aliases.aliases_of(namespace_id, model_ids)
 
     async def get_details(self, key: ModelKey) -> ModelDetailResponse:
         details = await self.store.get_details(key)
         if details is None:
             raise ModelNotFound(key)
-        return ModelDetailResponse(model=to_view(details))
+        aliases = await self.aliases_of(key.namespace_id, [key.model_id])
+        return ModelDetailResponse(model=to_view(details, aliases.get(key.model_id, ())))
 
     async def get_details_encoded(self, key: ModelKey) -> tuple[bytes, str]:
         """The details body as sent, and its strong ETag; from the details cache when it holds them."""
@@ -43,8 +55,9 @@ class ModelReads:
         self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
     ) -> ModelListResponse:
         total, page = await self.store.list_models(namespace_id, where, sort, offset, limit)
+        aliases = await self.aliases_of(namespace_id, [details.model_id for details in page])
         return ModelListResponse(
-            models=[to_list_item(details) for details in page],
+            models=[to_list_item(details, aliases.get(details.model_id, ())) for details in page],
             total=total,
             namespace_id=namespace_id,
             limit=limit,

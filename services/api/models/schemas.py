@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
+from shared.alias_rules import AliasHistoryKind
 from shared.contracts import (
     ClusterName,
     DeploymentStatus,
@@ -29,10 +30,15 @@ if TYPE_CHECKING:  # a computed Literal is opaque to type checkers; its values a
     ModelFormatName = str
     DeploymentStatusName = str
     EventTypeName = str
+    HistoryEntryTypeName = str
 else:
     ModelFormatName = values_of(ModelFormat)
     DeploymentStatusName = values_of(DeploymentStatus)
     EventTypeName = values_of(EventType)
+    # A model's history shows its deployment events and the alias changes that concern it.
+    HistoryEntryTypeName = Literal[
+        tuple(m.value for m in EventType) + tuple(m.value for m in AliasHistoryKind)
+    ]
 
 
 def _meta(title: str, description: str) -> msgspec.Meta:
@@ -81,6 +87,9 @@ class CustomModelDocument(msgspec.Struct, kw_only=True):
         str | None,
         _meta("Deployment Message", "Reason given with the last deployment event (e.g. why it failed)"),
     ] = None
+    aliases: Annotated[
+        list[str], _meta("Aliases", "Aliases of the model's name pointing at this model (always present)")
+    ] = msgspec.field(default_factory=list)
 
 
 class ModelDetailResponse(msgspec.Struct, kw_only=True):
@@ -266,7 +275,10 @@ class DeploymentHistoryEvent(msgspec.Struct, kw_only=True):
     """A deployment event that changed the model."""
 
     event_id: Annotated[str, msgspec.Meta(title="Event Id")]
-    event_type: Annotated[EventTypeName, msgspec.Meta(title="Event Type")]
+    event_type: Annotated[
+        HistoryEntryTypeName,
+        _meta("Event Type", "A deployment event, or alias.assigned / alias.unassigned (an alias moved)"),
+    ]
     sequence: Annotated[int, _meta("Sequence", "Per-model order of events")]
     occurred_at: Annotated[datetime, _meta("Occurred At", "When the transition happened")]
     applied_at: Annotated[datetime, _meta("Applied At", "When the registry applied it")]

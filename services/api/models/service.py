@@ -13,7 +13,7 @@ from services.api.caching.details import DetailsCache
 from services.api.clusters.ports import ClusterDirectory
 from services.api.models.deletion import ModelDeletion
 from services.api.models.deployment_requests import DeploymentRequests
-from services.api.models.ports import ArchiveStore, CommandSender, ModelRepository
+from services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
 from services.api.models.reads import ModelReads
 from services.api.models.registration import ModelRegistration
 from shared.documents import utc_now
@@ -36,10 +36,11 @@ class ModelService:
         clock: Callable[[], datetime] = now_ms,
         details_cache: DetailsCache | None = None,
         clusters: ClusterDirectory | None = None,
+        aliases: AliasIndex | None = None,
     ) -> None:
-        self.reads = ModelReads(store, details_cache)
+        self.reads = ModelReads(store, details_cache, aliases)
         self.registration = ModelRegistration(store, storage, settings, clock)
         self.requests = DeploymentRequests(
             store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s, clusters=clusters
         )
-        self.deletion = ModelDeletion(store, storage, publisher, clock)
+        self.deletion = ModelDeletion(store, storage, publisher, clock, aliases)

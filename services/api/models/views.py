@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import msgspec
 
@@ -34,8 +35,9 @@ def current_status(details: ModelDetails) -> DeploymentStatus:
     )
 
 
-def to_view(details: ModelDetails) -> CustomModelDocument:
+def to_view(details: ModelDetails, aliases: Sequence[str] = ()) -> CustomModelDocument:
     raw = details.model_dump(exclude=_BOOKKEEPING)
+    raw["aliases"] = list(aliases)
     raw["created_at"] = aware_utc(details.created_at)
     raw["updated_at"] = aware_utc(details.updated_at)
     if raw["deployment_info"] is not None:
@@ -45,9 +47,9 @@ def to_view(details: ModelDetails) -> CustomModelDocument:
     return msgspec.convert(raw, CustomModelDocument, from_attributes=True)
 
 
-def to_list_item(details: ModelDetails) -> ModelListItem:
+def to_list_item(details: ModelDetails, aliases: Sequence[str] = ()) -> ModelListItem:
     """The details' view plus Mixpeek's list fields: `source` and the endpoint while deployed."""
-    view = to_view(details)
+    view = to_view(details, aliases)
     info = view.deployment_info
     endpoint = info.endpoint if view.deployed and info is not None else None
     return ModelListItem(**msgspec.structs.asdict(view), source="customer", endpoint=endpoint)

@@ -7,11 +7,14 @@
 - `key_store`: `api_keys`
 - `upload_store`: `model_uploads` (presigned uploads)
 - `cluster_store`: `ray_clusters` (named Ray clusters, their observed health) and models' placements
+- `alias_store`: `model_aliases` (aliases of model names)
+- `tombstone_store`: `model_tombstones` (keys of deleted models, for the worker)
 - `mapping`: documents to and from the rules' structs
 
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
 """
 
+from shared.adapters.mongo.alias_store import AliasStore
 from shared.adapters.mongo.cluster_store import ClusterStore, DuplicateClusterError, PlacedModel
 from shared.adapters.mongo.connection import MongoClient, connect, connect_when_available, ping
 from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
@@ -24,12 +27,14 @@ from shared.adapters.mongo.model_store import (
     ModelStore,
 )
 from shared.adapters.mongo.org_model_store import OrgModelStore
+from shared.adapters.mongo.tombstone_store import TombstoneStore
 from shared.adapters.mongo.upload_store import UploadStore
 from shared.deployment_rules import OBSERVED_ON_SERVE, ObservedChange
 
 __all__ = [
     "LIST_SORTS",
     "OBSERVED_ON_SERVE",
+    "AliasStore",
     "ApiKeyStore",
     "ClusterStore",
     "DuplicateClusterError",
@@ -43,6 +48,7 @@ __all__ = [
     "MongoClient",
     "OrgModelStore",
     "ObservedChange",
+    "TombstoneStore",
     "UploadStore",
     "connect",
     "connect_when_available",

@@ -9,8 +9,10 @@ from beanie import BulkWriter
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
+from shared.adapters.mongo.alias_store import AliasStore
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter, history_page_pipeline, listing_query
 from shared.adapters.mongo.mapping import key_filter, observed_from_details, observed_update
+from shared.adapters.mongo.tombstone_store import TombstoneStore
 from shared.contracts import ModelKey
 from shared.deployment_rules import (
     OBSERVED_ON_SERVE,
@@ -24,8 +26,10 @@ from shared.documents import (
     ModelDetails,
     ModelDocument,
     ModelKeyFields,
+    utc_now,
 )
 from shared.placement import Placement
+from shared.tombstone_rules import tombstone_expiry
 
 
 class ModelRegisteredError(Exception):
@@ -46,8 +50,9 @@ class ModelStore:
     Compare-and-set writes filter on the model's key and the value they were computed from.
     """
 
-    def __init__(self, history_limit: int = 500) -> None:
+    def __init__(self, history_limit: int = 500, tombstone_retention_s: float = 7 * 24 * 3600.0) -> None:
         self.history_limit = history_limit
+        self.tombstone_retention_s = tombstone_retention_s
 
     async def get_details(self, key: ModelKey) -> ModelDetails | None:
         # The hot read: pymongo's find_one and one validation cost the API process about 0.1 ms of CPU less
@@ -209,5 +214,14 @@ class ModelStore:
         return isinstance(result, UpdateResult) and result.matched_count == 1  # see ApiKeyStore.revoke
 
     async def delete_model(self, key: ModelKey) -> bool:
+        """Remove the model, leaving a tombstone first (the worker acknowledges its late undeploy events
+        against it, `shared/tombstone_rules.py`; a tombstone of a model still there is never consulted), and
+        its aliases after: whichever path deletes a model (a delete, a shared model's disable), no alias
+        is left pointing at it or keeping it as its rollback target."""
+        now = utc_now()
+        await TombstoneStore().put(key, now, tombstone_expiry(now, self.tombstone_retention_s))
         result = await ModelDocument.find_one(key_filter(key)).delete()
-        return result is not None and result.deleted_count == 1
+        deleted = result is not None and result.deleted_count == 1
+        if deleted:
+            await AliasStore(self.history_limit).release_model(key)
+        return deleted
