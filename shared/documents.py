@@ -77,6 +77,8 @@ class ModelDetails(BaseModel):
     desired_at: datetime | None = None
     # Set on a namespace's copy of a shared (org-level) model: the shared model's id (= this model_id).
     org_model_id: str | None = None
+    # String key/value pairs (shared/tags.py); changed one key at a time ($set/$unset of tags.<key>).
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class ModelKeyFields(BaseModel):
@@ -135,6 +137,15 @@ class ModelDocument(Document, ModelDetails):
                     ("model_id", pymongo.ASCENDING),
                 ],
                 name="namespace_created",
+            ),
+            # The list filter (shared/model_filters.py): tags.<key> comparisons, and updated_at ranges.
+            # A compound wildcard index (MongoDB 7+); SecantusDB builds it but plans without it.
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("tags.$**", pymongo.ASCENDING)], name="namespace_tags"
+            ),
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("updated_at", pymongo.DESCENDING)],
+                name="namespace_updated",
             ),
         ]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -96,6 +96,16 @@ class FakeModelStore:
             update={"desired_state": desired, "desired_at": desired_at, "updated_at": now}
         )
         return True
+
+    async def update_tags(
+        self, key: ModelKey, to_set: Mapping[str, str], to_remove: Sequence[str], now: datetime
+    ) -> ModelDetails | None:
+        current = self.models.get(key)
+        if current is None:
+            return None
+        tags = {k: v for k, v in {**current.tags, **to_set}.items() if k not in to_remove}
+        self.models[key] = current.model_copy(update={"tags": tags, "updated_at": now})
+        return self.models[key]
 
     async def delete_model(self, key: ModelKey) -> bool:
         return self.models.pop(key, None) is not None

@@ -186,3 +186,14 @@ class InvalidUploadSignature(DomainError):
 
 class UploadMismatch(DomainError):
     """The uploaded bytes are not what was announced (size, ETag, Content-Type)."""
+
+
+class InvalidFilter(DomainError):
+    """The list route's `filter` does not parse, or names a field, operator or value it does not allow."""
+
+    def __init__(self, message: str, code: str, filter_text: str, position: int) -> None:
+        super().__init__(
+            f"Invalid filter at position {position}: {message}",
+            code=code,
+            details={"parameter": "filter", "filter": filter_text, "position": position},
+        )

@@ -24,6 +24,7 @@ from services.api.domain_errors import (
     ConcurrentRequest,
     DomainError,
     InvalidField,
+    InvalidFilter,
     InvalidUpload,
     InvalidUploadSignature,
     ModelIdTaken,
@@ -106,6 +107,7 @@ HTTP_ERROR_TYPES = {
     410: "GoneError",
     413: "PayloadTooLargeError",
     415: "UnsupportedMediaTypeError",
+    422: "UnprocessableEntityError",
     429: "TooManyRequestsError",
     503: "ServiceUnavailableError",
 }
@@ -133,6 +135,7 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     UploadNotReady: 409,
     InvalidUploadSignature: 403,
     UploadMismatch: 400,
+    InvalidFilter: 422,
 }
 
 

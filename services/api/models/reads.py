@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import msgspec
 
-from services.api.domain_errors import ModelNotFound
+from services.api.domain_errors import InvalidFilter, ModelNotFound
 from services.api.models.ports import ModelRepository
 from services.api.models.schemas import DeploymentHistoryResponse, ModelDetailResponse, ModelListResponse
 from services.api.models.views import history_event_view, next_offset, strong_etag, to_list_item, to_view
 from shared.adapters.mongo import ModelFilter
 from shared.contracts import ModelKey
+from shared.filter_language import FilterError
+from shared.model_filters import compile_filter
 
 
 class ModelReads:
@@ -28,8 +30,21 @@ class ModelReads:
         return body, strong_etag(body)
 
     async def list_models(
-        self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
+        self,
+        namespace_id: str,
+        where: ModelFilter,
+        sort: str,
+        offset: int,
+        limit: int,
+        filter_text: str | None = None,
     ) -> ModelListResponse:
+        """A page of the namespace's models matching `where` and, when given, the filter language's text."""
+        if filter_text is not None:
+            try:
+                expression = compile_filter(filter_text)
+            except FilterError as exc:
+                raise InvalidFilter(exc.message, exc.code, filter_text, exc.position) from None
+            where = msgspec.structs.replace(where, expression=expression)
         total, page = await self.store.list_models(namespace_id, where, sort, offset, limit)
         return ModelListResponse(
             models=[to_list_item(details) for details in page],

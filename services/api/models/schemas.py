@@ -80,6 +80,9 @@ class CustomModelDocument(msgspec.Struct, kw_only=True):
         str | None,
         _meta("Deployment Message", "Reason given with the last deployment event (e.g. why it failed)"),
     ] = None
+    tags: Annotated[
+        dict[str, str], _meta("Tags", "String key/value pairs (upload field tags; PATCH the model to change)")
+    ] = msgspec.field(default_factory=dict)
 
 
 class ModelDetailResponse(msgspec.Struct, kw_only=True):
@@ -147,6 +150,44 @@ class UploadForm(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return ResourceRequirementsFields(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, memory=self.memory_bytes
         )
+
+
+JSON_FIELD_MAX = 64 * 1024
+
+
+class NamespaceUploadForm(UploadForm, kw_only=True, forbid_unknown_fields=True):
+    """The namespace upload's fields: the shared fields plus tags and the model's signature, as JSON text."""
+
+    tags: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=JSON_FIELD_MAX,
+                description='JSON object of string tags, e.g. {"team": "search", "stage": "canary"}',
+            ),
+        ]
+        | None
+    ) = None
+    input_schema: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=JSON_FIELD_MAX,
+                description="Input schema (JSON object); read from ONNX or safetensors archives when absent",
+            ),
+        ]
+        | None
+    ) = None
+    output_schema: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=JSON_FIELD_MAX,
+                description="Output schema (JSON object); inferred from ONNX archives when absent",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ModelUploadResponse(msgspec.Struct, kw_only=True):
@@ -286,3 +327,18 @@ class DeploymentHistoryResponse(msgspec.Struct, kw_only=True):
     next_offset: Annotated[
         int | None, _meta("Next Offset", "Offset of the next page; null on the last page")
     ] = None
+
+
+# --- Tags ---------------------------------------------------------------------------------------------------
+
+
+class ModelPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A change to a model: tags to set (a string) or remove (null); other tags stay as they are."""
+
+    tags: Annotated[
+        dict[str, str | None],
+        msgspec.Meta(
+            description='Tags to set, and to remove with null: {"stage": "prod", "canary": null}',
+            examples=[{"stage": "prod", "canary": None}],
+        ),
+    ]

@@ -1,7 +1,7 @@
 """The models area's service: one object the routes depend on, made of the parts that do each job.
 
-reads (details, listing, history), registration (uploads), deployment requests, deletion. Each part raises
-domain errors (`services/api/domain_errors.py`) and talks to the outside only through `ports.py`.
+reads (details, listing, history), registration (uploads), deployment requests, deletion, tagging. Each part
+raises domain errors (`services/api/domain_errors.py`) and talks to the outside only through `ports.py`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from services.api.models.deployment_requests import DeploymentRequests
 from services.api.models.ports import ArchiveStore, CommandSender, ModelRepository
 from services.api.models.reads import ModelReads
 from services.api.models.registration import ModelRegistration
+from services.api.models.tagging import ModelTagging
 from shared.documents import utc_now
 from shared.settings import Settings
 
@@ -37,3 +38,4 @@ class ModelService:
         self.registration = ModelRegistration(store, storage, settings, clock)
         self.requests = DeploymentRequests(store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s)
         self.deletion = ModelDeletion(store, storage, publisher, clock)
+        self.tagging = ModelTagging(store, clock)
