@@ -102,11 +102,17 @@ def _declared(input_schema: Mapping[str, Any] | None) -> dict[str, Mapping[str, 
     return declared
 
 
-def _shape_of(value: Any, rank: int) -> tuple[list[int], list[Any]] | str:
-    """The shape of a nested list down to `rank` levels and its leaves, or why it is not rectangular."""
+def _shape_of(value: Any, rank: int) -> tuple[list[int | None], list[Any]] | str:
+    """The shape of a nested list down to `rank` levels and its leaves, or why it is not rectangular.
+
+    Below an empty level the sizes are unknown (None): `[]` fits any shape with a dynamic first dimension.
+    """
     level = [value]
-    shape: list[int] = []
+    shape: list[int | None] = []
     for depth in range(rank):
+        if depth > 0 and not level:
+            shape.append(None)
+            continue
         if not all(isinstance(item, list) for item in level):
             return f"expected {rank} nested list levels, found a scalar at level {depth}"
         sizes = {len(item) for item in level}
@@ -167,7 +173,7 @@ def check_inputs(input_schema: Mapping[str, Any] | None, inputs: Any) -> list[In
         wrong = [
             f"dimension {axis} must be {want}, got {got}"
             for axis, (want, got) in enumerate(zip(shape, actual, strict=True))
-            if isinstance(want, int) and want >= 0 and want != got
+            if isinstance(want, int) and want >= 0 and got is not None and want != got
         ]
         if wrong:
             problems.append(InputProblem(name, "; ".join(wrong)))
