@@ -144,7 +144,7 @@ class ModelDocument(Document, ModelDetails):
                 [("namespace_id", pymongo.ASCENDING), ("tags.$**", pymongo.ASCENDING)], name="namespace_tags"
             ),
             pymongo.IndexModel(
-                [("namespace_id", pymongo.ASCENDING), ("updated_at", pymongo.DESCENDING)],
+                [("namespace_id", pymongo.ASCENDING), ("updated_at", pymongo.ASCENDING)],
                 name="namespace_updated",
             ),
         ]
@@ -263,4 +263,51 @@ class UploadDocument(Document, UploadRecord):
         ]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [ModelDocument, OrgModelDocument, ApiKeyDocument, UploadDocument]
+class AuditDocument(Document):
+    """An audit trail entry (`shared.audit.AuditEntry`) as stored in `audit_log`."""
+
+    entry_id: Annotated[str, Indexed(unique=True)]
+    at: datetime
+    action: str
+    namespaces: list[str] = Field(default_factory=list)
+    model_id: str | None = None
+    target: dict[str, Any] = Field(default_factory=dict)
+    via: str
+    key_prefix: str | None = None
+    request_id: str | None = None
+    outcome: str
+    code: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    settled_at: datetime | None = None
+
+    class Settings:
+        name = "audit_log"
+        indexes = [
+            # A namespace's trail, newest first (scanned backwards); and one model's. Ascending on `at`:
+            # SecantusDB misses the bound of a $gte on a descending key.
+            pymongo.IndexModel(
+                [
+                    ("namespaces", pymongo.ASCENDING),
+                    ("at", pymongo.ASCENDING),
+                    ("entry_id", pymongo.ASCENDING),
+                ],
+                name="audit_namespace_at",
+            ),
+            pymongo.IndexModel(
+                [
+                    ("namespaces", pymongo.ASCENDING),
+                    ("model_id", pymongo.ASCENDING),
+                    ("at", pymongo.ASCENDING),
+                ],
+                name="audit_namespace_model_at",
+            ),
+        ]
+
+
+DOCUMENT_MODELS: list[type[Document]] = [
+    ModelDocument,
+    OrgModelDocument,
+    ApiKeyDocument,
+    UploadDocument,
+    AuditDocument,
+]

@@ -11,11 +11,15 @@ import shutil
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from shared.adapters.kafka import CommandNotPublishedError
 from shared.adapters.mongo import DuplicateModelError, ModelFilter
 from shared.adapters.mongo.upload_store import CLEANABLE_STATES
 from shared.adapters.storage import ArchiveTooLargeError, StagedUpload
+from shared.audit import AuditEntry, AuditOutcome, AuditQuery
 from shared.contracts import DeploymentCommand, ModelKey
 from shared.deployment_rules import DesiredState
 from shared.documents import HistoryEntry, ModelDetails, OrgModelDetails, UploadRecord, UploadState
@@ -268,3 +272,53 @@ class FakeUploadStorage(FakeArchiveStorage):
 
     def staged_names(self) -> list[str]:
         return sorted(p.name for p in (self.root / ".uploads").glob("*"))
+
+
+class FakeAuditLog:
+    """In-memory `services/audit/ports.AuditLog`; `fail_append` / `fail_settle` make the store unavailable."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, AuditEntry] = {}
+        self.fail_append = False
+        self.fail_settle = False
+
+    async def append(self, entry: AuditEntry) -> None:
+        if self.fail_append:
+            raise ConnectionError("audit store unavailable")
+        self.entries[entry.entry_id] = msgspec.structs.replace(entry)
+
+    async def settle(
+        self,
+        entry_id: str,
+        outcome: AuditOutcome,
+        *,
+        at: datetime,
+        code: str | None,
+        model_id: str | None,
+        target: dict[str, Any],
+        details: dict[str, Any],
+    ) -> None:
+        if self.fail_settle:
+            raise ConnectionError("audit store unavailable")
+        self.entries[entry_id] = msgspec.structs.replace(
+            self.entries[entry_id],
+            outcome=outcome,
+            settled_at=at,
+            code=code,
+            model_id=model_id,
+            target=dict(target),
+            details=dict(details),
+        )
+
+    async def page(
+        self, namespace_id: str, query: AuditQuery, offset: int, limit: int
+    ) -> tuple[int, list[AuditEntry]]:
+        matching = [
+            e
+            for e in self.entries.values()
+            if namespace_id in e.namespaces
+            and (query.model_id is None or e.model_id == query.model_id)
+            and (query.action is None or e.action == query.action)
+        ]
+        matching.sort(key=lambda e: (e.at, e.entry_id), reverse=True)
+        return len(matching), matching[offset : offset + limit]

@@ -18,6 +18,9 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from services.api.access_log import AccessLog
+from services.api.audit.actor import bind_actor
+from services.api.audit.controller import AuditController
+from services.api.audit.service import AuditReads
 from services.api.auth.guards import namespace_guard
 from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
 from services.api.errors import EXCEPTION_HANDLERS
@@ -29,10 +32,11 @@ from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
 from services.api.org_models.service import OrgModelService
 from services.api.uploads.controller import OrgUploadController, SignedUploadController, UploadController
 from services.api.uploads.wiring import UploadsPlugin
+from services.audit.recorder import Audit
 from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
-from shared.adapters.mongo import ApiKeyStore, ModelStore, OrgModelStore
+from shared.adapters.mongo import ApiKeyStore, AuditStore, ModelStore, OrgModelStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
@@ -95,18 +99,27 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return client
 
     storage = ArchiveStorage(settings)
+    audit_store = AuditStore()
+    audit = Audit(audit_store)
 
     def provide_model_service(state: State) -> ModelService:
-        return ModelService(state.model_store, storage, state.command_publisher, settings)
+        return ModelService(state.model_store, storage, state.command_publisher, settings, audit=audit)
 
     def provide_org_model_service(state: State) -> OrgModelService:
         return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
 
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController, UploadController, OrgUploadController, *ORG_MODEL_CONTROLLERS],
+        route_handlers=[
+            ModelController,
+            UploadController,
+            OrgUploadController,
+            *ORG_MODEL_CONTROLLERS,
+            AuditController,
+        ],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
+        before_request=bind_actor,
         security=[{SECURITY_SCHEME: []}],
     )
     app = Litestar(
@@ -116,11 +129,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
         ],
         lifespan=[mongo_lifespan, kafka_lifespan],
-        plugins=[UploadsPlugin(settings, storage)],
+        plugins=[UploadsPlugin(settings, storage, audit)],
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
             "org_models": Provide(provide_org_model_service, sync_to_thread=False),
+            "audit_reads": Provide(lambda: AuditReads(audit_store), sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

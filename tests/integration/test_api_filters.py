@@ -100,6 +100,8 @@ async def test_times_compare_as_times(client) -> None:
     third = (BASE_TIME + timedelta(minutes=2)).isoformat()
     assert await ids(client, f"created_at >= '{third}'") == ["bert", "bertxbase", "waiting"]
     assert await ids(client, f"updated_at < '{third}'") == ["resnet-1", "resnet-2"]
+    assert await ids(client, f"updated_at >= '{third}'") == ["bert", "bertxbase", "waiting"]
+    assert await ids(client, f"created_at <= '{third}'") == ["bert", "resnet-1", "resnet-2"]
     # A time without a zone is UTC.
     naive = (BASE_TIME + timedelta(minutes=2)).replace(tzinfo=None).isoformat()
     assert await ids(client, f"created_at = '{naive}'") == ["bert"]

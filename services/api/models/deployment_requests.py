@@ -18,7 +18,9 @@ from services.api.domain_errors import (
 from services.api.models.ports import CommandSender, ModelRepository
 from services.api.models.schemas import DeploymentRequestResponse, ModelDeployResponse
 from services.api.models.views import current_status
+from services.audit.recorder import NOT_AUDITED, Audit
 from shared.adapters.kafka import CommandNotPublishedError
+from shared.audit import AuditAction
 from shared.contracts import CommandType, DeploymentCommand, DeploymentStatus, ModelKey
 from shared.conversions import aware_utc, observed_from_details
 from shared.deployment_rules import DesiredState, RequestOutcome, decide_request, effective_status
@@ -81,7 +83,9 @@ class DeploymentRequests:
         max_wait_s: int = 0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        audit: Audit = NOT_AUDITED,
     ) -> None:
+        self.audit = audit
         self.store = store
         self.publisher = publisher
         self.clock = clock
@@ -128,6 +132,15 @@ class DeploymentRequests:
 
     async def request(self, key: ModelKey, desired: DesiredState) -> tuple[DeploymentRequestResponse, bool]:
         """Record the wish and send the command; returns the answer and whether a command was sent."""
+        action = AuditAction.MODEL_DEPLOY if desired is DesiredState.DEPLOYED else AuditAction.MODEL_UNDEPLOY
+        async with self.audit.recording(action, [key.namespace_id], model_id=key.model_id) as note:
+            answer, sent = await self._request(key, desired)
+            note.details.update(
+                command_id=answer.command_id, sent=sent, deployment_status=answer.deployment_status
+            )
+            return answer, sent
+
+    async def _request(self, key: ModelKey, desired: DesiredState) -> tuple[DeploymentRequestResponse, bool]:
         for _ in range(MAX_REQUEST_ROUNDS):
             details = await self.store.get_details(key)
             if details is None:

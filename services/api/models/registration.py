@@ -26,8 +26,10 @@ from services.api.models.upload import (
 )
 from services.api.models.upload_extras import UploadExtras, extras_of, with_inferred_signature
 from services.api.models.upload_form import parse_form
+from services.audit.recorder import NOT_AUDITED, Audit
 from shared.adapters.mongo import DuplicateModelError
 from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
+from shared.audit import AuditAction
 from shared.contracts import DeploymentStatus, ModelFormat, ModelKey
 from shared.documents import ModelDetails
 from shared.serve_routes import model_endpoint
@@ -78,11 +80,13 @@ class ModelRegistration:
         storage: ArchiveStore,
         settings: Settings,
         clock: Callable[[], datetime],
+        audit: Audit = NOT_AUDITED,
     ) -> None:
         self.store = store
         self.storage = storage
         self.settings = settings
         self.clock = clock
+        self.audit = audit
 
     async def upload(
         self,
@@ -125,6 +129,19 @@ class ModelRegistration:
 
         The spooled file is moved into storage on success; the caller removes it otherwise.
         """
+        async with self.audit.recording(
+            AuditAction.MODEL_UPLOAD,
+            [namespace_id],
+            target={"name": form.name, "version": form.version},
+            details={"model_hash": archive.sha256, "size": archive.size},
+        ) as note:
+            answer = await self._register_spooled(namespace_id, form, archive)
+            note.model_id = answer.model_id
+            return answer
+
+    async def _register_spooled(
+        self, namespace_id: str, form: UploadForm, archive: SpooledArchive
+    ) -> ModelUploadResponse:
         extras = extras_of(form)
         await check_archive(archive, ArchiveLimits.from_settings(self.settings))
         await self.check_version_free(namespace_id, form.name, form.version)

@@ -15,6 +15,7 @@ from services.api.models.ports import ArchiveStore, CommandSender, ModelReposito
 from services.api.models.reads import ModelReads
 from services.api.models.registration import ModelRegistration
 from services.api.models.tagging import ModelTagging
+from services.audit.recorder import NOT_AUDITED, Audit
 from shared.documents import utc_now
 from shared.settings import Settings
 
@@ -33,9 +34,12 @@ class ModelService:
         publisher: CommandSender,
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
+        audit: Audit = NOT_AUDITED,
     ) -> None:
         self.reads = ModelReads(store)
-        self.registration = ModelRegistration(store, storage, settings, clock)
-        self.requests = DeploymentRequests(store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s)
-        self.deletion = ModelDeletion(store, storage, publisher, clock)
-        self.tagging = ModelTagging(store, clock)
+        self.registration = ModelRegistration(store, storage, settings, clock, audit)
+        self.requests = DeploymentRequests(
+            store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s, audit=audit
+        )
+        self.deletion = ModelDeletion(store, storage, publisher, clock, audit)
+        self.tagging = ModelTagging(store, clock, audit)

@@ -11,6 +11,8 @@ from services.api.domain_errors import InvalidField, ModelNotFound
 from services.api.models.ports import ModelRepository
 from services.api.models.schemas import ModelDetailResponse, ModelPatch
 from services.api.models.views import to_view
+from services.audit.recorder import NOT_AUDITED, Audit
+from shared.audit import AuditAction
 from shared.contracts import ModelKey
 from shared.tags import MAX_TAGS, TagError, check_changes, too_many_after
 
@@ -18,11 +20,20 @@ log = structlog.get_logger("modelreg.api")
 
 
 class ModelTagging:
-    def __init__(self, store: ModelRepository, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: ModelRepository, clock: Callable[[], datetime], audit: Audit = NOT_AUDITED
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.audit = audit
 
     async def patch(self, key: ModelKey, patch: ModelPatch) -> ModelDetailResponse:
+        async with self.audit.recording(
+            AuditAction.MODEL_TAGS, [key.namespace_id], model_id=key.model_id, details={"tags": patch.tags}
+        ):
+            return await self._patch(key, patch)
+
+    async def _patch(self, key: ModelKey, patch: ModelPatch) -> ModelDetailResponse:
         try:
             to_set, to_remove = check_changes(patch.tags)
         except TagError as exc:

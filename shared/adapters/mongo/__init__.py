@@ -5,12 +5,14 @@
 - `org_model_store`: `org_models` (shared models) and their namespace copies
 - `listing`: filters, orders and pipelines of the API's listings
 - `key_store`: `api_keys`
+- `audit_store`: `audit_log` (the audit trail)
 - `upload_store`: `model_uploads` (presigned uploads)
 - `mapping`: documents to and from the rules' structs
 
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
 """
 
+from shared.adapters.mongo.audit_store import AuditStore
 from shared.adapters.mongo.connection import MongoClient, connect, connect_when_available, ping
 from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
 from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter
@@ -29,6 +31,7 @@ __all__ = [
     "LIST_SORTS",
     "OBSERVED_ON_SERVE",
     "ApiKeyStore",
+    "AuditStore",
     "DuplicateKeyPrefixError",
     "DuplicateModelError",
     "DuplicateModelIdError",
