@@ -19,7 +19,7 @@ from shared.adapters.kafka import CommandNotPublishedError
 from shared.adapters.mongo import DuplicateModelError, ModelFilter
 from shared.adapters.mongo.upload_store import CLEANABLE_STATES
 from shared.adapters.storage import ArchiveTooLargeError, StagedUpload
-from shared.audit import AuditEntry, AuditOutcome, AuditQuery
+from shared.audit import AuditAction, AuditEntry, AuditOutcome, AuditQuery
 from shared.contracts import DeploymentCommand, ModelKey
 from shared.deployment_rules import DesiredState
 from shared.documents import HistoryEntry, ModelDetails, OrgModelDetails, UploadRecord, UploadState
@@ -309,6 +309,20 @@ class FakeAuditLog:
             target=dict(target),
             details=dict(details),
         )
+
+    async def sent_deployment_requests(
+        self, namespace_id: str, model_id: str, limit: int
+    ) -> list[AuditEntry]:
+        sent = [
+            e
+            for e in self.entries.values()
+            if namespace_id in e.namespaces
+            and e.model_id == model_id
+            and e.action in (AuditAction.MODEL_DEPLOY, AuditAction.MODEL_UNDEPLOY)
+            and e.outcome is AuditOutcome.DONE
+            and e.details.get("sent") is True
+        ]
+        return sorted(sent, key=lambda e: (e.at, e.entry_id), reverse=True)[:limit]
 
     async def page(
         self, namespace_id: str, query: AuditQuery, offset: int, limit: int

@@ -25,6 +25,12 @@ class AuditLog(Protocol):
         details: dict[str, Any],
     ) -> None: ...
 
+    async def sent_deployment_requests(
+        self, namespace_id: str, model_id: str, limit: int
+    ) -> list[AuditEntry]:
+        """The model's latest deploy/undeploy requests that sent a command (done, sent), newest first."""
+        ...
+
     async def page(
         self, namespace_id: str, query: AuditQuery, offset: int, limit: int
     ) -> tuple[int, list[AuditEntry]]:

@@ -3,6 +3,7 @@ and outcome; the namespace's route with its filters, pages and access rules; the
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -149,3 +150,50 @@ async def test_key_commands_are_recorded_in_their_namespaces(topics, db, key) ->
     assert entries[0]["details"] == {"revoked": True}
     assert entries[1]["namespaces"] == ["ns_a", "ns_c"] and entries[1]["key_prefix"] is None
     assert created not in str(entries)  # the key itself is never recorded
+
+
+def history_entry(event_type: str, sequence: int) -> dict:
+    now = datetime.now(UTC)
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "sequence": sequence,
+        "occurred_at": now,
+        "applied_at": now,
+    }
+
+
+async def test_history_entries_caused_by_a_request_show_its_key(client, db, key, make_key) -> None:
+    other = await make_key("ns_a")
+    model_id = (await upload(client, "ns_a")).json()["model_id"]
+    before = history_entry("deployment.ready", 1)  # applied before any request
+    await db.custom_models.update_one({"model_id": model_id}, {"$push": {"deployment_history": before}})
+    await client.post(f"/v1/namespaces/ns_a/models/{model_id}/deploy")
+    # What the worker would write: the deployment's events, then a health change nobody asked for.
+    for entry in (
+        history_entry("deployment.started", 2),
+        history_entry("deployment.ready", 3),
+        history_entry("deployment.unhealthy", 4),
+    ):
+        await db.custom_models.update_one(
+            {"model_id": model_id},
+            {
+                "$push": {"deployment_history": entry},
+                "$set": {"deployed": True, "deployment_status": "unhealthy"},
+            },
+        )
+    undeploy = await client.delete(f"/v1/namespaces/ns_a/models/{model_id}/deploy", headers=bearer(other))
+    assert undeploy.status_code == 202, undeploy.text
+    await db.custom_models.update_one(
+        {"model_id": model_id}, {"$push": {"deployment_history": history_entry("deployment.deleting", 5)}}
+    )
+
+    events = (await client.get(f"/v1/namespaces/ns_a/models/{model_id}/events")).json()["events"]
+
+    assert [(e["event_type"], e["requested_by"]) for e in events] == [
+        ("deployment.deleting", prefix_of(other)),
+        ("deployment.unhealthy", None),
+        ("deployment.ready", prefix_of(key)),
+        ("deployment.started", prefix_of(key)),
+        ("deployment.ready", None),
+    ]

@@ -8,15 +8,22 @@ from services.api.domain_errors import InvalidFilter, ModelNotFound
 from services.api.models.ports import ModelRepository
 from services.api.models.schemas import DeploymentHistoryResponse, ModelDetailResponse, ModelListResponse
 from services.api.models.views import history_event_view, next_offset, strong_etag, to_list_item, to_view
+from services.audit.ports import AuditLog
 from shared.adapters.mongo import ModelFilter
+from shared.audit_rules import SentRequest, requested_by
 from shared.contracts import ModelKey
+from shared.conversions import aware_utc
 from shared.filter_language import FilterError
 from shared.model_filters import compile_filter
 
+# Requests read from the audit trail to attribute one page of history (the newest ones).
+ATTRIBUTED_REQUESTS = 1000
+
 
 class ModelReads:
-    def __init__(self, store: ModelRepository) -> None:
+    def __init__(self, store: ModelRepository, audit_log: AuditLog | None = None) -> None:
         self.store = store
+        self.audit_log = audit_log
 
     async def get_details(self, key: ModelKey) -> ModelDetailResponse:
         details = await self.store.get_details(key)
@@ -61,6 +68,20 @@ class ModelReads:
             raise ModelNotFound(key)
         total, entries = found
         events = [history_event_view(entry) for entry in entries]
+        if self.audit_log is not None and events:
+            sent = await self.audit_log.sent_deployment_requests(
+                key.namespace_id, key.model_id, ATTRIBUTED_REQUESTS
+            )
+            requests = [
+                SentRequest(at=aware_utc(r.at) or r.at, action=r.action, requested_by=r.key_prefix)
+                for r in reversed(sent)
+            ]
+            events = [
+                msgspec.structs.replace(
+                    event, requested_by=requested_by(event.event_type, event.applied_at, requests)
+                )
+                for event in events
+            ]
         return DeploymentHistoryResponse(
             model_id=key.model_id,
             events=events,

@@ -313,6 +313,14 @@ class DeploymentHistoryEvent(msgspec.Struct, kw_only=True):
     endpoint: Annotated[str | None, msgspec.Meta(title="Endpoint")] = None
     ray_deployment_name: Annotated[str | None, msgspec.Meta(title="Ray Deployment Name")] = None
     message: Annotated[str | None, msgspec.Meta(title="Message")] = None
+    requested_by: Annotated[
+        str | None,
+        _meta(
+            "Requested By",
+            "Key prefix of the deploy/undeploy request that caused the event (from the audit trail); null "
+            "when no request did",
+        ),
+    ] = None
 
 
 class DeploymentHistoryResponse(msgspec.Struct, kw_only=True):

@@ -36,7 +36,7 @@ class ModelService:
         clock: Callable[[], datetime] = now_ms,
         audit: Audit = NOT_AUDITED,
     ) -> None:
-        self.reads = ModelReads(store)
+        self.reads = ModelReads(store, audit.store)
         self.registration = ModelRegistration(store, storage, settings, clock, audit)
         self.requests = DeploymentRequests(
             store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s, audit=audit

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from beanie import SortDirection
 
-from shared.audit import AuditEntry, AuditOutcome, AuditQuery
+from shared.audit import AuditAction, AuditEntry, AuditOutcome, AuditQuery
 from shared.documents import AuditDocument
 
 
@@ -26,6 +26,10 @@ def audit_filter(namespace_id: str, query: AuditQuery) -> dict[str, Any]:
     if window:
         found["at"] = window
     return found
+
+
+def _entry(document: AuditDocument) -> AuditEntry:
+    return msgspec.convert(document.model_dump(exclude={"id", "revision_id"}), AuditEntry)
 
 
 class AuditStore:
@@ -56,6 +60,24 @@ class AuditStore:
             }
         )
 
+    async def sent_deployment_requests(
+        self, namespace_id: str, model_id: str, limit: int
+    ) -> list[AuditEntry]:
+        found = {
+            "namespaces": namespace_id,
+            "model_id": model_id,
+            "action": {"$in": [str(AuditAction.MODEL_DEPLOY), str(AuditAction.MODEL_UNDEPLOY)]},
+            "outcome": str(AuditOutcome.DONE),
+            "details.sent": True,
+        }
+        documents = (
+            await AuditDocument.find(found)
+            .sort([("at", SortDirection.DESCENDING), ("entry_id", SortDirection.DESCENDING)])
+            .limit(limit)
+            .to_list()
+        )
+        return [_entry(document) for document in documents]
+
     async def page(
         self, namespace_id: str, query: AuditQuery, offset: int, limit: int
     ) -> tuple[int, list[AuditEntry]]:
@@ -68,10 +90,4 @@ class AuditStore:
             .limit(limit)
             .to_list()
         )
-        entries = [
-            msgspec.convert(
-                document.model_dump(exclude={"id", "revision_id"}), AuditEntry, from_attributes=True
-            )
-            for document in documents
-        ]
-        return total, entries
+        return total, [_entry(document) for document in documents]
