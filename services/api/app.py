@@ -106,7 +106,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return ModelService(state.model_store, storage, state.command_publisher, settings, audit=audit)
 
     def provide_org_model_service(state: State) -> OrgModelService:
-        return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
+        return OrgModelService(
+            OrgModelStore(), state.model_store, storage, state.command_publisher, settings, audit=audit
+        )
 
     v1 = Router(
         path="/v1",
