@@ -99,6 +99,8 @@ _SPACE = re.compile(r"\s+")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_][A-Za-z0-9_:\-]*)?")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_.])")
 _OPERATOR = re.compile(r"!=|<=|>=|=|<|>")
+# No stored name, version or tag holds control characters; MongoDB refuses NUL in a regex.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _tokens(text: str) -> list[_Token]:
@@ -147,7 +149,10 @@ def _string_at(text: str, start: int) -> tuple[int, str]:
         quote = text.find("'", at)
         if quote < 0:
             raise FilterError("unterminated string", start)
-        parts.append(text[at:quote])
+        part = text[at:quote]
+        if control := _CONTROL.search(part):
+            raise FilterError("control characters are not allowed in strings", at + control.start())
+        parts.append(part)
         if text.startswith("''", quote):
             parts.append("'")
             at = quote + 2

@@ -161,10 +161,10 @@ def _typed(comparison: Comparison, kind: Kind, value: Scalar) -> Any:
     if kind is Kind.TIME:
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
+            # A time without a zone is read as UTC, as the registry stores every time.
+            return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):  # OverflowError: a zone moving it past year 1 or 9999
             raise _refuse(comparison, "an RFC 3339 time ('2026-01-31T12:00:00Z')", value) from None
-        # A time without a zone is read as UTC, as the registry stores every time.
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     if kind is Kind.FORMAT:
         return _member(comparison, ModelFormat, value)
     if kind is Kind.STATUS:
