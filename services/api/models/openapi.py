@@ -101,5 +101,6 @@ class FilteredListOperation(Operation):
         if not isinstance(response, OpenAPIResponse) or not response.content:
             return
         media = response.content.get("application/json")
+        # anyOf, not oneOf: HTTPValidationError (no required property) also matches an ErrorResponse.
         if media is not None and media.schema is not None:
-            media.schema = Schema(one_of=[media.schema, Reference(ref="#/components/schemas/ErrorResponse")])
+            media.schema = Schema(any_of=[media.schema, Reference(ref="#/components/schemas/ErrorResponse")])
