@@ -11,7 +11,8 @@ Shapes of the stored schemas (inferred at upload, `shared/signature_reading.py`)
                                 "shape": [3, 4], "file": "w.safetensors"}]}
 
 `check_inputs` validates against any schema holding an `inputs` list of that form (inferred or sent by the
-client); other schemas (no `inputs`) constrain nothing.
+client); other schemas (no `inputs`) constrain nothing. An inference route answers its problems with
+`services.api.domain_errors.InvalidModelInputs([p.as_json() for p in problems])` (422 naming each input).
 """
 
 from __future__ import annotations

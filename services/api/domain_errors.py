@@ -197,3 +197,17 @@ class InvalidFilter(DomainError):
             code=code,
             details={"parameter": "filter", "filter": filter_text, "position": position},
         )
+
+
+class InvalidModelInputs(DomainError):
+    """A prediction request's inputs do not fit the model's input_schema (`shared.signatures.check_inputs`);
+    `details.inputs` names each offending input and why."""
+
+    code = "invalid_model_inputs"
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        names = ", ".join(sorted({str(p["input"]) for p in problems if p.get("input") is not None}))
+        super().__init__(
+            f"The inputs do not fit the model's input schema ({names or 'inputs'})",
+            details={"inputs": problems},
+        )

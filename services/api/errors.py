@@ -25,6 +25,7 @@ from services.api.domain_errors import (
     DomainError,
     InvalidField,
     InvalidFilter,
+    InvalidModelInputs,
     InvalidUpload,
     InvalidUploadSignature,
     ModelIdTaken,
@@ -136,6 +137,7 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     InvalidUploadSignature: 403,
     UploadMismatch: 400,
     InvalidFilter: 422,
+    InvalidModelInputs: 422,
 }
 
 

@@ -215,3 +215,22 @@ def test_the_limit_counts_the_tags_after_the_change() -> None:
     assert too_many_after(current, {"new": "v"}, [])
     assert not too_many_after(current, {"new": "v"}, ["k0"])
     assert not too_many_after(current, {"k1": "changed"}, [])
+
+
+def test_problems_become_a_422_naming_the_inputs() -> None:
+    from services.api.domain_errors import InvalidModelInputs
+    from services.api.errors import DOMAIN_ERROR_STATUS
+
+    problems = check_inputs(SCHEMA, {"x": [[1, 2]], "extra": 1})
+    error = InvalidModelInputs([p.as_json() for p in problems])
+
+    assert DOMAIN_ERROR_STATUS[InvalidModelInputs] == 422
+    assert error.code == "invalid_model_inputs"
+    assert error.message == "The inputs do not fit the model's input schema (extra, ids, x)"
+    assert error.details == {
+        "inputs": [
+            {"input": "ids", "message": "missing input"},
+            {"input": "extra", "message": "unknown input (inputs: ['ids', 'x'])"},
+            {"input": "x", "message": "dimension 1 must be 3, got 2"},
+        ]
+    }
