@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import pymongo
 from beanie import Document, Indexed
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts import DeploymentStatus, ModelFormat
 from shared.deployment_rules import DesiredState
@@ -79,6 +79,12 @@ class ModelDetails(BaseModel):
     org_model_id: str | None = None
     # String key/value pairs (shared/tags.py); changed one key at a time ($set/$unset of tags.<key>).
     tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _no_tags_is_empty(cls, value: Any) -> Any:
+        # Another writer's `tags: null` reads as no tags.
+        return {} if value is None else value
 
 
 class ModelKeyFields(BaseModel):

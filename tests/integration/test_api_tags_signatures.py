@@ -43,12 +43,14 @@ async def test_tags_given_at_upload_show_in_details_and_lists(client) -> None:
 
 async def test_models_without_tags_show_an_empty_object(client, db) -> None:
     await db.custom_models.insert_one(seed_model_document("ns_a", "legacy"))
+    await db.custom_models.insert_one(seed_model_document("ns_a", "null-tags", tags=None))
     plain = (await upload(client, "ns_a", version="2")).json()["model_id"]
 
     assert (await details(client, "legacy"))["tags"] == {}
+    assert (await details(client, "null-tags"))["tags"] == {}
     assert (await details(client, plain))["tags"] == {}
     listed = (await client.get("/v1/namespaces/ns_a/models")).json()["models"]
-    assert [m["tags"] for m in listed] == [{}, {}]
+    assert [m["tags"] for m in listed] == [{}, {}, {}]
 
 
 @pytest.mark.parametrize(
