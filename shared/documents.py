@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import pymongo
 from beanie import Document, Indexed
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from shared.contracts import DeploymentStatus, ModelFormat
 from shared.deployment_rules import DesiredState
@@ -84,6 +84,14 @@ class ModelDetails(BaseModel):
     cluster_sequences: dict[str, int] | None = None
     desired_cluster: str | None = None
     failover: bool = False
+    # String key/value pairs (shared/tags.py); changed one key at a time ($set/$unset of tags.<key>).
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _no_tags_is_empty(cls, value: Any) -> Any:
+        # Another writer's `tags: null` reads as no tags.
+        return {} if value is None else value
 
 
 class ModelKeyFields(BaseModel):
@@ -171,9 +179,17 @@ class ModelDocument(Document, ModelDetails):
                 ],
                 name="namespace_created",
             ),
-            # The list route's other orders and its filters (docs/performance.md, "Indexes"): a page is read
-            # in order from an index led by the namespace (and the filtered field), not sorted afterwards.
-            *LIST_INDEXES,
+            # The list route's other orders and filters: LIST_INDEXES, created by the connection itself
+            # (Beanie treats indexes on the same fields in other directions as one and would skip some).
+            # The list filter (shared/model_filters.py): tags.<key> comparisons, and updated_at ranges.
+            # A compound wildcard index (MongoDB 7+); SecantusDB builds it but plans without it.
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("tags.$**", pymongo.ASCENDING)], name="namespace_tags"
+            ),
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("updated_at", pymongo.ASCENDING)],
+                name="namespace_updated",
+            ),
         ]
 
 
@@ -380,6 +396,47 @@ class TombstoneDocument(Document):
         ]
 
 
+class AuditDocument(Document):
+    """An audit trail entry (`shared.audit.AuditEntry`) as stored in `audit_log`."""
+
+    entry_id: Annotated[str, Indexed(unique=True)]
+    at: datetime
+    action: str
+    namespaces: list[str] = Field(default_factory=list)
+    model_id: str | None = None
+    target: dict[str, Any] = Field(default_factory=dict)
+    via: str
+    key_prefix: str | None = None
+    request_id: str | None = None
+    outcome: str
+    code: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    settled_at: datetime | None = None
+
+    class Settings:
+        name = "audit_log"
+        indexes = [
+            # A namespace's trail, newest first (scanned backwards); and one model's. Ascending on `at`:
+            # SecantusDB misses the bound of a $gte on a descending key.
+            pymongo.IndexModel(
+                [
+                    ("namespaces", pymongo.ASCENDING),
+                    ("at", pymongo.ASCENDING),
+                    ("entry_id", pymongo.ASCENDING),
+                ],
+                name="audit_namespace_at",
+            ),
+            pymongo.IndexModel(
+                [
+                    ("namespaces", pymongo.ASCENDING),
+                    ("model_id", pymongo.ASCENDING),
+                    ("at", pymongo.ASCENDING),
+                ],
+                name="audit_namespace_model_at",
+            ),
+        ]
+
+
 DOCUMENT_MODELS: list[type[Document]] = [
     ModelDocument,
     OrgModelDocument,
@@ -388,4 +445,5 @@ DOCUMENT_MODELS: list[type[Document]] = [
     ClusterDocument,
     AliasDocument,
     TombstoneDocument,
+    AuditDocument,
 ]

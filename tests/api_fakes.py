@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from shared.adapters.kafka import CommandNotPublishedError
 from shared.adapters.mongo import DuplicateModelError, ModelFilter
 from shared.adapters.mongo.upload_store import CLEANABLE_STATES
 from shared.adapters.storage import ArchiveTooLargeError, StagedUpload
+from shared.audit import AuditAction, AuditEntry, AuditOutcome, AuditQuery
 from shared.contracts import DeploymentCommand, ModelKey
 from shared.deployment_rules import DesiredState
 from shared.documents import HistoryEntry, ModelDetails, OrgModelDetails, UploadRecord, UploadState
@@ -102,6 +105,16 @@ class FakeModelStore:
                 update["failover"] = placement.failover
         self.models[key] = current.model_copy(update=update)
         return True
+
+    async def update_tags(
+        self, key: ModelKey, to_set: Mapping[str, str], to_remove: Sequence[str], now: datetime
+    ) -> ModelDetails | None:
+        current = self.models.get(key)
+        if current is None:
+            return None
+        tags = {k: v for k, v in {**current.tags, **to_set}.items() if k not in to_remove}
+        self.models[key] = current.model_copy(update={"tags": tags, "updated_at": now})
+        return self.models[key]
 
     async def delete_model(self, key: ModelKey) -> bool:
         return self.models.pop(key, None) is not None
@@ -264,3 +277,67 @@ class FakeUploadStorage(FakeArchiveStorage):
 
     def staged_names(self) -> list[str]:
         return sorted(p.name for p in (self.root / ".uploads").glob("*"))
+
+
+class FakeAuditLog:
+    """In-memory `services/audit/ports.AuditLog`; `fail_append` / `fail_settle` make the store unavailable."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, AuditEntry] = {}
+        self.fail_append = False
+        self.fail_settle = False
+
+    async def append(self, entry: AuditEntry) -> None:
+        if self.fail_append:
+            raise ConnectionError("audit store unavailable")
+        self.entries[entry.entry_id] = msgspec.structs.replace(entry)
+
+    async def settle(
+        self,
+        entry_id: str,
+        outcome: AuditOutcome,
+        *,
+        at: datetime,
+        code: str | None,
+        model_id: str | None,
+        target: dict[str, Any],
+        details: dict[str, Any],
+    ) -> None:
+        if self.fail_settle:
+            raise ConnectionError("audit store unavailable")
+        self.entries[entry_id] = msgspec.structs.replace(
+            self.entries[entry_id],
+            outcome=outcome,
+            settled_at=at,
+            code=code,
+            model_id=model_id,
+            target=dict(target),
+            details=dict(details),
+        )
+
+    async def sent_deployment_requests(
+        self, namespace_id: str, model_id: str, limit: int
+    ) -> list[AuditEntry]:
+        sent = [
+            e
+            for e in self.entries.values()
+            if namespace_id in e.namespaces
+            and e.model_id == model_id
+            and e.action in (AuditAction.MODEL_DEPLOY, AuditAction.MODEL_UNDEPLOY)
+            and e.outcome is AuditOutcome.DONE
+            and e.details.get("sent") is True
+        ]
+        return sorted(sent, key=lambda e: (e.at, e.entry_id), reverse=True)[:limit]
+
+    async def page(
+        self, namespace_id: str, query: AuditQuery, offset: int, limit: int
+    ) -> tuple[int, list[AuditEntry]]:
+        matching = [
+            e
+            for e in self.entries.values()
+            if namespace_id in e.namespaces
+            and (query.model_id is None or e.model_id == query.model_id)
+            and (query.action is None or e.action == query.action)
+        ]
+        matching.sort(key=lambda e: (e.at, e.entry_id), reverse=True)
+        return len(matching), matching[offset : offset + limit]

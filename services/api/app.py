@@ -19,6 +19,9 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from services.api.access_log import AccessLog
 from services.api.aliases.controller import AliasController
 from services.api.aliases.service import AliasService
+from services.api.audit.actor import bind_actor
+from services.api.audit.controller import AuditController
+from services.api.audit.service import AuditReads
 from services.api.auth.cache import CachingKeyStore
 from services.api.auth.controller import whoami
 from services.api.auth.guards import namespace_guard
@@ -43,11 +46,12 @@ from services.api.predict.controller import PredictController
 from services.api.predict.service import PredictionService
 from services.api.uploads.controller import OrgUploadController, SignedUploadController, UploadController
 from services.api.uploads.wiring import UploadsPlugin
+from services.audit.recorder import Audit
 from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.inference import EndpointClient
 from shared.adapters.kafka import CommandPublisher
-from shared.adapters.mongo import AliasStore, ApiKeyStore, ClusterStore, ModelStore, OrgModelStore
+from shared.adapters.mongo import AliasStore, ApiKeyStore, AuditStore, ClusterStore, ModelStore, OrgModelStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
 
@@ -131,6 +135,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return client
 
     storage = ArchiveStorage(settings)
+    audit_store = AuditStore()
+    audit = Audit(audit_store)
 
     cluster_store = ClusterStore()
 
@@ -143,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             details_cache=caches.details,
             clusters=cluster_store,
             aliases=state.alias_store,
+            audit=audit,
         )
 
     def provide_cluster_service() -> ClusterService:
@@ -152,7 +159,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         return AliasService(
             state.alias_store,
             state.model_store,
-            ModelReads(state.model_store, None, state.alias_store),
+            ModelReads(state.model_store, aliases=state.alias_store),
             now_ms,
         )
 
@@ -167,6 +174,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             state.command_publisher,
             settings,
             clusters=cluster_store,
+            audit=audit,
         )
 
     v1 = Router(
@@ -180,9 +188,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ORG_MODEL_CONTROLLERS,
             PredictController,
             AliasController,
+            AuditController,
         ],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
+        before_request=bind_actor,
         security=[{SECURITY_SCHEME: []}],
     )
     app = Litestar(
@@ -199,7 +209,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BrowserPageHeaders,
         ],
         lifespan=[mongo_lifespan, kafka_lifespan, endpoint_client_lifespan, caches.follow_changes],
-        plugins=[UploadsPlugin(settings, storage)],
+        plugins=[UploadsPlugin(settings, storage, audit)],
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
@@ -208,6 +218,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "clusters": Provide(provide_cluster_service, sync_to_thread=False),
             "alias_service": Provide(provide_alias_service, sync_to_thread=False),
             "predictions": Provide(provide_prediction_service, sync_to_thread=False),
+            "audit_reads": Provide(lambda: AuditReads(audit_store), sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

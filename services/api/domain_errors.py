@@ -289,3 +289,28 @@ class EndpointTimeout(DomainError):
             f"The model's endpoint did not answer within {timeout_s:g} s (MODELREG_PREDICT_TIMEOUT_S)",
             details={"model_id": model_id, "timeout_s": timeout_s},
         )
+
+
+class InvalidFilter(DomainError):
+    """The list route's `filter` does not parse, or names a field, operator or value it does not allow."""
+
+    def __init__(self, message: str, code: str, filter_text: str, position: int) -> None:
+        super().__init__(
+            f"Invalid filter at position {position}: {message}",
+            code=code,
+            details={"parameter": "filter", "filter": filter_text, "position": position},
+        )
+
+
+class InvalidModelInputs(DomainError):
+    """A prediction request's inputs do not fit the model's input_schema (`shared.signatures.check_inputs`);
+    `details.inputs` names each offending input and why."""
+
+    code = "invalid_model_inputs"
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        names = ", ".join(sorted({str(p["input"]) for p in problems if p.get("input") is not None}))
+        super().__init__(
+            f"The inputs do not fit the model's input schema ({names or 'inputs'})",
+            details={"inputs": problems},
+        )

@@ -31,6 +31,8 @@ from services.api.domain_errors import (
     EndpointTimeout,
     EndpointUnreachable,
     InvalidField,
+    InvalidFilter,
+    InvalidModelInputs,
     InvalidUpload,
     InvalidUploadSignature,
     ModelHasAliases,
@@ -116,6 +118,7 @@ HTTP_ERROR_TYPES = {
     410: "GoneError",
     413: "PayloadTooLargeError",
     415: "UnsupportedMediaTypeError",
+    422: "UnprocessableEntityError",
     429: "TooManyRequestsError",
     502: "BadGatewayError",
     503: "ServiceUnavailableError",
@@ -155,6 +158,8 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     EndpointUnreachable: 502,
     EndpointFailed: 502,
     EndpointTimeout: 504,
+    InvalidFilter: 422,
+    InvalidModelInputs: 422,
 }
 
 

@@ -7,10 +7,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from services.audit.recorder import NOT_AUDITED, Audit
 from services.keys.ports import KeyRecords
 from shared.adapters import mongo
-from shared.adapters.mongo import ApiKeyStore, DuplicateKeyPrefixError
+from shared.adapters.mongo import ApiKeyStore, AuditStore, DuplicateKeyPrefixError
 from shared.api_keys import Principal, generate_key, key_matches, key_prefix
+from shared.audit import AuditAction
 from shared.documents import ApiKeyDocument
 from shared.identifiers import ID_RULE, is_valid_id
 from shared.settings import Settings
@@ -26,12 +28,21 @@ class InvalidKeyRequest(ValueError):
 
 
 class KeyService:
-    def __init__(self, store: KeyRecords, pepper: str) -> None:
+    def __init__(self, store: KeyRecords, pepper: str, audit: Audit = NOT_AUDITED) -> None:
         self.store = store
         self.pepper = pepper
+        self.audit = audit
 
     async def create(self, namespaces: Sequence[str], admin: bool = False) -> tuple[str, ApiKeyDocument]:
-        """A new key (returned once, never stored) and its record."""
+        """A new key (returned once, never stored) and its record; recorded in its namespaces' audit trail."""
+        async with self.audit.recording(
+            AuditAction.KEY_CREATE, sorted(set(namespaces)), target={"admin": admin}
+        ) as note:
+            key, record = await self._create(namespaces, admin)
+            note.target["key_prefix"] = record.prefix
+            return key, record
+
+    async def _create(self, namespaces: Sequence[str], admin: bool) -> tuple[str, ApiKeyDocument]:
         bad = [ns for ns in namespaces if not is_valid_id(ns)]
         if bad:
             raise InvalidKeyRequest(f"invalid namespace id(s) {', '.join(map(repr, bad))}: {ID_RULE}")
@@ -52,7 +63,14 @@ class KeyService:
         return await self.store.list()
 
     async def revoke(self, prefix: str) -> bool:
-        return await self.store.revoke(prefix)
+        record = await self.store.find(prefix)
+        namespaces = record.namespaces if record is not None else []
+        async with self.audit.recording(
+            AuditAction.KEY_REVOKE, namespaces, target={"key_prefix": prefix}
+        ) as note:
+            revoked = await self.store.revoke(prefix)
+            note.details["revoked"] = revoked
+            return revoked
 
     async def authenticate(self, presented: str) -> Principal | None:
         """The principal of a valid, unrevoked key; None for anything else."""
@@ -87,7 +105,7 @@ async def with_key_service(settings: Settings, action: Callable[[KeyService], Aw
     """Run `action(KeyService)` with a MongoDB connection, for the command line."""
     client = await mongo.connect(settings)
     try:
-        return await action(KeyService(ApiKeyStore(), settings.api_key_pepper))
+        return await action(KeyService(ApiKeyStore(), settings.api_key_pepper, Audit(AuditStore())))
     finally:
         await client.close()
 

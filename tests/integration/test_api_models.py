@@ -110,7 +110,7 @@ async def test_invalid_path_parameter_is_a_seed_shaped_422(client, db) -> None:
 
 
 async def test_unknown_route_and_wrong_method_use_error_response(client, db) -> None:
-    for method, path, status in (("get", "/v2/nothing", 404), ("patch", "/v1/namespaces/a/models/b", 405)):
+    for method, path, status in (("get", "/v2/nothing", 404), ("put", "/v1/namespaces/a/models/b", 405)):
         response = await getattr(client, method)(path)
         assert response.status_code == status
         seed_validator("ErrorResponse").validate(response.json())

@@ -11,7 +11,7 @@ import pytest
 from services.api.domain_errors import DomainError, UploadTooLarge
 from services.api.errors import DOMAIN_ERROR_STATUS
 from services.api.models.openapi import UPLOAD_FORM_SCHEMA
-from services.api.models.schemas import UploadForm
+from services.api.models.schemas import NamespaceUploadForm
 from services.api.models.upload import MAX_FIELD_BYTES, read_upload
 from tests.api_support import chunked, multipart_body
 
@@ -85,7 +85,7 @@ async def test_text_fields_are_bounded(tmp_path) -> None:
 
 def test_the_documented_form_is_the_validated_form() -> None:
     documented = UPLOAD_FORM_SCHEMA.properties
-    assert set(documented) == {"file", *UploadForm.__struct_fields__}
+    assert set(documented) == {"file", *NamespaceUploadForm.__struct_fields__}
     assert UPLOAD_FORM_SCHEMA.required == ["file", "name", "version", "model_format"]
     assert (
         documented["num_cpus"].minimum,

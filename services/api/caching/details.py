@@ -8,7 +8,7 @@ change feed (`apply`), or not at all: then the TTL bounds how stale an answer ca
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import msgspec
@@ -142,6 +142,14 @@ class InvalidatingModelRepository:
                 now=now,
                 placement=placement,
             )
+        finally:
+            self.cache.invalidate(key)
+
+    async def update_tags(
+        self, key: ModelKey, to_set: Mapping[str, str], to_remove: Sequence[str], now: datetime
+    ) -> ModelDetails | None:
+        try:
+            return await self.store.update_tags(key, to_set, to_remove, now)
         finally:
             self.cache.invalidate(key)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from litestar import Controller, MediaType, Request, Response, delete, get, post
+from litestar import Controller, MediaType, Request, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_304_NOT_MODIFIED
 
-from services.api.errors import ERROR_RESPONSES, ErrorResponse, error_spec
-from services.api.models.openapi import UploadOperation
+from services.api.errors import ERROR_RESPONSES, ErrorResponse, HTTPValidationError, error_spec
+from services.api.models.openapi import FilteredListOperation, UploadOperation
 from services.api.models.preferences import preferred_wait
 from services.api.models.schemas import (
     DeploymentHistoryResponse,
@@ -24,6 +24,7 @@ from services.api.models.schemas import (
     ModelDetailResponse,
     ModelFormatName,
     ModelListResponse,
+    ModelPatch,
     ModelUploadResponse,
 )
 from services.api.models.service import ModelService
@@ -31,6 +32,7 @@ from services.api.models.views import etag_matches
 from shared.adapters.mongo import ModelFilter
 from shared.contracts import ModelKey
 from shared.deployment_rules import DesiredState
+from shared.filter_language import MAX_FILTER_LENGTH
 from shared.identifiers import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
 
 NamespaceId = Annotated[
@@ -48,9 +50,27 @@ ModelId = Annotated[
 Limit = Annotated[int, Parameter(ge=1, le=100, description="Page size")]
 Offset = Annotated[int, Parameter(ge=0, le=1_000_000, description="Items to skip")]
 FilterText = Annotated[str | None, Parameter(min_length=1, max_length=256)]
+FilterExpression = Annotated[
+    str | None,
+    Parameter(
+        min_length=1,
+        max_length=MAX_FILTER_LENGTH,
+        description=(
+            "Filter language (docs/api.md): =, !=, <, >, <=, >=, IN (...), LIKE/ILIKE ('%', '_'), AND, OR, "
+            "parentheses on name, version, model_format, framework, task_type, deployment_status, deployed, "
+            "created_at, updated_at, tags.<key>; e.g. name = 'resnet' AND tags.stage IN ('prod', 'canary')"
+        ),
+    ),
+]
 
 NOT_FOUND = {404: error_spec("Model not found")}
 CONFLICT = error_spec("Conflict")
+# An invalid `filter` answers ErrorResponse (with its position); other invalid parameters HTTPValidationError
+# (FilteredListOperation documents both).
+FILTER_OR_VALIDATION_ERROR = ResponseSpec(
+    data_container=HTTPValidationError,
+    description="Validation Error (an invalid filter: ErrorResponse with details.position)",
+)
 UNAVAILABLE = {503: error_spec("The command broker is unavailable; nothing was recorded")}
 
 
@@ -94,7 +114,12 @@ class ModelController(Controller):
         summary="List models",
         description="A page of the namespace's models, newest first by default; stable order across pages.",
         operation_id="list_models_v1_namespaces__namespace_id__models_get",
-        responses={**ERROR_RESPONSES, 404: error_spec("Namespace not found (or not readable with this key)")},
+        operation_class=FilteredListOperation,
+        responses={
+            **ERROR_RESPONSES,
+            404: error_spec("Namespace not found (or not readable with this key)"),
+            422: FILTER_OR_VALIDATION_ERROR,
+        },
     )
     async def list_models(
         self,
@@ -107,9 +132,10 @@ class ModelController(Controller):
         model_format: ModelFormatName | None = None,
         name: FilterText = None,
         sort: Annotated[ListSort, Parameter(description="Order; model_id breaks ties")] = "-created_at",
+        filter: FilterExpression = None,  # noqa: A002 - the query parameter's name
     ) -> ModelListResponse:
         where = ModelFilter(deployed=deployed, task_type=task_type, model_format=model_format, name=name)
-        return await models.reads.list_models(namespace_id, where, sort, offset, limit)
+        return await models.reads.list_models(namespace_id, where, sort, offset, limit, filter_text=filter)
 
     @post(
         "/",
@@ -140,6 +166,23 @@ class ModelController(Controller):
         # Ids are URL-safe by rule; quoting keeps the header ASCII whatever a stored id holds.
         location = f"/v1/namespaces/{quote(namespace_id, safe='')}/models/{quote(result.model_id, safe='')}"
         return Response(result, status_code=HTTP_201_CREATED, headers={"Location": location})
+
+    @patch(
+        "/{model_id:str}",
+        summary="Change a model's tags",
+        description=(
+            'Sets tags (a string value) and removes others (null): {"tags": {"stage": "prod", "old": null}}. '
+            "Each key changes atomically on its own, so concurrent changes of other keys are kept; tags "
+            "not named stay as they are. Answers the model's details."
+        ),
+        operation_id="patch_model_v1_namespaces__namespace_id__models__model_id__patch",
+        status_code=HTTP_200_OK,
+        responses={**ERROR_RESPONSES, **NOT_FOUND},
+    )
+    async def patch_model(
+        self, namespace_id: NamespaceId, model_id: ModelId, data: ModelPatch, models: ModelService
+    ) -> ModelDetailResponse:
+        return await models.tagging.patch(ModelKey(namespace_id, model_id), data)
 
     @delete(
         "/{model_id:str}",

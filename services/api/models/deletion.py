@@ -12,6 +12,8 @@ from services.api.models.deployment_requests import send_command
 from services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
 from services.api.models.schemas import ModelDeleteResponse
 from services.api.models.views import current_status
+from services.audit.recorder import NOT_AUDITED, Audit
+from shared.audit import AuditAction
 from shared.contracts import CommandType, ModelKey
 from shared.deployment_rules import DesiredState, RequestOutcome, decide_request
 
@@ -36,15 +38,25 @@ class ModelDeletion:
         publisher: CommandSender,
         clock: Callable[[], datetime],
         aliases: AliasIndex | None = None,
+        audit: Audit = NOT_AUDITED,
     ) -> None:
         self.store = store
         self.storage = storage
         self.publisher = publisher
         self.clock = clock
         self.aliases = aliases
+        self.audit = audit
 
     async def delete(self, key: ModelKey, *, force: bool = False) -> ModelDeleteResponse:
         """Refuses (ModelHasAliases) a model aliases point at, unless `force`: then the aliases go too."""
+        async with self.audit.recording(
+            AuditAction.MODEL_DELETE, [key.namespace_id], model_id=key.model_id
+        ) as note:
+            answer = await self._delete(key, force)
+            note.details.update(deleted=answer.deleted, undeploy_command_id=answer.undeploy_command_id)
+            return answer
+
+    async def _delete(self, key: ModelKey, force: bool) -> ModelDeleteResponse:
         details = await self.store.get_details(key)
         if details is None:
             return ModelDeleteResponse(model_id=key.model_id, message=ALREADY_GONE, deleted=False)

@@ -20,7 +20,9 @@ from services.api.domain_errors import (
 from services.api.models.ports import CommandSender, ModelRepository
 from services.api.models.schemas import DeploymentRequestResponse, DeployRequest, ModelDeployResponse
 from services.api.models.views import current_status
+from services.audit.recorder import NOT_AUDITED, Audit
 from shared.adapters.kafka import CommandNotPublishedError
+from shared.audit import AuditAction
 from shared.contracts import CommandType, DeploymentCommand, DeploymentStatus, ModelKey
 from shared.conversions import aware_utc, observed_from_details
 from shared.deployment_rules import (
@@ -101,8 +103,10 @@ class DeploymentRequests:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         clusters: ClusterDirectory | None = None,
+        audit: Audit = NOT_AUDITED,
     ) -> None:
         self.clusters: ClusterDirectory = clusters or NoClusters()
+        self.audit = audit
         self.store = store
         self.publisher = publisher
         self.clock = clock
@@ -166,6 +170,21 @@ class DeploymentRequests:
         A deploy goes to the cluster `place` picks; an undeploy to the model's placement and, while it is
         moving, to the cluster it was moving to.
         """
+        action = AuditAction.MODEL_DEPLOY if desired is DesiredState.DEPLOYED else AuditAction.MODEL_UNDEPLOY
+        async with self.audit.recording(action, [key.namespace_id], model_id=key.model_id) as note:
+            answer, sent = await self._request(key, desired, placement, failover)
+            note.details.update(
+                command_id=answer.command_id, sent=sent, deployment_status=answer.deployment_status
+            )
+            return answer, sent
+
+    async def _request(
+        self,
+        key: ModelKey,
+        desired: DesiredState,
+        placement: PlacementRequest | None,
+        failover: bool | None,
+    ) -> tuple[DeploymentRequestResponse, bool]:
         records = await self.clusters.all() if desired is DesiredState.DEPLOYED else []
         for _ in range(MAX_REQUEST_ROUNDS):
             details = await self.store.get_details(key)

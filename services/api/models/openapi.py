@@ -13,6 +13,7 @@ import msgspec
 from litestar.openapi.spec import (
     OpenAPIFormat,
     OpenAPIMediaType,
+    OpenAPIResponse,
     OpenAPIType,
     Operation,
     Reference,
@@ -20,7 +21,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from services.api.models.schemas import UploadForm
+from services.api.models.schemas import NamespaceUploadForm, UploadForm
 from services.api.models.upload import ARCHIVE_FIELD
 
 # JSON Schema keyword → Litestar Schema attribute, for the keywords msgspec emits for flat structs.
@@ -77,7 +78,7 @@ def upload_form_schema(form: type[UploadForm] = UploadForm, title: str = "ModelU
     )
 
 
-UPLOAD_FORM_SCHEMA = upload_form_schema()
+UPLOAD_FORM_SCHEMA = upload_form_schema(NamespaceUploadForm)
 
 
 @dataclass
@@ -88,3 +89,18 @@ class UploadOperation(Operation):
             description="The archive and its metadata",
             content={"multipart/form-data": OpenAPIMediaType(schema=UPLOAD_FORM_SCHEMA)},
         )
+
+
+@dataclass
+class FilteredListOperation(Operation):
+    """The list route: an invalid `filter` answers 422 with ErrorResponse (and its position), other invalid
+    parameters 422 with HTTPValidationError; the 422 response documents both."""
+
+    def __post_init__(self) -> None:
+        response = (self.responses or {}).get("422")
+        if not isinstance(response, OpenAPIResponse) or not response.content:
+            return
+        media = response.content.get("application/json")
+        # anyOf, not oneOf: HTTPValidationError (no required property) also matches an ErrorResponse.
+        if media is not None and media.schema is not None:
+            media.schema = Schema(any_of=[media.schema, Reference(ref="#/components/schemas/ErrorResponse")])

@@ -5,7 +5,7 @@ Unit tests use in-memory fakes of these (`tests/api_fakes.py`); integration test
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -48,6 +48,12 @@ class ModelRepository(Protocol):
     ) -> bool:
         """Compare-and-set on `desired_at` (with `placement`: also the desired cluster and failover);
         False when the model changed since (or is gone)."""
+        ...
+
+    async def update_tags(
+        self, key: ModelKey, to_set: Mapping[str, str], to_remove: Sequence[str], now: datetime
+    ) -> ModelDetails | None:
+        """Set and remove tags key by key in one update; the model afterwards, None when it is gone."""
         ...
 
     async def delete_model(self, key: ModelKey) -> bool:

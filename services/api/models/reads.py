@@ -5,12 +5,20 @@ from __future__ import annotations
 import msgspec
 
 from services.api.caching.details import DetailsCache, EncodedDetails
-from services.api.domain_errors import ModelNotFound
+from services.api.domain_errors import InvalidFilter, ModelNotFound
 from services.api.models.ports import AliasIndex, ModelRepository
 from services.api.models.schemas import DeploymentHistoryResponse, ModelDetailResponse, ModelListResponse
 from services.api.models.views import history_event_view, next_offset, strong_etag, to_list_item, to_view
+from services.audit.ports import AuditLog
 from shared.adapters.mongo import ModelFilter
+from shared.audit_rules import SentRequest, requested_by
 from shared.contracts import ModelKey
+from shared.conversions import aware_utc
+from shared.filter_language import FilterError
+from shared.model_filters import compile_filter
+
+# Requests read from the audit trail to attribute one page of history (the newest ones).
+ATTRIBUTED_REQUESTS = 1000
 
 
 class ModelReads:
@@ -19,10 +27,12 @@ class ModelReads:
         store: ModelRepository,
         details_cache: DetailsCache | None = None,
         aliases: AliasIndex | None = None,
+        audit_log: AuditLog | None = None,
     ) -> None:
         self.store = store
         self.details_cache = details_cache
         self.aliases = aliases
+        self.audit_log = audit_log
 
     async def aliases_of(self, namespace_id: str, model_ids: list[str]) -> dict[str, list[str]]:
         if self.aliases is None or not model_ids:
@@ -52,8 +62,21 @@ class ModelReads:
         return entry.body, entry.etag
 
     async def list_models(
-        self, namespace_id: str, where: ModelFilter, sort: str, offset: int, limit: int
+        self,
+        namespace_id: str,
+        where: ModelFilter,
+        sort: str,
+        offset: int,
+        limit: int,
+        filter_text: str | None = None,
     ) -> ModelListResponse:
+        """A page of the namespace's models matching `where` and, when given, the filter language's text."""
+        if filter_text is not None:
+            try:
+                expression = compile_filter(filter_text)
+            except FilterError as exc:
+                raise InvalidFilter(exc.message, exc.code, filter_text, exc.position) from None
+            where = msgspec.structs.replace(where, expression=expression)
         total, page = await self.store.list_models(namespace_id, where, sort, offset, limit)
         aliases = await self.aliases_of(namespace_id, [details.model_id for details in page])
         return ModelListResponse(
@@ -71,6 +94,20 @@ class ModelReads:
             raise ModelNotFound(key)
         total, entries = found
         events = [history_event_view(entry) for entry in entries]
+        if self.audit_log is not None and events:
+            sent = await self.audit_log.sent_deployment_requests(
+                key.namespace_id, key.model_id, ATTRIBUTED_REQUESTS
+            )
+            requests = [
+                SentRequest(at=aware_utc(r.at) or r.at, action=r.action, requested_by=r.key_prefix)
+                for r in reversed(sent)
+            ]
+            events = [
+                msgspec.structs.replace(
+                    event, requested_by=requested_by(event.event_type, event.applied_at, requests)
+                )
+                for event in events
+            ]
         return DeploymentHistoryResponse(
             model_id=key.model_id,
             events=events,

@@ -15,7 +15,7 @@ import structlog
 
 from services.api.domain_errors import ArchiveRefused, InvalidField, UploadTooLarge, VersionExists
 from services.api.models.ports import ArchiveStore, ModelRepository
-from services.api.models.schemas import ModelUploadResponse, UploadForm
+from services.api.models.schemas import ModelUploadResponse, NamespaceUploadForm, UploadForm
 from services.api.models.upload import (
     ARCHIVE_FIELD,
     FORM_OVERHEAD_BYTES,
@@ -24,9 +24,12 @@ from services.api.models.upload import (
     multipart_boundary,
     read_upload,
 )
+from services.api.models.upload_extras import UploadExtras, extras_of, with_inferred_signature
 from services.api.models.upload_form import parse_form
+from services.audit.recorder import NOT_AUDITED, Audit
 from shared.adapters.mongo import DuplicateModelError
 from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
+from shared.audit import AuditAction
 from shared.contracts import DeploymentStatus, ModelFormat, ModelKey
 from shared.documents import ModelDetails
 from shared.serve_routes import model_endpoint
@@ -77,11 +80,13 @@ class ModelRegistration:
         storage: ArchiveStore,
         settings: Settings,
         clock: Callable[[], datetime],
+        audit: Audit = NOT_AUDITED,
     ) -> None:
         self.store = store
         self.storage = storage
         self.settings = settings
         self.clock = clock
+        self.audit = audit
 
     async def upload(
         self,
@@ -105,7 +110,7 @@ class ModelRegistration:
             received.discard()
 
     async def _register(self, namespace_id: str, received: ReceivedUpload) -> ModelUploadResponse:
-        form = parse_form(received.fields, UploadForm)
+        form = parse_form(received.fields, NamespaceUploadForm)
         archive = received.archive
         if archive is None:
             raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
@@ -124,8 +129,23 @@ class ModelRegistration:
 
         The spooled file is moved into storage on success; the caller removes it otherwise.
         """
+        async with self.audit.recording(
+            AuditAction.MODEL_UPLOAD,
+            [namespace_id],
+            target={"name": form.name, "version": form.version},
+            details={"model_hash": archive.sha256, "size": archive.size},
+        ) as note:
+            answer = await self._register_spooled(namespace_id, form, archive)
+            note.model_id = answer.model_id
+            return answer
+
+    async def _register_spooled(
+        self, namespace_id: str, form: UploadForm, archive: SpooledArchive
+    ) -> ModelUploadResponse:
+        extras = extras_of(form)
         await check_archive(archive, ArchiveLimits.from_settings(self.settings))
         await self.check_version_free(namespace_id, form.name, form.version)
+        extras = await with_inferred_signature(extras, archive.path, ModelFormat(form.model_format))
 
         model_id = new_model_id()
         try:
@@ -135,7 +155,7 @@ class ModelRegistration:
                 namespace_id,
                 model_id,
                 lambda url: self.store.insert_model(
-                    self._new_model(namespace_id, model_id, form, url, archive.sha256)
+                    self._new_model(namespace_id, model_id, form, url, archive.sha256, extras)
                 ),
             )
         except DuplicateModelError:
@@ -158,7 +178,13 @@ class ModelRegistration:
         )
 
     def _new_model(
-        self, namespace_id: str, model_id: str, form: UploadForm, url: str, model_hash: str
+        self,
+        namespace_id: str,
+        model_id: str,
+        form: UploadForm,
+        url: str,
+        model_hash: str,
+        extras: UploadExtras,
     ) -> ModelDetails:
         now = self.clock()
         return ModelDetails(
@@ -171,6 +197,9 @@ class ModelRegistration:
             model_hash=model_hash,
             framework=form.framework,
             task_type=form.task_type,
+            input_schema=extras.input_schema,
+            output_schema=extras.output_schema,
+            tags=extras.tags,
             resource_requirements=form.resource_requirements,
             created_at=now,
             updated_at=now,

@@ -90,6 +90,9 @@ class CustomModelDocument(msgspec.Struct, kw_only=True):
     aliases: Annotated[
         list[str], _meta("Aliases", "Aliases of the model's name pointing at this model (always present)")
     ] = msgspec.field(default_factory=list)
+    tags: Annotated[
+        dict[str, str], _meta("Tags", "String key/value pairs (upload field tags; PATCH the model to change)")
+    ] = msgspec.field(default_factory=dict)
 
 
 class ModelDetailResponse(msgspec.Struct, kw_only=True):
@@ -157,6 +160,44 @@ class UploadForm(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return ResourceRequirementsFields(
             num_cpus=self.num_cpus, num_gpus=self.num_gpus, memory=self.memory_bytes
         )
+
+
+JSON_FIELD_MAX = 64 * 1024
+
+
+class NamespaceUploadForm(UploadForm, kw_only=True, forbid_unknown_fields=True):
+    """The namespace upload's fields: the shared fields plus tags and the model's signature, as JSON text."""
+
+    tags: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=JSON_FIELD_MAX,
+                description='JSON object of string tags, e.g. {"team": "search", "stage": "canary"}',
+            ),
+        ]
+        | None
+    ) = None
+    input_schema: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=JSON_FIELD_MAX,
+                description="Input schema (JSON object); read from ONNX or safetensors archives when absent",
+            ),
+        ]
+        | None
+    ) = None
+    output_schema: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=JSON_FIELD_MAX,
+                description="Output schema (JSON object); inferred from ONNX archives when absent",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ModelUploadResponse(msgspec.Struct, kw_only=True):
@@ -288,6 +329,14 @@ class DeploymentHistoryEvent(msgspec.Struct, kw_only=True):
     cluster: Annotated[
         str | None, _meta("Cluster", "The Ray cluster the transition happened on; null: the default one")
     ] = None
+    requested_by: Annotated[
+        str | None,
+        _meta(
+            "Requested By",
+            "Key prefix of the deploy/undeploy request that caused the event (from the audit trail); null "
+            "when no request did",
+        ),
+    ] = None
 
 
 class DeploymentHistoryResponse(msgspec.Struct, kw_only=True):
@@ -324,3 +373,18 @@ class DeployRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         bool | None,
         _meta("Failover", "Deploy on another fitting cluster when this one is unreachable; null: unchanged"),
     ] = None
+
+
+# --- Tags ---------------------------------------------------------------------------------------------------
+
+
+class ModelPatch(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A change to a model: tags to set (a string) or remove (null); other tags stay as they are."""
+
+    tags: Annotated[
+        dict[str, str | None],
+        msgspec.Meta(
+            description='Tags to set, and to remove with null: {"stage": "prod", "canary": null}',
+            examples=[{"stage": "prod", "canary": None}],
+        ),
+    ]

@@ -1,7 +1,7 @@
 """The models area's service: one object the routes depend on, made of the parts that do each job.
 
-reads (details, listing, history), registration (uploads), deployment requests, deletion. Each part raises
-domain errors (`services/api/domain_errors.py`) and talks to the outside only through `ports.py`.
+reads (details, listing, history), registration (uploads), deployment requests, deletion, tagging. Each part
+raises domain errors (`services/api/domain_errors.py`) and talks to the outside only through `ports.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from services.api.models.deployment_requests import DeploymentRequests
 from services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
 from services.api.models.reads import ModelReads
 from services.api.models.registration import ModelRegistration
+from services.api.models.tagging import ModelTagging
+from services.audit.recorder import NOT_AUDITED, Audit
 from shared.documents import utc_now
 from shared.settings import Settings
 
@@ -37,10 +39,17 @@ class ModelService:
         details_cache: DetailsCache | None = None,
         clusters: ClusterDirectory | None = None,
         aliases: AliasIndex | None = None,
+        audit: Audit = NOT_AUDITED,
     ) -> None:
-        self.reads = ModelReads(store, details_cache, aliases)
-        self.registration = ModelRegistration(store, storage, settings, clock)
+        self.reads = ModelReads(store, details_cache, aliases, audit.store)
+        self.registration = ModelRegistration(store, storage, settings, clock, audit)
         self.requests = DeploymentRequests(
-            store, publisher, clock, max_wait_s=settings.api_max_deploy_wait_s, clusters=clusters
+            store,
+            publisher,
+            clock,
+            max_wait_s=settings.api_max_deploy_wait_s,
+            clusters=clusters,
+            audit=audit,
         )
-        self.deletion = ModelDeletion(store, storage, publisher, clock, aliases)
+        self.deletion = ModelDeletion(store, storage, publisher, clock, aliases, audit)
+        self.tagging = ModelTagging(store, clock, audit)

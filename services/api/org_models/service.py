@@ -13,6 +13,7 @@ from services.api.models.service import now_ms
 from services.api.org_models.catalog import OrgModelCatalog
 from services.api.org_models.namespaces import NamespaceOrgModels
 from services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
+from services.audit.recorder import NOT_AUDITED, Audit
 from shared.settings import Settings
 
 
@@ -26,12 +27,13 @@ class OrgModelService:
         settings: Settings,
         clock: Callable[[], datetime] = now_ms,
         clusters: ClusterDirectory | None = None,
+        audit: Audit = NOT_AUDITED,
     ) -> None:
         self.catalog = OrgModelCatalog(shared, storage, settings, clock)
         self.namespaces = NamespaceOrgModels(
             shared,
             models,
-            DeploymentRequests(models, publisher, clock, clusters=clusters),
-            ModelDeletion(models, storage, publisher, clock),
+            DeploymentRequests(models, publisher, clock, clusters=clusters, audit=audit),
+            ModelDeletion(models, storage, publisher, clock, audit=audit),
             clock,
         )

@@ -20,6 +20,7 @@ from services.api.models.service import now_ms
 from services.api.org_models.catalog import OrgModelCatalog
 from services.api.uploads.registrars import UploadRegistrar
 from services.api.uploads.service import UploadService
+from services.audit.recorder import NOT_AUDITED, Audit
 from shared.adapters.mongo import OrgModelStore, UploadStore
 from shared.adapters.storage import ArchiveStorage
 from shared.settings import Settings
@@ -28,9 +29,10 @@ log = structlog.get_logger("modelreg.api")
 
 
 class UploadsPlugin(InitPluginProtocol):
-    def __init__(self, settings: Settings, storage: ArchiveStorage) -> None:
+    def __init__(self, settings: Settings, storage: ArchiveStorage, audit: Audit = NOT_AUDITED) -> None:
         self.settings = settings
         self.storage = storage
+        self.audit = audit
         if settings.upload_signing_key:
             self.signing_key = settings.upload_signing_key.encode()
         else:
@@ -42,7 +44,7 @@ class UploadsPlugin(InitPluginProtocol):
 
     def service(self, state: State) -> UploadService:
         registrar = UploadRegistrar(
-            ModelRegistration(state.model_store, self.storage, self.settings, now_ms),
+            ModelRegistration(state.model_store, self.storage, self.settings, now_ms, self.audit),
             OrgModelCatalog(OrgModelStore(), self.storage, self.settings, now_ms),
         )
         return UploadService(UploadStore(), self.storage, registrar, self.settings, self.signing_key, now_ms)

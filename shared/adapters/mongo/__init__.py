@@ -5,6 +5,7 @@
 - `org_model_store`: `org_models` (shared models) and their namespace copies
 - `listing`: filters, orders and pipelines of the API's listings
 - `key_store`: `api_keys`
+- `audit_store`: `audit_log` (the audit trail)
 - `upload_store`: `model_uploads` (presigned uploads)
 - `cluster_store`: `ray_clusters` (named Ray clusters, their observed health) and models' placements
 - `alias_store`: `model_aliases` (aliases of model names)
@@ -15,6 +16,7 @@ The names below are the package's public surface; import them from `shared.adapt
 """
 
 from shared.adapters.mongo.alias_store import AliasStore
+from shared.adapters.mongo.audit_store import AuditStore
 from shared.adapters.mongo.cluster_store import ClusterStore, DuplicateClusterError, PlacedModel
 from shared.adapters.mongo.connection import MongoClient, connect, connect_when_available, ping
 from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
@@ -39,6 +41,7 @@ __all__ = [
     "ClusterStore",
     "DuplicateClusterError",
     "PlacedModel",
+    "AuditStore",
     "DuplicateKeyPrefixError",
     "DuplicateModelError",
     "DuplicateModelIdError",

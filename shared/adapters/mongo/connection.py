@@ -10,7 +10,7 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from shared.documents import DOCUMENT_MODELS
+from shared.documents import DOCUMENT_MODELS, LIST_INDEXES, ModelDocument
 from shared.retry import retry_with_backoff
 from shared.settings import Settings
 
@@ -26,7 +26,11 @@ async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_00
         journal=True,
         serverSelectionTimeoutMS=server_selection_timeout_ms,
     )
-    await init_beanie(database=client[settings.mongodb_database], document_models=DOCUMENT_MODELS)
+    database = client[settings.mongodb_database]
+    await init_beanie(database=database, document_models=DOCUMENT_MODELS)
+    # Beanie keys indexes by their field names only, so it would keep one of two indexes that differ in a
+    # direction (namespace_created / namespace_created_asc); these are created here, by name.
+    await database[ModelDocument.Settings.name].create_indexes(LIST_INDEXES)
     return client
 
 

@@ -9,6 +9,7 @@ from beanie import SortDirection
 
 from shared.adapters.mongo.mapping import key_filter
 from shared.contracts import ModelKey
+from shared.model_filters import CheckedNode, to_mongo
 
 
 class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):
@@ -16,6 +17,8 @@ class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):
     task_type: str | None = None
     model_format: str | None = None
     name: str | None = None
+    # The `filter` parameter, parsed and checked against the allow-list (shared/model_filters.py).
+    expression: CheckedNode | None = None
 
 
 # pymongo's 1 and -1, as Beanie's sort() is typed.
@@ -37,6 +40,8 @@ def listing_query(namespace_id: str, where: ModelFilter) -> dict[str, Any]:
         value = getattr(where, field)
         if value is not None:
             query[field] = value
+    if where.expression is not None:
+        query["$and"] = [to_mongo(where.expression)]
     return query
 
 

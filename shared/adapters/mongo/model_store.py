@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from beanie import BulkWriter
+from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
@@ -212,6 +214,23 @@ class ModelStore:
             update
         )
         return isinstance(result, UpdateResult) and result.matched_count == 1  # see ApiKeyStore.revoke
+
+    async def update_tags(
+        self, key: ModelKey, to_set: Mapping[str, str], to_remove: Sequence[str], now: datetime
+    ) -> ModelDetails | None:
+        """Set and remove tags in one update, key by key ($set/$unset of tags.<key>): concurrent changes of
+        other keys are kept. The model as it is afterwards; None when there is no such model."""
+        update: dict[str, Any] = {"$set": {**{f"tags.{k}": v for k, v in to_set.items()}, "updated_at": now}}
+        if to_remove:
+            update["$unset"] = {f"tags.{k}": "" for k in to_remove}
+        collection = ModelDocument.get_pymongo_collection()
+        found = await collection.find_one_and_update(
+            key_filter(key),
+            update,
+            projection={"deployment_history": 0},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if found is None else ModelDetails.model_validate(found)
 
     async def delete_model(self, key: ModelKey) -> bool:
         """Remove the model, leaving a tombstone first (the worker acknowledges its late undeploy events
