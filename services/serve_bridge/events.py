@@ -31,6 +31,8 @@ class EventPublisher:
         self.publisher = publisher
         self.clock = clock or SequenceClock()
         self.cluster_url: str | None = None
+        # Every event names the cluster it happened on (`modelreg bridge --cluster NAME`).
+        self.cluster = settings.bridge_cluster
 
     def build(
         self,
@@ -58,6 +60,7 @@ class EventPublisher:
             endpoint=endpoint_url(serve_base_url(self.settings), key),
             base_image=base_image(self.settings, model_format),
             message=message,
+            cluster=self.cluster,
         )
 
     async def publish(self, event: DeploymentEvent) -> None:

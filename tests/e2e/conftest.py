@@ -114,7 +114,10 @@ def e2e_settings(infra: Infra, ray_cluster: RayCluster, tmp_path: Path) -> Setti
 async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStack]:
     """Topics, the worker (in this process), the read API (its own process) and a way to start bridges."""
     settings = msgspec.structs.replace(e2e_settings, api_port=embedded.free_port())
-    await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+    await kafka.ensure_topics(
+        settings,
+        [settings.events_topic, settings.dlq_topic, settings.commands_topic, settings.cluster_health_topic],
+    )
     client = await mongo.connect(settings)
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop))
