@@ -208,7 +208,12 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_topics(settings: Settings, _: argparse.Namespace) -> int:
     from shared.adapters.kafka import ensure_topics
 
-    topics = [settings.events_topic, settings.dlq_topic, settings.commands_topic]
+    topics = [
+        settings.events_topic,
+        settings.dlq_topic,
+        settings.commands_topic,
+        settings.cluster_health_topic,
+    ]
     asyncio.run(ensure_topics(settings, topics))
     print("\n".join(topics))
     return 0

@@ -23,6 +23,7 @@ from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
+from services.api.models.archives import ModelArchives
 from services.api.models.controller import ModelController
 from services.api.models.service import ModelService
 from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
@@ -99,6 +100,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_model_service(state: State) -> ModelService:
         return ModelService(state.model_store, storage, state.command_publisher, settings)
 
+    def provide_model_archives(state: State) -> ModelArchives:
+        return ModelArchives(state.model_store, storage)
+
     def provide_org_model_service(state: State) -> OrgModelService:
         return OrgModelService(OrgModelStore(), state.model_store, storage, state.command_publisher, settings)
 
@@ -121,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
             "org_models": Provide(provide_org_model_service, sync_to_thread=False),
+            "archives": Provide(provide_model_archives, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

@@ -129,7 +129,13 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
             settings = stack.start_ray()
         asyncio.run(
             kafka.ensure_topics(
-                settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic]
+                settings,
+                [
+                    settings.events_topic,
+                    settings.dlq_topic,
+                    settings.commands_topic,
+                    settings.cluster_health_topic,
+                ],
             )
         )
         dev_key_file = stack.state_dir / "dev-api-key"

@@ -67,7 +67,7 @@ def check_model_hash(model_hash: str) -> str:
 def deployment_name(model_format: str, model_hash: str) -> str:
     """The Serve deployment inside the application: `{model_format}-{first 16 hex of the sha256}`.
 
-    Ray Serve shows it in `serve.status()`, so the bridge can tell which archive and format an
+    Ray Serve shows it in the applications' status, so the bridge can tell which archive and format an
     application serves without keeping any state.
     """
     return f"{ModelFormat(model_format).value}-{check_model_hash(model_hash)[:16]}"

@@ -1,7 +1,7 @@
 """What Ray Serve's status means for the registry. Pure functions: no Ray, no Kafka.
 
-Ray Serve publishes no events, so the bridge polls `serve.status()`, turns each of its applications into an
-`AppObservation`, and compares it with what it last reported for that model.
+Ray Serve publishes no events, so the bridge polls its applications' status, turns each of its applications
+into an `AppObservation`, and compares it with what it last reported for that model.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class DeploymentObservation(msgspec.Struct, frozen=True):
 
 
 class AppObservation(msgspec.Struct, frozen=True):
-    """One Serve application as `serve.status()` showed it."""
+    """One Serve application as the dashboard's `GET /api/serve/applications/` showed it."""
 
     status: str
     message: str = ""

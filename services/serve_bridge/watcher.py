@@ -1,7 +1,7 @@
 """The status watcher: polls Ray Serve and publishes every transition of the applications the bridge owns.
 
-Ray Serve publishes no events, so the watcher compares `serve.status()` with what the bridge last reported.
-It leaves a model alone while its command is in hand (`Reporter.busy`).
+Ray Serve publishes no events, so the watcher compares the applications' status with what the bridge last
+reported. It leaves a model alone while its command is in hand (`Reporter.busy`).
 """
 
 from __future__ import annotations

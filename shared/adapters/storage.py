@@ -237,6 +237,25 @@ class ArchiveStorage:
             return
         _local_path(url).unlink(missing_ok=True)
 
+    async def archive_size(self, url: str) -> int:
+        """The size in bytes of the archive at `url`; only in the configured bucket and directories."""
+        self.check_fetchable(url)
+        parsed = urlparse(url)
+        if parsed.scheme == "s3":
+            import botocore.exceptions
+
+            try:
+                head = await asyncio.to_thread(
+                    _s3_client(self.settings).head_object, Bucket=parsed.netloc, Key=parsed.path.lstrip("/")
+                )
+            except botocore.exceptions.ClientError as exc:
+                raise ArchiveNotFoundError(f"{url}: {exc}") from None
+            return int(head["ContentLength"])
+        source = self._readable_local_path(url)
+        if not source.is_file():
+            raise ArchiveNotFoundError(f"no archive at {url}")
+        return source.stat().st_size
+
     async def read_chunks(self, url: str, chunk_bytes: int = 1024 * 1024) -> AsyncIterator[bytes]:
         """The archive at `url` as a stream of chunks; only from the configured bucket and directories.
 
