@@ -86,6 +86,12 @@ class ModelKeyFields(BaseModel):
     model_id: str
 
 
+class ModelClusterFields(ModelKeyFields):
+    """The projection of a model down to its key and the Ray cluster its deployment info names."""
+
+    deployment_info: DeploymentInfoFields | None = None
+
+
 class ModelDocument(Document, ModelDetails):
     """A model as stored in `custom_models`, with its deployment history.
 

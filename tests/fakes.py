@@ -142,6 +142,7 @@ class InMemoryModels:
     def __init__(self, models: Iterable[ModelDetails] = ()) -> None:
         self.details: dict[ModelKey, ModelDetails] = {}
         self.on_serve: set[ModelKey] = set()  # what keys_observed_on_serve answers
+        self.cluster_urls: dict[ModelKey, str] = {}  # a model's observed ray_cluster_url, when it has one
         for details in models:
             self.add(details)
 
@@ -155,6 +156,9 @@ class InMemoryModels:
 
     async def keys_observed_on_serve(self) -> list[ModelKey]:
         return sorted(self.on_serve, key=str)
+
+    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, str | None]:
+        return {key: self.cluster_urls.get(key) for key in sorted(self.on_serve, key=str)}
 
 
 def make_bridge(

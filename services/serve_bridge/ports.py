@@ -31,6 +31,10 @@ class ModelReader(Protocol):
         """Models the registry shows as running on Serve (pending, deployed, unhealthy, deleting)."""
         ...
 
+    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, str | None]:
+        """The same models, each with the `ray_cluster_url` its deployment info holds (None: none yet)."""
+        ...
+
 
 class ServeAdapter(Protocol):
     """Ray Serve's blocking calls; they raise ServeUnavailable or ServeRejected (`ray_dashboard.py`)."""

@@ -33,7 +33,9 @@ from shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 APPLICATIONS = "/api/serve/applications/"
-# Longest wait for one HTTP exchange with the dashboard (RayCalls bounds the whole call).
+# Longest wait for one HTTP exchange with the dashboard. A call makes up to two exchanges (GET, then PUT),
+# so each gets at most a third of MODELREG_BRIDGE_RAY_TIMEOUT_S: a dashboard that hangs is "unavailable"
+# (reconnect, health reports say so) well before the call counts as hung (which stops the bridge).
 REQUEST_TIMEOUT_S = 30.0
 
 
@@ -63,7 +65,7 @@ class RayDashboardAdapter:
             self._client = httpx.Client(
                 base_url=self.base_url,
                 headers=headers,
-                timeout=min(REQUEST_TIMEOUT_S, self.settings.bridge_ray_timeout_s),
+                timeout=min(REQUEST_TIMEOUT_S, self.settings.bridge_ray_timeout_s / 3),
                 transport=self._transport,
             )
         return self._client

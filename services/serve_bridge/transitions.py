@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import msgspec
 
+from shared.cluster_routing import DEFAULT_CLUSTER
 from shared.contracts import CommandType, EventType, now_microseconds
 
 # ApplicationStatus values of Ray Serve (ray.serve.schema.ApplicationStatus).
@@ -143,6 +144,18 @@ def later_command_wins(earlier: CommandType, later: CommandType) -> bool:
 
 
 K = TypeVar("K")
+
+
+def observed_on_this_cluster(model_cluster_url: str | None, cluster: str, cluster_url: str | None) -> bool:
+    """Whether a model the registry shows on Serve is this bridge's to reconcile: its deployment info names
+    this bridge's dashboard URL (every event carries it). The default cluster (`local`) also takes the models
+    without a cluster URL, or with one from before dashboards (a GCS `host:port`), as single-cluster installs
+    had only it."""
+    if model_cluster_url is not None and model_cluster_url == cluster_url:
+        return True
+    if cluster != DEFAULT_CLUSTER:
+        return False
+    return model_cluster_url is None or not model_cluster_url.startswith(("http://", "https://"))
 
 
 def models_missing_from_serve(

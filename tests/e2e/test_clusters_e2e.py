@@ -3,12 +3,15 @@ connecting from outside by the dashboard URL (one of them with Ray's token auth 
 
 Proves: each bridge carries out only its cluster's commands and stamps its events with the cluster; models
 deploy, answer and undeploy on their own cluster; replicas fetch archives themselves, from S3 (moto) and from
-the registry's archive route with a read key; health reports name Serve, the applications and the resources.
+the registry's archive route with a read key; health reports name Serve, the applications and the resources,
+and say so when a cluster's dashboard stops answering, after which the bridge re-announces the real state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -146,6 +149,31 @@ async def two(
         await client.close()
 
 
+def dashboard_pid(cluster: RayCluster) -> int:
+    """The pid of the cluster's dashboard process (`dashboard.py … --port=<its port>`), read from /proc."""
+    port = cluster.address.rsplit(":", 1)[1]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.endswith(b"dashboard/dashboard.py") for a in args) and f"--port={port}".encode() in args:
+            return int(entry.name)
+    raise AssertionError(f"no dashboard process on port {port}")
+
+
+async def ready_events(settings: Settings, key: ModelKey) -> int:
+    records = await read_topic(settings, settings.events_topic, expected=1, timeout_s=5)
+    events = [msgspec.json.decode(r.value, type=DeploymentEvent) for r in records]
+    return sum(1 for e in events if e.key == key and e.event_type == "deployment.ready")
+
+
+def eu_endpoint(model: dict[str, Any]) -> str:
+    return str(model["deployment_info"]["endpoint"])
+
+
 async def register(two: TwoClusters, model_id: str, archive_url: str, digest: str) -> ModelKey:
     document = seed_model_document(
         two.namespace,
@@ -177,7 +205,8 @@ async def test_each_cluster_runs_only_its_models_fetched_from_s3_and_from_the_re
     us_model = await register(two, "us-model", file_path.as_uri(), digest)
     read_key = await insert_api_key(two.db, settings, two.namespace)
 
-    eu_bridge = two.start_bridge(two.bridge_settings("eu"))
+    # Each dashboard exchange waits at most 5 s (a third of this), so a frozen dashboard is seen soon.
+    eu_bridge = two.start_bridge(two.bridge_settings("eu", bridge_ray_timeout_s=15.0))
     us_bridge = two.start_bridge(
         two.bridge_settings(
             "us", bridge_archive_registry_url=two.api_url, bridge_archive_registry_key=read_key
@@ -235,6 +264,33 @@ async def test_each_cluster_runs_only_its_models_fetched_from_s3_and_from_the_re
         return latest
 
     await eventually(both_report_running, timeout_s=60, interval_s=1)
+
+    # eu's dashboard stops answering (its process frozen): the bridge reports the cluster unreachable; once it
+    # answers again, the bridge reconnects and re-announces the real state of its applications.
+    dashboard = dashboard_pid(two.clusters["eu"])
+    ready_before = await ready_events(settings, eu_model)
+    os.kill(dashboard, signal.SIGSTOP)
+    try:
+
+        async def eu_reported_unreachable() -> bool:
+            records = await read_topic(settings, settings.cluster_health_topic, expected=1, timeout_s=5)
+            reports = [msgspec.json.decode(r.value, type=ClusterHealthReport) for r in records]
+            last = [r for r in reports if r.cluster == "eu"][-1]
+            assert last.serve_up is False, "eu still reported up"
+            assert last.message is not None and last.message.startswith("the Ray cluster does not answer")
+            return True
+
+        await eventually(eu_reported_unreachable, timeout_s=90, interval_s=1)
+    finally:
+        os.kill(dashboard, signal.SIGCONT)
+
+    async def eu_reannounced() -> bool:
+        assert await ready_events(settings, eu_model) > ready_before, "no new deployment.ready for eu-model"
+        return True
+
+    await eventually(eu_reannounced, timeout_s=120, interval_s=1)
+    assert "reconnected to Ray" in eu_bridge.log()
+    assert (await two.wait_for_status(eu_model, "deployed"))["deployment_info"]["endpoint"] == eu_endpoint(eu)
 
     await two.command(eu_model, CommandType.UNDEPLOY, "eu")
     await two.command(us_model, CommandType.UNDEPLOY, "us")

@@ -28,6 +28,7 @@ from services.serve_bridge.serve_config import (
     observations,
     serve_running,
 )
+from services.serve_bridge.transitions import observed_on_this_cluster
 from shared.contracts import (
     ClusterHealthReport,
     CommandType,
@@ -122,6 +123,36 @@ async def test_every_event_names_the_bridges_cluster(rig: Rig) -> None:
     events = rig.sent.events()
     assert [e.event_type for e in events] == [EventType.READY, EventType.DELETING]
     assert {e.cluster for e in events} == {"eu-gpu"}
+
+
+async def test_reconcile_deletes_only_this_clusters_models_that_serve_lost(rig: Rig) -> None:
+    mine, theirs, unplaced = ModelKey("ns", "mine"), ModelKey("ns", "theirs"), ModelKey("ns", "unplaced")
+    rig.models.on_serve = {mine, theirs, unplaced}
+    rig.models.cluster_urls = {mine: FakeServe.cluster_url, theirs: "http://other-head-svc:8265"}
+    await rig.bridge.session.connect()
+
+    await rig.bridge.watcher.reconcile()
+
+    # `unplaced` (no cluster URL yet) belongs to the default cluster's bridge, `theirs` to another one.
+    assert [(e.key, e.event_type) for e in rig.sent.events()] == [(mine, EventType.DELETED)]
+
+
+@pytest.mark.parametrize(
+    ("model_url", "cluster", "here", "expected"),
+    [
+        ("http://eu:8265", "eu", "http://eu:8265", True),
+        ("http://us:8265", "eu", "http://eu:8265", False),
+        (None, "eu", "http://eu:8265", False),
+        (None, "local", "http://ray:8265", True),
+        ("127.0.0.1:6379", "local", "http://ray:8265", True),  # from before dashboards
+        ("http://us:8265", "local", "http://ray:8265", False),
+        ("127.0.0.1:6379", "eu", "http://eu:8265", False),
+    ],
+)
+def test_which_models_a_bridge_reconciles(
+    model_url: str | None, cluster: str, here: str, expected: bool
+) -> None:
+    assert observed_on_this_cluster(model_url, cluster, here) is expected
 
 
 def test_the_default_cluster_keeps_the_consumer_group_and_others_get_their_own() -> None:
