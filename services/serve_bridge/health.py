@@ -86,6 +86,7 @@ class HealthReporter:
         self.publisher = publisher
         self.retry = retry
         self.clock = clock or SequenceClock()
+        self._last_serve_up: bool | None = None
 
     async def observe(self) -> ClusterHealthReport:
         """What the cluster looks like now; an unreachable cluster is a report with serve_up false."""
@@ -127,7 +128,11 @@ class HealthReporter:
             ),
             (KafkaError, OSError),
         )
-        log.info(
+        # Every report at debug; a change of serve_up (and the first report) at info, or warning when down.
+        changed = self._last_serve_up is not report.serve_up
+        self._last_serve_up = report.serve_up
+        level = ("info" if report.serve_up else "warning") if changed else "debug"
+        getattr(log, level)(
             "cluster health reported",
             cluster=report.cluster,
             serve_up=report.serve_up,

@@ -10,6 +10,7 @@ interleave their read-modify-write. Where the cluster runs with `RAY_AUTH_MODE=t
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -55,6 +56,7 @@ class RayDashboardAdapter:
         self.base_url = dashboard_url(settings)
         self._transport = transport
         self._client: httpx.Client | None = None
+        self._timeout_s = min(REQUEST_TIMEOUT_S, settings.bridge_ray_timeout_s / 3)
         self.ray_version: str | None = None
 
     def _http(self) -> httpx.Client:
@@ -65,7 +67,7 @@ class RayDashboardAdapter:
             self._client = httpx.Client(
                 base_url=self.base_url,
                 headers=headers,
-                timeout=min(REQUEST_TIMEOUT_S, self.settings.bridge_ray_timeout_s / 3),
+                timeout=self._timeout_s,
                 transport=self._transport,
             )
         return self._client
@@ -166,7 +168,7 @@ class RayDashboardAdapter:
         spec: ModelSpec,
         ray_actor_options: dict[str, Any],
     ) -> None:
-        """Add or replace the model's application; returns once the dashboard accepted the config."""
+        """Add or replace the model's application; returns once Serve lists it (not when it runs)."""
         self._put(
             put=application_config(
                 app_name=app_name,
@@ -177,6 +179,17 @@ class RayDashboardAdapter:
                 revision=uuid.uuid4().hex,
             )
         )
+        self._wait_listed(app_name)
+
+    def _wait_listed(self, app_name: str) -> None:
+        # Serve's controller applies a PUT config asynchronously: until it lists the application, a poll would
+        # see it missing and report the model deleted.
+        deadline = time.monotonic() + self._timeout_s
+        while app_name not in self._details().get("applications", {}):
+            if time.monotonic() > deadline:
+                log.warning("Serve does not list the application yet", app=app_name)
+                return
+            time.sleep(0.2)
 
     def delete(self, app_name: str) -> None:
         """Leave the application out of the config; Serve deletes it (the watcher sees it go)."""

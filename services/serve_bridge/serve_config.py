@@ -86,19 +86,31 @@ def observations(details: dict[str, Any], prefix: str) -> dict[str, AppObservati
     for name, app in applications.items():
         if not name.startswith(prefix + ".") or not isinstance(app, dict):
             continue
-        deployments = app.get("deployments") or {}
+        deployments = {
+            str(deployment_name): DeploymentObservation(
+                status=str(deployment.get("status", "")), message=str(deployment.get("message") or "")
+            )
+            for deployment_name, deployment in (app.get("deployments") or {}).items()
+            if isinstance(deployment, dict)
+        }
+        if not deployments:
+            # Until Serve has built the application its deployments are not listed; the submitted config
+            # names them (the deployment name says which model archive the application serves).
+            deployments = {
+                name: DeploymentObservation(status="UPDATING") for name in _configured_deployments(app)
+            }
         observed[name] = AppObservation(
-            status=str(app.get("status", "")),
-            message=str(app.get("message") or ""),
-            deployments={
-                str(deployment_name): DeploymentObservation(
-                    status=str(deployment.get("status", "")), message=str(deployment.get("message") or "")
-                )
-                for deployment_name, deployment in deployments.items()
-                if isinstance(deployment, dict)
-            },
+            status=str(app.get("status", "")), message=str(app.get("message") or ""), deployments=deployments
         )
     return observed
+
+
+def _configured_deployments(app: dict[str, Any]) -> list[str]:
+    config = app.get("deployed_app_config")
+    listed = config.get("deployments") if isinstance(config, dict) else None
+    if not isinstance(listed, list):
+        return []
+    return [str(d["name"]) for d in listed if isinstance(d, dict) and isinstance(d.get("name"), str)]
 
 
 def serve_running(details: dict[str, Any]) -> bool:

@@ -345,6 +345,14 @@ def test_observations_are_the_prefixed_applications_with_their_deployments() -> 
         observations({"detail": "nope"}, "p")
 
 
+def test_an_application_not_built_yet_is_known_by_the_deployment_its_config_names() -> None:
+    config = {"name": "p.ns.m1", "deployments": [{"name": "onnx-aaaaaaaaaaaaaaaa", "num_replicas": 1}]}
+    answer = details(("p.ns.m1", "DEPLOYING", config))  # Serve lists no deployments until it built the app
+    (observed,) = observations(answer, "p").values()
+    assert observed.status == "DEPLOYING" and observed.deployment_name == "onnx-aaaaaaaaaaaaaaaa"
+    assert observations(details(("p.ns.m1", "NOT_STARTED", None)), "p")["p.ns.m1"].deployment_name is None
+
+
 def test_resources_are_read_from_the_load_metrics_usage() -> None:
     usage = {"CPU": [0.75, 2.0], "GPU": [1.0, 4.0], "memory": [1e9, 4e9], "objectStoreMemory": [0, 1]}
     status = {"data": {"clusterStatus": {"loadMetricsReport": {"usage": usage}}}}
