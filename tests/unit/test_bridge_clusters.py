@@ -364,3 +364,19 @@ def test_resources_are_read_from_the_load_metrics_usage() -> None:
     assert no_gpu.gpu_total == 0 and no_gpu.cpu_free == 1
     with pytest.raises(DashboardAnswerError):
         cluster_resources({"data": {"clusterStatus": None}})
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+
+def test_bridge_refuses_a_bad_cluster_name_and_an_address_that_is_not_a_dashboard(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.cli import main
+
+    assert main(["bridge", "--cluster", "Not_A_Name"]) == 2
+    assert "--cluster" in capsys.readouterr().err
+
+    monkeypatch.setenv("MODELREG_RAY_ADDRESS", "ray://ray-head:10001")
+    assert main(["bridge", "--cluster", "eu"]) == 2
+    assert "must be the Ray dashboard's URL" in capsys.readouterr().err
