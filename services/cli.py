@@ -32,13 +32,19 @@ def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bridge(settings: Settings, _: argparse.Namespace) -> int:
+def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
     from services.serve_bridge.main import run_bridge
-    from services.serve_bridge.ray_serve import UntestedRayVersion
+    from services.serve_bridge.ray_version import UntestedRayVersion
 
+    if args.cluster:
+        try:
+            settings = Settings.from_env({**settings.as_env(), "MODELREG_BRIDGE_CLUSTER": args.cluster})
+        except SettingsError as exc:
+            print(f"modelreg: --cluster: {exc}", file=sys.stderr)
+            return 2
     try:
         asyncio.run(run_bridge(settings))
-    except UntestedRayVersion as exc:
+    except (UntestedRayVersion, ValueError) as exc:
         print(f"modelreg: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -272,9 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("worker", help="apply deployment events from Kafka to MongoDB").set_defaults(
         handler=cmd_worker
     )
-    sub.add_parser(
-        "bridge", help="run deploy/undeploy commands on Ray Serve and publish its events"
-    ).set_defaults(handler=cmd_bridge)
+    bridge = sub.add_parser("bridge", help="run deploy/undeploy commands on Ray Serve and publish its events")
+    bridge.add_argument(
+        "--cluster", help="the named Ray cluster this bridge serves (default: MODELREG_BRIDGE_CLUSTER)"
+    )
+    bridge.set_defaults(handler=cmd_bridge)
     dev = sub.add_parser("dev", help="the whole stack on one machine, with embedded servers")
     dev.add_argument("--no-ray", action="store_true", help="do not start Ray Serve and the bridge")
     dev.add_argument("--no-demo", action="store_true", help="do not register and deploy the demo model")

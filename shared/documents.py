@@ -101,6 +101,12 @@ class ModelKeyFields(BaseModel):
     model_id: str
 
 
+class ModelClusterFields(ModelKeyFields):
+    """The projection of a model down to its key and the Ray cluster its deployment info names."""
+
+    deployment_info: DeploymentInfoFields | None = None
+
+
 def _ns_index(name: str, *keys: tuple[str, int]) -> pymongo.IndexModel:
     return pymongo.IndexModel([("namespace_id", pymongo.ASCENDING), *keys], name=name)
 

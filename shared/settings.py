@@ -103,8 +103,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     predict_max_connections: PositiveInt = 100
     predict_max_keepalive_connections: PositiveInt = 20
     tombstone_retention_s: Annotated[float, msgspec.Meta(gt=0)] = 7 * 24 * 3600.0
+    # Remote Ray clusters (docs/clusters.md): the dashboard's token where RAY_AUTH_MODE=token; where replicas
+    # unpack models (empty: the bridge's work dir, one machine); the registry that serves archives to
+    # replicas (unset: replicas fetch the model's own URL, s3:// or file://) and the read key they use.
+    ray_auth_token: str = ""
+    ray_replica_work_dir: str = ""
+    bridge_archive_registry_url: str | None = None
+    bridge_archive_registry_key: str = ""
     # Ray Serve bridge
-    ray_address: str = "auto"
+    # The Ray cluster's dashboard URL: the bridge drives Serve through its REST API (docs/clusters.md).
+    ray_address: str = "http://127.0.0.1:8265"
     serve_host: str = "127.0.0.1"
     serve_port: Port = 8001
     bridge_poll_interval_s: float = 1.0

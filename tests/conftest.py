@@ -45,6 +45,7 @@ def make_settings(infra: Infra, **overrides: Any) -> Settings:
         events_topic=f"events-{suffix}",
         dlq_topic=f"events-{suffix}.dlq",
         commands_topic=f"commands-{suffix}",
+        cluster_health_topic=f"health-{suffix}",
         consumer_group=f"worker-{suffix}",
         topic_partitions=3,
         worker_session_timeout_ms=3000,

@@ -21,6 +21,7 @@ from services.serve_bridge.transitions import AppObservation, DeploymentObservat
 from shared.adapters.kafka import Message
 from shared.adapters.storage import ArchiveStorage
 from shared.contracts import (
+    ClusterResources,
     DeploymentCommand,
     DeploymentEvent,
     ModelKey,
@@ -45,6 +46,9 @@ class FakeServe:
         self.reconnects = 0
         self.down = False
         self.reject: str | None = None  # the reason Serve gives when it refuses the next deploy
+        self.free = ClusterResources(
+            cpu_total=2, cpu_free=1.5, memory_total_bytes=2**30, memory_free_bytes=2**29
+        )
 
     def _answer(self) -> None:
         if self.down:
@@ -63,6 +67,14 @@ class FakeServe:
     def applications(self, prefix: str) -> dict[str, AppObservation]:
         self._answer()
         return {name: app for name, app in self.apps.items() if name.startswith(prefix + ".")}
+
+    def serve_up(self) -> bool:
+        self._answer()
+        return True
+
+    def resources(self) -> ClusterResources:
+        self._answer()
+        return self.free
 
     def deploy(
         self,
@@ -130,6 +142,7 @@ class InMemoryModels:
     def __init__(self, models: Iterable[ModelDetails] = ()) -> None:
         self.details: dict[ModelKey, ModelDetails] = {}
         self.on_serve: set[ModelKey] = set()  # what keys_observed_on_serve answers
+        self.cluster_urls: dict[ModelKey, str] = {}  # a model's observed ray_cluster_url, when it has one
         for details in models:
             self.add(details)
 
@@ -143,6 +156,9 @@ class InMemoryModels:
 
     async def keys_observed_on_serve(self) -> list[ModelKey]:
         return sorted(self.on_serve, key=str)
+
+    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, str | None]:
+        return {key: self.cluster_urls.get(key) for key in sorted(self.on_serve, key=str)}
 
 
 def make_bridge(

@@ -36,6 +36,7 @@ from services.api.console.swagger import OfflineSwaggerRenderPlugin
 from services.api.errors import EXCEPTION_HANDLERS
 from services.api.health import HealthController
 from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
+from services.api.models.archives import ModelArchives
 from services.api.models.controller import ModelController
 from services.api.models.ports import ModelRepository
 from services.api.models.reads import ModelReads
@@ -166,6 +167,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_prediction_service(state: State) -> PredictionService:
         return PredictionService(state.model_store, state.alias_store, state.endpoint_client)
 
+    def provide_model_archives(state: State) -> ModelArchives:
+        return ModelArchives(state.model_store, storage)
+
     def provide_org_model_service(state: State) -> OrgModelService:
         return OrgModelService(
             OrgModelStore(),
@@ -219,6 +223,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "alias_service": Provide(provide_alias_service, sync_to_thread=False),
             "predictions": Provide(provide_prediction_service, sync_to_thread=False),
             "audit_reads": Provide(lambda: AuditReads(audit_store), sync_to_thread=False),
+            "archives": Provide(provide_model_archives, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

@@ -161,13 +161,18 @@ def ray_head(
     num_cpus: float = 2,
     object_store_memory: int = 256 * 1024**2,
     port: int | None = None,
+    dashboard_port: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> ServerProcess:
-    """A one-node Ray cluster (`ray start --head --block`) on free ports; `url` is its GCS address.
+    """A one-node Ray cluster (`ray start --head --block`) on free ports; `url` is its dashboard's URL, the
+    address the bridge drives Serve through (docs/clusters.md), and `port` the dashboard's port.
 
     `temp_dir` must be a short path: Ray puts Unix sockets under it (about 100 characters allowed).
     Ray workers run this interpreter, so they import the project like every other process here.
+    `env` adds variables, e.g. RAY_AUTH_MODE=token and RAY_AUTH_TOKEN for a cluster with token auth.
     """
     port = port or free_port()
+    dashboard_port = dashboard_port or free_port()
     ray_cli = str(Path(sys.executable).parent / "ray")
     (log_dir / "ray.log").unlink(missing_ok=True)  # wait_for_ray reads it: only this run's lines
     return ServerProcess(
@@ -184,15 +189,17 @@ def ray_head(
             f"--ray-client-server-port={free_port()}",
             f"--dashboard-agent-listen-port={free_port()}",
             f"--metrics-export-port={free_port()}",
-            "--include-dashboard=false",
+            "--include-dashboard=true",
+            f"--dashboard-host={LOOPBACK}",
+            f"--dashboard-port={dashboard_port}",
             "--disable-usage-stats",
             f"--temp-dir={temp_dir}",
         ],
-        port=port,
-        url=f"{LOOPBACK}:{port}",
+        port=dashboard_port,
+        url=f"http://{LOOPBACK}:{dashboard_port}",
         log_path=log_dir / "ray.log",
         # Stop at once on SIGTERM instead of draining Serve for 30 s: nothing outlives a local cluster.
-        env={"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "RAY_USAGE_STATS_ENABLED": "0"},
+        env={"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0", "RAY_USAGE_STATS_ENABLED": "0", **(env or {})},
     )
 
 

@@ -176,7 +176,7 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
 
 def print_banner(settings: Settings, api_url: str, with_ray: bool = False) -> None:
     ray_lines = [
-        f"  Ray            {settings.ray_address}",
+        f"  Ray dashboard  {settings.ray_address}  (the bridge drives Serve through it)",
         f"  Ray Serve      {serve_base_url(settings)}  (model endpoints)",
     ]
     ray_export = f" MODELREG_RAY_ADDRESS={settings.ray_address}" if with_ray else ""

@@ -1,5 +1,5 @@
-"""The bridge's parts put together: one Serve session, one reporter and one model cache shared by the watcher
-and the command loop (they run side by side on one event loop)."""
+"""The bridge's parts put together: one Serve session, one reporter and one model cache shared by the watcher,
+the command loop and the health reports (they run side by side on one event loop)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import structlog
 
 from services.serve_bridge.commands import CommandHandler
+from services.serve_bridge.health import HealthReporter, KeyedPublisher
 from services.serve_bridge.model_cache import ModelCache
 from services.serve_bridge.ports import EventSink, ModelReader, ServeUnavailable
 from services.serve_bridge.ray_calls import RayCalls
@@ -29,6 +30,7 @@ class Bridge:
     cache: ModelCache
     watcher: StatusWatcher
     commands: CommandHandler
+    health: HealthReporter | None = None
 
     async def start(self) -> None:
         """Connect to Ray and publish the current state of everything the bridge owns."""
@@ -48,6 +50,7 @@ def build_bridge(
     models: ModelReader,
     storage: ArchiveStorage,
     stop: asyncio.Event,
+    health_publisher: KeyedPublisher | None = None,
 ) -> Bridge:
     retry = RetryPolicy(stop, max_backoff_s=settings.bridge_retry_max_backoff_s)
     session = ServeSession(settings, calls, publisher, retry)
@@ -56,4 +59,5 @@ def build_bridge(
     watcher = StatusWatcher(settings, session, reporter, models, cache, retry)
     session.on_reconnected = watcher.reconcile
     commands = CommandHandler(settings, session, reporter, models, storage, cache, retry)
-    return Bridge(session, reporter, cache, watcher, commands)
+    health = None if health_publisher is None else HealthReporter(settings, session, health_publisher, retry)
+    return Bridge(session, reporter, cache, watcher, commands, health)

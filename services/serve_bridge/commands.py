@@ -29,12 +29,14 @@ from services.serve_bridge.naming import (
 )
 from services.serve_bridge.ports import ModelReader, ServeRejected, ServeUnavailable
 from services.serve_bridge.ray_calls import RayHung
+from services.serve_bridge.replica_archives import replica_archive_url
 from services.serve_bridge.reporting import Reporter
 from services.serve_bridge.session import ServeSession
 from services.serve_bridge.transitions import Reported, later_command_wins
 from services.serve_bridge.watcher import NO_APPLICATION
 from shared.adapters.kafka import Batch, ConsumerLoop
 from shared.adapters.storage import ArchiveStorage
+from shared.cluster_routing import is_for_cluster
 from shared.contracts import (
     CommandType,
     DeploymentCommand,
@@ -98,6 +100,7 @@ class CommandHandler:
         self.cache = cache
         self.retry = retry
         self.prefix = settings.serve_app_prefix
+        self.cluster = settings.bridge_cluster
 
     async def run(self, consumer: AIOKafkaConsumer) -> None:
         """Commands batch by batch until stopped."""
@@ -109,7 +112,7 @@ class CommandHandler:
             command
             for records in batch.values()
             for record in records
-            if (command := self._decode(record)) is not None
+            if (command := self._decode(record)) is not None and self._ours(command)
         ]
         latest, superseded = latest_commands(decoded)
         for command in superseded:
@@ -120,6 +123,14 @@ class CommandHandler:
                 command_id=str(command.command_id), model=str(command.key)
             ):
                 await self.carry_out(command)
+
+    def _ours(self, command: DeploymentCommand) -> bool:
+        """Whether this bridge's cluster carries the command out; other clusters' bridges take the rest."""
+        if is_for_cluster(command, self.cluster):
+            return True
+        metrics.COMMANDS.labels(command_type=str(command.command_type), outcome="other_cluster").inc()
+        log.debug("command for another cluster skipped", model=str(command.key), cluster=command.cluster)
+        return False
 
     def _decode(self, record: ConsumerRecord) -> DeploymentCommand | None:
         try:
@@ -232,8 +243,8 @@ class CommandHandler:
                     model_id=key.model_id,
                     model_format=str(model_format),
                     model_hash=model_hash,
-                    archive_url=details.model_archive_url,
-                    cache_dir=str(self.cache.root),
+                    archive_url=replica_archive_url(self.settings, key, details.model_archive_url),
+                    cache_dir=self.settings.ray_replica_work_dir or str(self.cache.root),
                     task_type=details.task_type,
                     s3_endpoint_url=self.settings.s3_endpoint_url,
                     s3_bucket=self.settings.s3_bucket,
@@ -242,6 +253,8 @@ class CommandHandler:
                     max_archive_members=self.settings.max_archive_members,
                     max_unpacked_bytes=self.settings.max_unpacked_bytes,
                     max_compression_ratio=self.settings.max_compression_ratio,
+                    archive_registry_url=self.settings.bridge_archive_registry_url,
+                    archive_registry_key=self.settings.bridge_archive_registry_key,
                 )
                 try:
                     await self.session.deploy(

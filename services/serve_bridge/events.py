@@ -39,6 +39,8 @@ class EventPublisher:
         )
         self.clock = self.producer.clock
         self.cluster_url: str | None = None
+        # Every event names the cluster it happened on (`modelreg bridge --cluster NAME`).
+        self.cluster = settings.bridge_cluster
 
     def build(
         self,
@@ -63,6 +65,7 @@ class EventPublisher:
             endpoint=endpoint_url(serve_base_url(self.settings), key),
             base_image=base_image(self.settings, model_format),
             message=message,
+            cluster=self.cluster,
         )
 
     async def publish(self, event: DeploymentEvent) -> None:

@@ -12,8 +12,9 @@ from prometheus_client import start_http_server
 from services.serve_bridge.bridge import build_bridge
 from services.serve_bridge.commands import COMMANDS_PER_BATCH
 from services.serve_bridge.events import EventPublisher
+from services.serve_bridge.naming import bridge_consumer_group
 from services.serve_bridge.ray_calls import RayCalls
-from services.serve_bridge.ray_serve import RayServeAdapter
+from services.serve_bridge.ray_dashboard import RayDashboardAdapter
 from shared.adapters import kafka, mongo
 from shared.adapters.mongo import ModelStore
 from shared.adapters.storage import ArchiveStorage
@@ -27,7 +28,7 @@ MAX_POLL_INTERVAL_MS = 30 * 60 * 1000
 
 
 async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    adapter = RayServeAdapter(settings)  # refuses an untested Ray before anything starts
+    adapter = RayDashboardAdapter(settings)  # refuses an address that is not a dashboard URL
     if stop is None:
         stop = asyncio.Event()
         stop_on_signals(stop)
@@ -42,7 +43,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> N
     consumer = kafka.make_consumer(
         settings,
         settings.commands_topic,
-        group_id=settings.bridge_consumer_group,
+        group_id=bridge_consumer_group(settings.bridge_consumer_group, settings.bridge_cluster),
         max_poll_records=COMMANDS_PER_BATCH,
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
     )
@@ -54,17 +55,25 @@ async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> N
         ModelStore(settings.history_limit),
         ArchiveStorage(settings),
         stop,
+        health_publisher=publisher,
     )
     tasks: list[asyncio.Task[None]] = []
     try:
         await retry.run("start_producer", publisher.start, (KafkaError, OSError))
         await bridge.start()
         await retry.run("start_consumer", consumer.start, (KafkaError, OSError))
-        log.info("bridge started", commands=settings.commands_topic, events=settings.events_topic)
+        log.info(
+            "bridge started",
+            cluster=settings.bridge_cluster,
+            commands=settings.commands_topic,
+            events=settings.events_topic,
+        )
         tasks = [
             asyncio.create_task(bridge.watcher.run(), name="watcher"),
             asyncio.create_task(bridge.commands.run(consumer), name="commands"),
         ]
+        if bridge.health is not None:
+            tasks.append(asyncio.create_task(bridge.health.run(), name="health"))
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([*tasks, stopped], return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()

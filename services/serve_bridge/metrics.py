@@ -9,7 +9,7 @@ EVENTS_PUBLISHED = Counter(
     "modelreg_bridge_events_published_total", "Deployment events published", ["event_type"]
 )
 RAY_RECONNECTS = Counter(
-    "modelreg_bridge_ray_reconnects_total", "New driver sessions after Ray stopped answering"
+    "modelreg_bridge_ray_reconnects_total", "Reconnections to the Ray dashboard after it stopped answering"
 )
 APPLICATIONS = Gauge(
     "modelreg_bridge_applications", "Model applications on Ray Serve at the last poll", ["status"]

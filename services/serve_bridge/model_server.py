@@ -47,6 +47,9 @@ class ModelSpec(msgspec.Struct, kw_only=True, frozen=True):
     max_archive_members: int = _DEFAULTS.max_archive_members
     max_unpacked_bytes: int = _DEFAULTS.max_unpacked_bytes
     max_compression_ratio: int = _DEFAULTS.max_compression_ratio
+    # The registry's archive route and the read key replicas on other machines fetch the archive with.
+    archive_registry_url: str | None = None
+    archive_registry_key: str = ""
 
 
 class PredictRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -81,6 +84,8 @@ class ModelServer:
                 max_archive_members=spec.max_archive_members,
                 max_unpacked_bytes=spec.max_unpacked_bytes,
                 max_compression_ratio=spec.max_compression_ratio,
+                bridge_archive_registry_url=spec.archive_registry_url,
+                bridge_archive_registry_key=spec.archive_registry_key,
             )
         )
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
+from shared.cluster_routing import DEFAULT_CLUSTER
 from shared.contracts import ModelFormat, ModelKey
 from shared.serve_routes import endpoint_url as endpoint_url
 from shared.serve_routes import route_prefix as route_prefix
@@ -66,7 +67,7 @@ def check_model_hash(model_hash: str) -> str:
 def deployment_name(model_format: str, model_hash: str) -> str:
     """The Serve deployment inside the application: `{model_format}-{first 16 hex of the sha256}`.
 
-    Ray Serve shows it in `serve.status()`, so the bridge can tell which archive and format an
+    Ray Serve shows it in the applications' status, so the bridge can tell which archive and format an
     application serves without keeping any state.
     """
     return f"{ModelFormat(model_format).value}-{check_model_hash(model_hash)[:16]}"
@@ -80,3 +81,9 @@ def parse_deployment_name(name: str | None) -> tuple[ModelFormat, str] | None:
     if fmt not in {f.value for f in ModelFormat} or not re.fullmatch(r"[0-9a-f]{16}", digest):
         return None
     return ModelFormat(fmt), digest
+
+
+def bridge_consumer_group(base: str, cluster: str) -> str:
+    """The bridge's consumer group on the commands topic: one per cluster, so every cluster's bridge sees
+    every command (and carries out its own). The default cluster keeps the plain name."""
+    return base if cluster == DEFAULT_CLUSTER else f"{base}-{cluster}"

@@ -1,6 +1,6 @@
 """What the bridge needs from outside, as Protocols: the registry (read only), Ray Serve, the event stream.
 
-Production passes `ModelStore`, `RayServeAdapter` and `EventPublisher`; unit tests pass the fakes of
+Production passes `ModelStore`, `RayDashboardAdapter` and `EventPublisher`; unit tests pass the fakes of
 `tests/fakes.py`. The Serve errors live here, not in the Ray adapter, so the bridge's logic never imports ray.
 """
 
@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from services.serve_bridge.model_server import ModelSpec
 from services.serve_bridge.transitions import AppObservation
-from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey
+from shared.contracts import ClusterResources, DeploymentEvent, EventType, ModelFormat, ModelKey
 from shared.documents import ModelDetails
 
 
@@ -31,9 +31,13 @@ class ModelReader(Protocol):
         """Models the registry shows as running on Serve (pending, deployed, unhealthy, deleting)."""
         ...
 
+    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, str | None]:
+        """The same models, each with the `ray_cluster_url` its deployment info holds (None: none yet)."""
+        ...
+
 
 class ServeAdapter(Protocol):
-    """Ray Serve's blocking calls; they raise ServeUnavailable or ServeRejected (`ray_serve.py`)."""
+    """Ray Serve's blocking calls; they raise ServeUnavailable or ServeRejected (`ray_dashboard.py`)."""
 
     @property
     def cluster_url(self) -> str | None: ...
@@ -45,6 +49,14 @@ class ServeAdapter(Protocol):
     def close(self) -> None: ...
 
     def applications(self, prefix: str) -> dict[str, AppObservation]: ...
+
+    def serve_up(self) -> bool:
+        """Whether Serve's controller runs on the cluster."""
+        ...
+
+    def resources(self) -> ClusterResources:
+        """The cluster's total and free CPU, GPU and memory."""
+        ...
 
     def deploy(
         self,
@@ -63,6 +75,7 @@ class EventSink(Protocol):
     """Builds and publishes the bridge's deployment events (`events.EventPublisher`)."""
 
     cluster_url: str | None
+    cluster: str
 
     def build(
         self,

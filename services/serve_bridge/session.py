@@ -1,8 +1,9 @@
-"""The bridge's hold on Ray Serve: calls through the executor, a new driver session when Ray stops answering.
+"""The bridge's hold on Ray Serve: calls through the executor, reconnecting when the cluster stops answering.
 
-`generation` counts driver sessions. A loop that saw Serve fail asks to recover from the generation it saw,
-so loops failing together start one new session. After each new session `on_reconnected` (the watcher's
-reconciliation) runs; if Serve fails again during it, a new session is started again.
+`generation` counts connections to the cluster's dashboard. A loop that saw Serve fail asks to recover from
+the generation it saw, so loops failing together start one new session. After each new session
+`on_reconnected` (the watcher's reconciliation) runs; if Serve fails again during it, a new session is
+started again.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What Ray Serve's status means for the registry. Pure functions: no Ray, no Kafka.
 
-Ray Serve publishes no events, so the bridge polls `serve.status()`, turns each of its applications into an
-`AppObservation`, and compares it with what it last reported for that model.
+Ray Serve publishes no events, so the bridge polls its applications' status, turns each of its applications
+into an `AppObservation`, and compares it with what it last reported for that model.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import TypeVar
 
 import msgspec
 
+from shared.cluster_routing import DEFAULT_CLUSTER
 from shared.contracts import CommandType, EventType
 
 # ApplicationStatus values of Ray Serve (ray.serve.schema.ApplicationStatus).
@@ -36,7 +37,7 @@ class DeploymentObservation(msgspec.Struct, frozen=True):
 
 
 class AppObservation(msgspec.Struct, frozen=True):
-    """One Serve application as `serve.status()` showed it."""
+    """One Serve application as the dashboard's `GET /api/serve/applications/` showed it."""
 
     status: str
     message: str = ""
@@ -128,6 +129,18 @@ def later_command_wins(earlier: CommandType, later: CommandType) -> bool:
 
 
 K = TypeVar("K")
+
+
+def observed_on_this_cluster(model_cluster_url: str | None, cluster: str, cluster_url: str | None) -> bool:
+    """Whether a model the registry shows on Serve is this bridge's to reconcile: its deployment info names
+    this bridge's dashboard URL (every event carries it). The default cluster (`local`) also takes the models
+    without a cluster URL, or with one from before dashboards (a GCS `host:port`), as single-cluster installs
+    had only it."""
+    if model_cluster_url is not None and model_cluster_url == cluster_url:
+        return True
+    if cluster != DEFAULT_CLUSTER:
+        return False
+    return model_cluster_url is None or not model_cluster_url.startswith(("http://", "https://"))
 
 
 def models_missing_from_serve(

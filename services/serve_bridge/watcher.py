@@ -1,7 +1,7 @@
 """The status watcher: polls Ray Serve and publishes every transition of the applications the bridge owns.
 
-Ray Serve publishes no events, so the watcher compares `serve.status()` with what the bridge last reported.
-It leaves a model alone while its command is in hand (`Reporter.busy`).
+Ray Serve publishes no events, so the watcher compares the applications' status with what the bridge last
+reported. It leaves a model alone while its command is in hand (`Reporter.busy`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,12 @@ from services.serve_bridge.model_cache import ModelCache
 from services.serve_bridge.ports import ModelReader, ServeUnavailable
 from services.serve_bridge.reporting import Reporter
 from services.serve_bridge.session import ServeSession
-from services.serve_bridge.transitions import Reported, models_missing_from_serve, transition
+from services.serve_bridge.transitions import (
+    Reported,
+    models_missing_from_serve,
+    observed_on_this_cluster,
+    transition,
+)
 from shared.retry import RetryPolicy
 from shared.settings import Settings
 
@@ -34,6 +39,7 @@ class StatusWatcher:
         retry: RetryPolicy,
     ) -> None:
         self.poll_interval_s = settings.bridge_poll_interval_s
+        self.cluster = settings.bridge_cluster
         self.session = session
         self.reporter = reporter
         self.models = models
@@ -50,7 +56,12 @@ class StatusWatcher:
         for key, (name, app) in owned.items():
             if key not in busy:
                 await self.reporter.announce(key, name, app)
-        live = await self.retry.run("read_models", self.models.keys_observed_on_serve, (PyMongoError,))
+        observed = await self.retry.run(
+            "read_models", self.models.observed_on_serve_with_cluster, (PyMongoError,)
+        )
+        here = self.session.adapter.cluster_url
+        # Only this cluster's models: another cluster's bridge reconciles the rest.
+        live = [key for key, url in observed.items() if observed_on_this_cluster(url, self.cluster, here)]
         missing = models_missing_from_serve(live, owned, busy)
         for key in missing:
             await self.reporter.deleted(key, NO_APPLICATION)

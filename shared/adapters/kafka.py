@@ -123,6 +123,12 @@ class KafkaPublisher:
         send = self._producer.send_and_wait(topic, value=encode(message), key=message.key.kafka_key())
         await asyncio.wait_for(send, self.timeout_s)
 
+    async def publish_keyed(self, topic: str, key: bytes, value: bytes) -> None:
+        """Publish an already encoded record (e.g. a cluster health report keyed by its cluster)."""
+        await self.start()
+        assert self._producer is not None
+        await asyncio.wait_for(self._producer.send_and_wait(topic, value=value, key=key), self.timeout_s)
+
     async def publish_all(self, topic: str, messages: Sequence[Message]) -> None:
         """Send every message in order, then wait for all acknowledgements (faster than one by one)."""
         await self.start()

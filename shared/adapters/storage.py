@@ -1,7 +1,9 @@
 """Archive storage: a local directory by default, or an S3-compatible bucket when configured.
 
 Saving streams the upload while hashing it; fetching understands file://, plain paths and s3:// URLs
-whichever storage wrote them, but only inside the archive root, the allowed roots and the bucket.
+whichever storage wrote them, but only inside the archive root, the allowed roots and the bucket; and, for
+Serve replicas on other machines, the registry's archive route under MODELREG_BRIDGE_ARCHIVE_REGISTRY_URL
+(with the read key MODELREG_BRIDGE_ARCHIVE_REGISTRY_KEY; docs/clusters.md).
 """
 
 from __future__ import annotations
@@ -148,9 +150,15 @@ class ArchiveStorage:
         os.replace(spooled, target)
         return target.as_uri()
 
+    def _from_registry(self, url: str) -> bool:
+        base = (self.settings.bridge_archive_registry_url or "").rstrip("/")
+        return bool(base) and url.startswith(base + "/v1/namespaces/") and url.endswith("/archive")
+
     def check_fetchable(self, url: str) -> None:
         """Raise ArchiveLocationRefusedError unless `url` is in the configured bucket or directories."""
         parsed = urlparse(url)
+        if self._from_registry(url):
+            return
         if parsed.scheme == "s3":
             if not self.uses_s3 or parsed.netloc != self.settings.s3_bucket:
                 raise ArchiveLocationRefusedError(f"{url} is not in the configured bucket")
@@ -164,6 +172,9 @@ class ArchiveStorage:
         self.check_fetchable(url)
         destination.parent.mkdir(parents=True, exist_ok=True)
         parsed = urlparse(url)
+        if self._from_registry(url):
+            await self._fetch_from_registry(url, destination)
+            return destination
         if parsed.scheme == "s3":
             import botocore.exceptions
 
@@ -182,6 +193,18 @@ class ArchiveStorage:
             raise ArchiveNotFoundError(f"no archive at {url}")
         await asyncio.to_thread(shutil.copyfile, source, destination)
         return destination
+
+    async def _fetch_from_registry(self, url: str, destination: Path) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {self.settings.bridge_archive_registry_key}"}
+        async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), follow_redirects=False) as client:
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.status_code != 200:
+                    raise ArchiveNotFoundError(f"{url} answered {response.status_code}")
+                with destination.open("wb") as handle:
+                    async for chunk in response.aiter_bytes(1024 * 1024):
+                        await asyncio.to_thread(handle.write, chunk)
 
     def url_for(self, namespace_id: str, model_id: str) -> str:
         """The URL `save()` gives the archive of this model."""
@@ -213,6 +236,25 @@ class ArchiveStorage:
             )
             return
         _local_path(url).unlink(missing_ok=True)
+
+    async def archive_size(self, url: str) -> int:
+        """The size in bytes of the archive at `url`; only in the configured bucket and directories."""
+        self.check_fetchable(url)
+        parsed = urlparse(url)
+        if parsed.scheme == "s3":
+            import botocore.exceptions
+
+            try:
+                head = await asyncio.to_thread(
+                    _s3_client(self.settings).head_object, Bucket=parsed.netloc, Key=parsed.path.lstrip("/")
+                )
+            except botocore.exceptions.ClientError as exc:
+                raise ArchiveNotFoundError(f"{url}: {exc}") from None
+            return int(head["ContentLength"])
+        source = self._readable_local_path(url)
+        if not source.is_file():
+            raise ArchiveNotFoundError(f"no archive at {url}")
+        return source.stat().st_size
 
     async def read_chunks(self, url: str, chunk_bytes: int = 1024 * 1024) -> AsyncIterator[bytes]:
         """The archive at `url` as a stream of chunks; only from the configured bucket and directories.

@@ -36,9 +36,11 @@ TEST_RESOURCES = {"num_cpus": 0.25, "num_gpus": 0, "memory": 256 * 1024**2}
 
 @dataclass(frozen=True)
 class RayCluster:
-    address: str
+    address: str  # the dashboard URL: the only address the bridge uses
     serve_port: int
     log_dir: Path
+    name: str = "local"
+    token: str = ""
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +56,52 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
     finally:
         head.stop(timeout_s=60)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+# Credentials of the tests' moto S3 server, for the clusters' replicas and the bridges alike.
+S3_TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One moto S3 server for the session (the clusters' replicas fetch archives from it)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in S3_TEST_ENV.items():
+            patch.setenv(name, value)
+        server = embedded.moto(tmp_path_factory.mktemp("moto")).start(timeout_s=60)
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_pair(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[dict[str, RayCluster]]:
+    """Two Ray clusters, each its own process tree in its own directory with one CPU and its dashboard, as
+    KubeRay would run two heads; `us` requires a token (RAY_AUTH_MODE=token). Stopped by their own pids."""
+    token = uuid.uuid4().hex
+    heads: list[tuple[embedded.ServerProcess, Path]] = []
+    clusters: dict[str, RayCluster] = {}
+    try:
+        for name, extra in (("eu", {}), ("us", {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})):
+            log_dir = tmp_path_factory.mktemp(f"ray-{name}")
+            temp_dir = Path(tempfile.mkdtemp(prefix=f"mr-{name}-", dir="/tmp"))
+            head = embedded.ray_head(temp_dir, log_dir, num_cpus=1, env={**S3_TEST_ENV, **extra})
+            heads.append((head, temp_dir))
+            head.start(timeout_s=120)
+            embedded.wait_for_ray(head, timeout_s=120)
+            clusters[name] = RayCluster(
+                head.url, embedded.free_port(), log_dir, name, extra.get("RAY_AUTH_TOKEN", "")
+            )
+        yield clusters
+    finally:
+        for head, temp_dir in heads:
+            head.stop(timeout_s=60)
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 class BridgeProcess:
@@ -114,7 +162,10 @@ def e2e_settings(infra: Infra, ray_cluster: RayCluster, tmp_path: Path) -> Setti
 async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStack]:
     """Topics, the worker (in this process), the read API (its own process) and a way to start bridges."""
     settings = msgspec.structs.replace(e2e_settings, api_port=embedded.free_port())
-    await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
+    await kafka.ensure_topics(
+        settings,
+        [settings.events_topic, settings.dlq_topic, settings.commands_topic, settings.cluster_health_topic],
+    )
     client = await mongo.connect(settings)
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop))

@@ -47,6 +47,24 @@ async def test_models_observed_on_serve_are_those_the_rule_says(db) -> None:
     assert ModelKey(NS, "down-legacy") not in expected and ModelKey(NS, "up-legacy") in expected
 
 
+async def test_models_observed_on_serve_come_with_the_cluster_their_info_names(db) -> None:
+    info = {"endpoint": "http://serve:8001/ns/a", "base_image": "img", "ray_cluster_url": "http://eu:8265"}
+    await db.custom_models.insert_many(
+        [
+            seed_model_document(
+                NS, "on-eu", deployed=True, deployment_status="deployed", deployment_info=info
+            ),
+            seed_model_document(NS, "pending", deployment_status="pending"),
+            seed_model_document(NS, "down", deployed=False, deployment_status="not_deployed"),
+        ]
+    )
+
+    observed = await ModelStore().observed_on_serve_with_cluster()
+
+    assert observed == {ModelKey(NS, "on-eu"): "http://eu:8265", ModelKey(NS, "pending"): None}
+    assert set(observed) == set(await ModelStore().keys_observed_on_serve())
+
+
 def scanned_stages(plan: dict) -> set[str]:
     stages = {plan["stage"]}
     for child in [plan.get("inputStage"), *plan.get("inputStages", [])]:

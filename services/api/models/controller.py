@@ -9,9 +9,11 @@ from litestar import Controller, MediaType, Request, Response, delete, get, patc
 from litestar.datastructures import ResponseHeader
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_304_NOT_MODIFIED
 
 from services.api.errors import ERROR_RESPONSES, ErrorResponse, HTTPValidationError, error_spec
+from services.api.models.archives import ModelArchives
 from services.api.models.openapi import FilteredListOperation, UploadOperation
 from services.api.models.preferences import preferred_wait
 from services.api.models.schemas import (
@@ -282,6 +284,32 @@ class ModelController(Controller):
             ModelKey(namespace_id, model_id), DesiredState.NOT_DEPLOYED
         )
         return Response(result, status_code=HTTP_202_ACCEPTED if sent else HTTP_200_OK)
+
+    @get(
+        "/{model_id:str}/archive",
+        summary="Download a model's archive",
+        description=(
+            "Streams the model's stored archive (application/gzip) with its Content-Length; the ETag is the "
+            "archive's sha256 as the registry holds it (model_hash). Same key and namespace rules as the "
+            "other reads: Ray Serve replicas on other machines fetch archives here with a read key."
+        ),
+        operation_id="download_model_archive_v1_namespaces__namespace_id__models__model_id__archive_get",
+        media_type="application/gzip",
+        responses={**ERROR_RESPONSES, 404: error_spec("Model or its archive not found")},
+    )
+    async def download_archive(
+        self, namespace_id: NamespaceId, model_id: ModelId, archives: ModelArchives
+    ) -> Stream:
+        download = await archives.download(ModelKey(namespace_id, model_id))
+        return Stream(
+            download.chunks(),
+            media_type="application/gzip",
+            headers={
+                "Content-Length": str(download.size),
+                "ETag": download.etag,
+                "Content-Disposition": f'attachment; filename="{quote(download.filename)}"',
+            },
+        )
 
     @get(
         "/{model_id:str}/events",

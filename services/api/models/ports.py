@@ -5,7 +5,7 @@ Unit tests use in-memory fakes of these (`tests/api_fakes.py`); integration test
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -72,6 +72,18 @@ class ArchiveStore(Protocol):
         ...
 
     async def delete(self, url: str, namespace_id: str, model_id: str) -> None: ...
+
+
+class ArchiveReader(Protocol):
+    """Reading a stored archive back (`shared.adapters.storage.ArchiveStorage`)."""
+
+    async def archive_size(self, url: str) -> int:
+        """Raises FileNotFoundError when missing, PermissionError outside the readable roots or bucket."""
+        ...
+
+    def read_chunks(self, url: str) -> AsyncIterator[bytes]:
+        """Raises FileNotFoundError (on the first chunk) when the archive is missing."""
+        ...
 
 
 class CommandSender(Protocol):

@@ -25,6 +25,7 @@ from shared.deployment_rules import (
 )
 from shared.documents import (
     HistoryEntry,
+    ModelClusterFields,
     ModelDetails,
     ModelDocument,
     ModelKeyFields,
@@ -130,6 +131,21 @@ class ModelStore:
             projection_model=ModelKeyFields,
         )
         return [ModelKey(d.namespace_id, d.model_id) async for d in found]
+
+    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, str | None]:
+        """`keys_observed_on_serve`, each with its deployment info's `ray_cluster_url` (which cluster's bridge
+        reported it last; None when it has no deployment info)."""
+        live = sorted(str(s) for s in OBSERVED_ON_SERVE)
+        found = ModelDocument.find(
+            {"$or": [{"deployed": True}, {"deployment_status": {"$in": live}}]},
+            projection_model=ModelClusterFields,
+        )
+        return {
+            ModelKey(d.namespace_id, d.model_id): d.deployment_info.ray_cluster_url
+            if d.deployment_info
+            else None
+            async for d in found
+        }
 
     # --- registry writes and reads of the API and the operator commands -----------------------------------
 
