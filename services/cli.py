@@ -44,6 +44,13 @@ def cmd_bridge(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks(settings: Settings, _: argparse.Namespace) -> int:
+    from services.webhooks.main import run_dispatcher
+
+    asyncio.run(run_dispatcher(settings))
+    return 0
+
+
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from services.devstack.stack import run_dev_stack
 
@@ -218,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "bridge", help="run deploy/undeploy commands on Ray Serve and publish its events"
     ).set_defaults(handler=cmd_bridge)
+    sub.add_parser(
+        "webhooks", help="deliver the registry's changes to webhooks (signed, retried)"
+    ).set_defaults(handler=cmd_webhooks)
     dev = sub.add_parser("dev", help="the whole stack on one machine, with embedded servers")
     dev.add_argument("--no-ray", action="store_true", help="do not start Ray Serve and the bridge")
     dev.add_argument("--no-demo", action="store_true", help="do not register and deploy the demo model")

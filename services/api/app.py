@@ -29,6 +29,10 @@ from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
 from services.api.org_models.service import OrgModelService
 from services.api.uploads.controller import OrgUploadController, SignedUploadController, UploadController
 from services.api.uploads.wiring import UploadsPlugin
+from services.api.watch.controller import WatchController
+from services.api.watch.wiring import change_feed_lifespan, provide_watch_service
+from services.api.webhooks.controller import WebhookController
+from services.api.webhooks.wiring import provide_webhook_service
 from services.keys.service import KeyService
 from shared.adapters import mongo
 from shared.adapters.kafka import CommandPublisher
@@ -104,7 +108,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     v1 = Router(
         path="/v1",
-        route_handlers=[ModelController, UploadController, OrgUploadController, *ORG_MODEL_CONTROLLERS],
+        route_handlers=[
+            ModelController,
+            UploadController,
+            OrgUploadController,
+            *ORG_MODEL_CONTROLLERS,
+            WatchController,
+            WebhookController,
+        ],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
         security=[{SECURITY_SCHEME: []}],
@@ -115,12 +126,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PROMETHEUS.middleware,
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
         ],
-        lifespan=[mongo_lifespan, kafka_lifespan],
+        lifespan=[mongo_lifespan, kafka_lifespan, change_feed_lifespan(settings)],
         plugins=[UploadsPlugin(settings, storage)],
         dependencies={
             "mongo_client": Provide(provide_mongo_client, sync_to_thread=False),
             "models": Provide(provide_model_service, sync_to_thread=False),
             "org_models": Provide(provide_org_model_service, sync_to_thread=False),
+            "watch": Provide(provide_watch_service(settings), sync_to_thread=False),
+            "webhooks": Provide(provide_webhook_service(settings), sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

@@ -22,6 +22,7 @@ from services.api.domain_errors import (
     ArchiveRefused,
     BrokerUnavailable,
     ConcurrentRequest,
+    DeliveryNotFound,
     DomainError,
     InvalidField,
     InvalidUpload,
@@ -40,6 +41,8 @@ from services.api.domain_errors import (
     UploadNotReady,
     UploadTooLarge,
     VersionExists,
+    WebhookNotFound,
+    WebhookUrlRefused,
 )
 
 log = structlog.get_logger("modelreg.api")
@@ -133,6 +136,9 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     UploadNotReady: 409,
     InvalidUploadSignature: 403,
     UploadMismatch: 400,
+    WebhookNotFound: 404,
+    DeliveryNotFound: 404,
+    WebhookUrlRefused: 400,
 }
 
 
