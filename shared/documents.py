@@ -289,7 +289,8 @@ class WebhookDeliveryDocument(Document):
     model_id: str
     change_token: str
     event_type: str
-    payload: dict[str, Any]
+    # The JSON body sent (the same bytes on every attempt).
+    body: str
     # Order of the changes (per webhook and model, deliveries go out in this order).
     order: int
     state: DeliveryState = DeliveryState.PENDING

@@ -138,7 +138,9 @@ class Dispatcher:
                     if token is None and position is not None:
                         token = position  # from now on: remember where "now" was
                         await self.store.save_resume_token(position, datetime.now(UTC))
-                    self.ready.set()
+                    if not self.ready.is_set() and token is not None:
+                        log.info("webhook dispatcher following the change feed")
+                        self.ready.set()
                     if time.monotonic() - started < IDLE_POLL_S:
                         await asyncio.sleep(IDLE_POLL_S)
                     continue
@@ -163,7 +165,7 @@ class Dispatcher:
                 model_id=model_id,
                 change_token=change.token,
                 event_type=event_type,
-                payload=body,
+                body=msgspec.json.encode(body).decode(),
                 order=self._next_order(),
                 next_attempt_at=datetime.now(UTC),
             )
@@ -219,8 +221,7 @@ class Dispatcher:
         refusal = address_refusal(host, port, addresses, self.urls)
         if refusal is not None:
             return SendResult(None, refusal)
-        body = msgspec.json.encode(delivery.payload)
-        signature = Webhook(webhook.secret).sign(delivery.delivery_id, now, body.decode())
+        signature = Webhook(webhook.secret).sign(delivery.delivery_id, now, delivery.body)
         headers = {
             "content-type": "application/json",
             "webhook-id": delivery.delivery_id,
@@ -228,7 +229,7 @@ class Dispatcher:
             "webhook-signature": signature,
             "user-agent": "modelreg-webhooks",
         }
-        return await self.sender.send(webhook.url, body, headers)
+        return await self.sender.send(webhook.url, delivery.body.encode(), headers)
 
     async def _record_result(
         self, delivery: WebhookDeliveryDocument, webhook: WebhookDocument, result: SendResult

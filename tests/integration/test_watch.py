@@ -9,30 +9,20 @@ import httpx
 import msgspec
 import pytest
 
-from services.devstack.embedded import free_port
 from services.worker.applier import EventApplier
 from shared.adapters.mongo import ModelStore
 from shared.contracts import EventType
 from shared.settings import Settings
+from tests.api_process import running_api
 from tests.factories import event, seed_model_document
-from tests.processes import ServiceProcess
 from tests.sse import Watch, watch
 
 
 @pytest.fixture
 async def api(settings: Settings, db, tmp_path: Path) -> AsyncIterator[tuple[str, Settings]]:
-    port = free_port()
-    api_settings = msgspec.structs.replace(settings, api_port=port, watch_heartbeat_s=0.5)
-    process = ServiceProcess("api", api_settings, tmp_path / "api.log").start()
-    try:
-        await process.wait_listening(port)
-        async with httpx.AsyncClient() as client:
-            for _ in range(100):
-                if (await client.get(f"http://127.0.0.1:{port}/health/ready")).status_code == 200:
-                    break
-        yield f"http://127.0.0.1:{port}", api_settings
-    finally:
-        process.stop()
+    api_settings = msgspec.structs.replace(settings, watch_heartbeat_s=0.5)
+    async with running_api(api_settings, tmp_path) as process:
+        yield process.url, process.settings
 
 
 async def apply(*events) -> None:

@@ -8,6 +8,7 @@ process that reads them.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -36,10 +37,13 @@ def registry_change(event: Mapping[str, Any]) -> RegistryChange | None:
         return None
     document = event.get("fullDocument")
     before = event.get("fullDocumentBeforeChange")
-    known = document if document is not None else before
     key = (event.get("documentKey") or {}).get("_id")
     description = event.get("updateDescription") or {}
     updated: dict[str, Any] = dict(description.get("updatedFields") or {})
+    if operation == "update" and before is not None:
+        # The document as this change left it: a looked-up fullDocument may already show later changes.
+        document = document_after(before, description)
+    known = document if document is not None else before
     wall = event.get("wallTime")
     committed_at = wall.astimezone(UTC) if isinstance(wall, datetime) else datetime.now(UTC)
     return RegistryChange(
@@ -53,6 +57,49 @@ def registry_change(event: Mapping[str, Any]) -> RegistryChange | None:
         document_before=_plain(before) if before is not None else None,
         updated_fields=_plain(updated),
     )
+
+
+def document_after(before: Mapping[str, Any], description: Mapping[str, Any]) -> dict[str, Any]:
+    """The pre-image with an update description applied: exactly the document this update committed."""
+    after = copy.deepcopy(dict(before))
+    for path in description.get("removedFields") or []:
+        parent, last = _walk(after, str(path))
+        if isinstance(parent, dict):
+            parent.pop(last, None)
+    for truncated in description.get("truncatedArrays") or []:
+        parent, last = _walk(after, str(truncated.get("field", "")))
+        array = _child(parent, last)
+        if isinstance(array, list):
+            del array[int(truncated.get("newSize", len(array))) :]
+    for path, value in (description.get("updatedFields") or {}).items():
+        parent, last = _walk(after, str(path), create=True)
+        if isinstance(parent, dict):
+            parent[last] = copy.deepcopy(value)
+        elif isinstance(parent, list) and last.isdigit():
+            index = int(last)
+            parent.extend([None] * (index + 1 - len(parent)))
+            parent[index] = copy.deepcopy(value)
+    return after
+
+
+def _child(parent: Any, name: str) -> Any:
+    if isinstance(parent, dict):
+        return parent.get(name)
+    if isinstance(parent, list) and name.isdigit() and int(name) < len(parent):
+        return parent[int(name)]
+    return None
+
+
+def _walk(document: dict[str, Any], path: str, create: bool = False) -> tuple[Any, str]:
+    """The container holding the last segment of a dotted path, and that segment."""
+    *parents, last = path.split(".")
+    current: Any = document
+    for name in parents:
+        child = _child(current, name)
+        if child is None and create and isinstance(current, dict):
+            child = current[name] = {}
+        current = child
+    return current, last
 
 
 def _namespace_of(document: Mapping[str, Any] | None) -> str | None:
