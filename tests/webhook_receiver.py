@@ -32,7 +32,7 @@ class Received:
 class Receiver:
     """`status` is what it answers (settable while running); `delay_s` how long it takes to answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.requests: list[Received] = []
         self.status = 204
         self.delay_s = 0.0
@@ -56,7 +56,8 @@ class Receiver:
             def log_message(self, *_: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ThreadingHTTPServer.allow_reuse_address = True
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hook"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -66,6 +67,10 @@ class Receiver:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop listening (connections are refused until another receiver takes the port)."""
         self.server.shutdown()
         self.server.server_close()
 
