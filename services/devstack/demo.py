@@ -188,11 +188,14 @@ def run_demo(
     lines += [
         "Watch it undeploy and deploy again, live (docs/watch.md):",
         f"  curl -N {auth}{details_url}/watch",
-        f"  .venv/bin/modelreg models undeploy --namespace {DEMO_KEY.namespace_id} --model-id {DEMO_KEY.model_id}",
-        f"  .venv/bin/modelreg models deploy --namespace {DEMO_KEY.namespace_id} --model-id {DEMO_KEY.model_id} --wait",
+        f"  .venv/bin/modelreg models undeploy {DEMO_ARGS}",
+        f"  .venv/bin/modelreg models deploy {DEMO_ARGS} --wait",
         "",
     ]
     print("\n".join(lines), flush=True)
+
+
+DEMO_ARGS = f"--namespace {DEMO_KEY.namespace_id} --model-id {DEMO_KEY.model_id}"
 
 
 def watch_lines(auth: str, details_url: str) -> list[str]:
@@ -200,6 +203,6 @@ def watch_lines(auth: str, details_url: str) -> list[str]:
     return [
         "Watch the demo model deploy live from another shell (after the export lines above):",
         f"  curl -N {auth}{details_url}/watch",
-        f"  .venv/bin/modelreg models watch --namespace {DEMO_KEY.namespace_id} --model-id {DEMO_KEY.model_id}",
+        f"  .venv/bin/modelreg models watch {DEMO_ARGS}",
         "",
     ]
