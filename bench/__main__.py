@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from bench import latency, read_api, worker_apply
+from bench import latency, push, read_api, worker_apply
 from bench.figures import figure, joined_failures
 from bench.stack import RESULTS_DIR, BenchStack, bench_stack, create_api_key, rss_bytes
 from bench.tables import Table
 from shared.adapters import kafka
 
-ALL = ("read", "worker", "latency")
+ALL = ("read", "worker", "latency", "push")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -37,6 +37,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--limit-seconds", type=float, default=5, help="seconds per raw-update limit")
     parser.add_argument("--latency-rate", type=float, default=100, help="events per second")
     parser.add_argument("--latency-seconds", type=float, default=30, help="seconds of latency probes")
+    parser.add_argument("--push-rate", type=float, default=100, help="events per second (push)")
+    parser.add_argument("--push-seconds", type=float, default=20, help="seconds of push probes")
+    parser.add_argument("--watchers", type=int, default=100, help="concurrent SSE watchers (push)")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
     parser.add_argument(
         "--results",
@@ -149,6 +152,13 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
                 args.latency_rate,
                 args.latency_seconds,
                 first_sequence=args.events_per_model + 1,
+            )
+        )
+    if "push" in selected:
+        print("push benchmark (SSE and webhooks) ...", file=sys.stderr)
+        tables.append(
+            await push.run(
+                stack, api_key, ids, args.push_rate, args.push_seconds, min(args.watchers, len(ids))
             )
         )
     for process, idle_bytes in idle.items():

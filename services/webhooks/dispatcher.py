@@ -44,6 +44,9 @@ log = structlog.get_logger("modelreg.webhooks")
 
 PENDING_BATCH = 1000
 IDLE_POLL_S = 0.02
+TOKEN_SAVE_S = 0.5
+# A webhook created (or disabled) takes effect for changes committed at most this much later.
+WEBHOOKS_TTL_S = 1.0
 
 
 def delivery_id(webhook_id: str, token: str) -> str:
@@ -89,6 +92,7 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self.ready = asyncio.Event()
         self._order = 0
+        self._webhooks: dict[str, tuple[float, list[WebhookDocument]]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [
@@ -129,25 +133,38 @@ class Dispatcher:
 
     async def ingest(self) -> None:
         token = await self.store.resume_token()
+        saved, saved_at = token, time.monotonic()
         async with self.feed.open(token) as cursor:
             while True:
                 started = time.monotonic()
                 change = await cursor.next()
+                if change is not None:
+                    await self.record(change)
+                    token = change.token
+                    self.wake.set()
+                elif token is None:
+                    token = cursor.position  # from now on: remember where "now" was
+                # The token is stored when the feed is idle and at least every TOKEN_SAVE_S: a crash
+                # replays at most that much, and replayed changes are not recorded twice.
+                due = change is None or time.monotonic() - saved_at >= TOKEN_SAVE_S
+                if token is not None and token != saved and due:
+                    await self.store.save_resume_token(token, datetime.now(UTC))
+                    saved, saved_at = token, time.monotonic()
                 if change is None:
-                    position = cursor.position
-                    if token is None and position is not None:
-                        token = position  # from now on: remember where "now" was
-                        await self.store.save_resume_token(position, datetime.now(UTC))
-                    if not self.ready.is_set() and token is not None:
+                    if not self.ready.is_set() and saved is not None:
                         log.info("webhook dispatcher following the change feed")
                         self.ready.set()
                     if time.monotonic() - started < IDLE_POLL_S:
                         await asyncio.sleep(IDLE_POLL_S)
-                    continue
-                await self.record(change)
-                await self.store.save_resume_token(change.token, datetime.now(UTC))
-                token = change.token
-                self.wake.set()
+
+    async def _webhooks_of(self, namespace_id: str) -> list[WebhookDocument]:
+        """The namespace's enabled webhooks, read at most every WEBHOOKS_TTL_S."""
+        cached = self._webhooks.get(namespace_id)
+        now = time.monotonic()
+        if cached is None or now - cached[0] >= WEBHOOKS_TTL_S:
+            cached = (now, await self.store.enabled_webhooks(namespace_id))
+            self._webhooks[namespace_id] = cached
+        return cached[1]
 
     async def record(self, change: RegistryChange) -> int:
         described = payload(change)
@@ -155,7 +172,7 @@ class Dispatcher:
             return 0
         namespace_id, model_id, event_type, body = described
         recorded = 0
-        for webhook in await self.store.enabled_webhooks(namespace_id):
+        for webhook in await self._webhooks_of(namespace_id):
             if not wants(webhook.event_types, event_type):
                 continue
             delivery = WebhookDeliveryDocument(

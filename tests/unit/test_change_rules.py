@@ -137,3 +137,23 @@ def test_document_after_applies_removals_truncations_and_nested_sets() -> None:
 def test_top_level_sets_are_a_dict_update(updates: dict[str, int]) -> None:
     before = {"x": 0, "a": 1}
     assert document_after(before, {"updatedFields": updates}) == {**before, **updates}
+
+
+def test_bson_types_become_plain_python_so_they_encode() -> None:
+    import msgspec
+    from bson import Int64, ObjectId
+
+    event = {
+        "_id": {"_data": "82"},
+        "operationType": "insert",
+        "ns": {"db": "d", "coll": "custom_models"},
+        "documentKey": {"_id": ObjectId()},
+        "wallTime": NOW,
+        "fullDocument": model(
+            _id=ObjectId(), last_event_sequence=Int64(1764412345123456), h=[{"s": Int64(2)}]
+        ),
+    }
+    converted = registry_change(event)
+    assert type(converted.document["last_event_sequence"]) is int
+    assert type(converted.document["h"][0]["s"]) is int and isinstance(converted.document["_id"], str)
+    msgspec.json.encode(converted)

@@ -115,11 +115,22 @@ def _namespace_of(document: Mapping[str, Any] | None) -> str | None:
 
 
 def _plain(document: Mapping[str, Any]) -> dict[str, Any]:
-    """The document with its `_id` as a string (ObjectIds are not JSON)."""
-    plain = dict(document)
-    if "_id" in plain:
-        plain["_id"] = str(plain["_id"])
-    return plain
+    """The document in plain Python types: BSON's Int64 as int, ObjectIds and other BSON types as text."""
+    return {str(name): _plain_value(value) for name, value in document.items()}
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return _plain(value)
+    if isinstance(value, list):
+        return [_plain_value(item) for item in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (str, float, datetime)):
+        return value
+    if isinstance(value, int):
+        return int(value)  # bson.Int64 is an int subclass that msgspec does not encode
+    if isinstance(value, bytes):
+        return value
+    return str(value)
 
 
 async def enable_pre_images(client: MongoClient, database: str) -> None:
