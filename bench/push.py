@@ -227,7 +227,8 @@ async def run(
             )
     table.notes.append(
         "from the send to Kafka to the arrival: Kafka → worker → MongoDB commit → change stream → "
-        "the API's hub → SSE (each watcher on its own model), or → the dispatcher's delivery log → signed POST to a local "
-        f"receiver; watchers reset for falling behind: {arrivals.resets}; goal p99 ≤ 100 ms for SSE"
+        "the API's hub → SSE (each watcher on its own model), or → the dispatcher's delivery log → "
+        f"signed POST to a local receiver; watchers reset for falling behind: {arrivals.resets}; "
+        "goal p99 ≤ 100 ms for SSE"
     )
     return table

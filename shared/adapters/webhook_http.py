@@ -11,11 +11,16 @@ import msgspec
 MAX_ERROR_LENGTH = 500
 
 
+RESOLVE_TIMEOUT_S = 5.0
+
+
 async def resolve(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to (empty if it does not)."""
+    """Every address `host` resolves to (empty if it does not, or not within RESOLVE_TIMEOUT_S)."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM), RESOLVE_TIMEOUT_S
+        )
+    except (OSError, TimeoutError, UnicodeError):
         return []
     return sorted({str(info[4][0]) for info in infos})
 
