@@ -193,10 +193,9 @@ class Dispatcher:
 
     async def deliver(self) -> None:
         while True:
-            sent = await self.deliver_due()
-            if sent:
+            self.wake.clear()  # before looking: a delivery recorded meanwhile wakes the wait below
+            if await self.deliver_due():
                 continue
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.poll_interval_s)
 

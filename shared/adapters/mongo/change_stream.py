@@ -14,12 +14,15 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
 from shared.adapters.mongo.connection import MongoClient
 from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 from shared.documents import ModelDocument
+
+log = structlog.get_logger("modelreg.changefeed")
 
 WATCHED = [str(collection) for collection in ChangedCollection]
 OPERATIONS = {str(operation) for operation in ChangeOperation}
@@ -133,13 +136,22 @@ def _plain_value(value: Any) -> Any:
     return str(value)
 
 
-async def enable_pre_images(client: MongoClient, database: str) -> None:
-    """Keep pre-images of `custom_models`, so a delete still says which model it removed."""
+async def enable_pre_images(client: MongoClient, database: str) -> bool:
+    """Keep pre-images of `custom_models`, so a delete still says which model it removed.
+
+    False (and a warning) where the server refuses it: the feed then still works, but a delete's change
+    carries no model (it is skipped by the watch routes and webhooks).
+    """
     db = client[database]
     name = ModelDocument.Settings.name
-    if name not in await db.list_collection_names():
-        await db.create_collection(name)
-    await db.command({"collMod": name, "changeStreamPreAndPostImages": {"enabled": True}})
+    try:
+        if name not in await db.list_collection_names():
+            await db.create_collection(name)
+        await db.command({"collMod": name, "changeStreamPreAndPostImages": {"enabled": True}})
+    except PyMongoError as exc:
+        log.warning("change stream pre-images not enabled", collection=name, error=repr(exc)[:300])
+        return False
+    return True
 
 
 class ChangeStreamCursor:
