@@ -7,6 +7,7 @@ its buffer gets `event: reset` and a fresh snapshot.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -120,8 +121,33 @@ def change_body(change: RegistryChange) -> tuple[ModelChangeSummary, ChangeEvent
     return summary, ChangeEvent(change=info, model=model)
 
 
+class _Described(msgspec.Struct, frozen=True):
+    summary: ModelChangeSummary | None
+    data: bytes
+
+
+# The last changes described, by token: every watcher of a change shares one description and encoding.
+_DESCRIBED: OrderedDict[str, _Described] = OrderedDict()
+DESCRIBED_CACHE_SIZE = 1024
+
+
+def describe(change: RegistryChange) -> _Described:
+    found = _DESCRIBED.get(change.token)
+    if found is None:
+        summary = summarize(change)
+        described = change_body(change) if summary is not None else None
+        data = b"" if described is None else msgspec.json.encode(described[1])
+        found = _Described(summary, data)
+        _DESCRIBED[change.token] = found
+        if len(_DESCRIBED) > DESCRIBED_CACHE_SIZE:
+            _DESCRIBED.popitem(last=False)
+    return found
+
+
 def change_message(change: RegistryChange, namespace_id: str, model_id: str | None) -> WatchMessage | None:
-    described = change_body(change)
-    if described is None or not matches(described[0], namespace_id, model_id):
+    if change.namespace_id is not None and change.namespace_id != namespace_id:
+        return None  # another namespace's change: not even described
+    described = describe(change)
+    if described.summary is None or not matches(described.summary, namespace_id, model_id):
         return None
-    return WatchMessage(event="change", id=change.token, data=msgspec.json.encode(described[1]))
+    return WatchMessage(event="change", id=change.token, data=described.data)
