@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -45,6 +46,7 @@ log = structlog.get_logger("modelreg.webhooks")
 PENDING_BATCH = 1000
 IDLE_POLL_S = 0.02
 TOKEN_SAVE_S = 0.5
+MAX_INFLIGHT_INSERTS = 64
 # A webhook created (or disabled) takes effect for changes committed at most this much later.
 WEBHOOKS_TTL_S = 1.0
 
@@ -93,6 +95,9 @@ class Dispatcher:
         self.ready = asyncio.Event()
         self._order = 0
         self._webhooks: dict[str, tuple[float, list[WebhookDocument]]] = {}
+        # Deliveries being inserted, in order; those up to `stored_through` are all stored.
+        self._inflight: deque[tuple[int, asyncio.Task[bool]]] = deque()
+        self.stored_through = time.time_ns()  # everything recorded by earlier runs is stored
 
     async def run(self, stop: asyncio.Event) -> None:
         tasks = [
@@ -148,6 +153,7 @@ class Dispatcher:
                 # replays at most that much, and replayed changes are not recorded twice.
                 due = change is None or time.monotonic() - saved_at >= TOKEN_SAVE_S
                 if token is not None and token != saved and due:
+                    await self._flush()
                     await self.store.save_resume_token(token, datetime.now(UTC))
                     saved, saved_at = token, time.monotonic()
                 if change is None:
@@ -172,6 +178,7 @@ class Dispatcher:
             return 0
         namespace_id, model_id, event_type, body = described
         recorded = 0
+        encoded = msgspec.json.encode(body).decode()
         for webhook in await self._webhooks_of(namespace_id):
             if not wants(webhook.event_types, event_type):
                 continue
@@ -182,12 +189,34 @@ class Dispatcher:
                 model_id=model_id,
                 change_token=change.token,
                 event_type=event_type,
-                body=msgspec.json.encode(body).decode(),
+                body=encoded,
                 order=self._next_order(),
                 next_attempt_at=datetime.now(UTC),
             )
-            recorded += await self.store.insert_delivery(delivery)
+            await self._insert(delivery)
+            recorded += 1
         return recorded
+
+    async def _insert(self, delivery: WebhookDeliveryDocument) -> None:
+        """Insert in the background (at most MAX_INFLIGHT_INSERTS at once); deliveries become eligible in
+        order, once every delivery recorded before them is stored (the watermark)."""
+        while len(self._inflight) >= MAX_INFLIGHT_INSERTS:
+            await asyncio.wait([self._inflight[0][1]])
+            self._advance()
+        self._inflight.append((delivery.order, asyncio.create_task(self.store.insert_delivery(delivery))))
+
+    def _advance(self) -> None:
+        """Move the watermark past the inserts that finished in order; a failed insert raises here."""
+        while self._inflight and self._inflight[0][1].done():
+            order, task = self._inflight.popleft()
+            task.result()
+            self.stored_through = order
+
+    async def _flush(self) -> None:
+        """Until every recorded delivery is stored (before the resume token moves past its change)."""
+        while self._inflight:
+            await asyncio.wait([self._inflight[0][1]])
+            self._advance()
 
     # --- delivery: the log out to the endpoints ----------------------------------------------------------
 
@@ -201,10 +230,13 @@ class Dispatcher:
 
     async def deliver_due(self) -> int:
         """Send the first pending delivery of every (webhook, model) that is due; how many were sent."""
+        self._advance()
+        stored_through = self.stored_through
         pending = await self.store.pending_deliveries(PENDING_BATCH)
         heads: dict[tuple[str, str], WebhookDeliveryDocument] = {}
         for delivery in pending:
-            heads.setdefault((delivery.webhook_id, delivery.model_id), delivery)
+            if delivery.order <= stored_through:  # a later one may be stored before an earlier one
+                heads.setdefault((delivery.webhook_id, delivery.model_id), delivery)
         now = datetime.now(UTC)
         due = [d for d in heads.values() if d.next_attempt_at is None or _aware(d.next_attempt_at) <= now]
         if not due:
