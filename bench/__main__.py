@@ -18,13 +18,13 @@ from pathlib import Path
 
 import httpx
 
-from bench import goals, latency, predict, read_api, scale, worker_apply
+from bench import goals, latency, predict, push, read_api, scale, worker_apply
 from bench.figures import Figure, figure, joined_failures, ratio_figure
 from bench.stack import RESULTS_DIR, BenchStack, bench_stack, create_api_key, rss_bytes
 from bench.tables import Table
 from shared.adapters import kafka
 
-ALL = ("read", "worker", "latency", "scale", "predict")
+ALL = ("read", "worker", "latency", "scale", "predict", "push")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-worker-models", type=int, default=1000, help="models per scale worker run")
     parser.add_argument("--scale-events-per-model", type=int, default=10, help="events per model there")
     parser.add_argument("--predict-seconds", type=float, default=5, help="measured seconds per predict cell")
+    parser.add_argument("--push-rate", type=float, default=100, help="events per second (push)")
+    parser.add_argument("--push-seconds", type=float, default=20, help="seconds of push probes")
+    parser.add_argument("--watchers", type=int, default=100, help="concurrent SSE watchers (push)")
     parser.add_argument("--no-mlflow", action="store_true", help="skip the MLflow peer")
     parser.add_argument(
         "--results",
@@ -187,6 +190,13 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
     if "predict" in selected:
         print("inference route benchmark ...", file=sys.stderr)
         tables.append(await predict.run(stack, api_key, args.predict_seconds))
+    if "push" in selected:
+        print("push benchmark (SSE and webhooks) ...", file=sys.stderr)
+        tables.append(
+            await push.run(
+                stack, api_key, ids, args.push_rate, args.push_seconds, min(args.watchers, len(ids))
+            )
+        )
     for process, idle_bytes in idle.items():
         # No reading means the process was gone; a peak under a failed load is a peak under refusals.
         idle_mib = figure(idle_bytes / 2**20, None if idle_bytes else "process not running")

@@ -123,6 +123,7 @@ def bench_stack(with_mlflow: bool, keep_dir: bool = False) -> Iterator[BenchStac
             archive_root=str(workdir / "archives"),
             log_level="WARNING",  # a log line per batch would be measured too
             api_key_pepper=secrets.token_urlsafe(32),
+            webhook_allowed_hosts="127.0.0.1",  # the push benchmark's local webhook receiver
         )
         api = _service("api", "api", settings, settings.api_port, workdir)
         worker = _service("worker", "worker", settings, settings.worker_metrics_port, workdir)

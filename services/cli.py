@@ -50,6 +50,13 @@ def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_webhooks(settings: Settings, _: argparse.Namespace) -> int:
+    from services.webhooks.main import run_dispatcher
+
+    asyncio.run(run_dispatcher(settings))
+    return 0
+
+
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from services.devstack.stack import run_dev_stack
 
@@ -113,10 +120,41 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
         model_id=args.model_id,
         requested_at=datetime.now(UTC),
     )
+    if getattr(args, "wait", False):
+        return _deploy_and_wait(settings, args, lambda: publish_command(settings, command))
     if failed := _published(lambda: publish_command(settings, command)):
         return failed
     print(command.command_id)
     return 0
+
+
+def _deploy_and_wait(
+    settings: Settings, args: argparse.Namespace, publish: Callable[[], Coroutine[Any, Any, object]]
+) -> int:
+    from services.follow import follow_model
+    from shared.contracts import ModelKey
+
+    outcome: list[int] = []
+
+    async def publish_and_follow() -> None:
+        key = ModelKey(args.namespace, args.model_id)
+        outcome.append(
+            await follow_model(settings, key, sys.stdout, publish=publish, wait=True, timeout_s=args.timeout)
+        )
+
+    if failed := _published(publish_and_follow):
+        return failed
+    return outcome[0]
+
+
+def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
+    from services.follow import follow_model
+    from shared.contracts import ModelKey
+
+    try:
+        return asyncio.run(follow_model(settings, ModelKey(args.namespace, args.model_id), sys.stdout))
+    except KeyboardInterrupt:
+        return 130
 
 
 def _published(publish: Callable[[], Coroutine[Any, Any, object]]) -> int:
@@ -283,6 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster", help="the named Ray cluster this bridge serves (default: MODELREG_BRIDGE_CLUSTER)"
     )
     bridge.set_defaults(handler=cmd_bridge)
+    sub.add_parser(
+        "webhooks", help="deliver the registry's changes to webhooks (signed, retried)"
+    ).set_defaults(handler=cmd_webhooks)
     dev = sub.add_parser("dev", help="the whole stack on one machine, with embedded servers")
     dev.add_argument("--no-ray", action="store_true", help="do not start Ray Serve and the bridge")
     dev.add_argument("--no-demo", action="store_true", help="do not register and deploy the demo model")
@@ -310,6 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--namespace", required=True)
         command.add_argument("--model-id", required=True)
         command.set_defaults(handler=cmd_command)
+    deploy = models.choices["deploy"]
+    deploy.add_argument(
+        "--wait",
+        action="store_true",
+        help="print the transitions until deployed (exit 0) or failed (exit 1; 3: no outcome in time)",
+    )
+    deploy.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)")
+    watch = models.add_parser("watch", help="print a model's transitions as they happen (Ctrl-C stops)")
+    watch.add_argument("--namespace", required=True)
+    watch.add_argument("--model-id", required=True)
+    watch.set_defaults(handler=cmd_watch)
     resync = models.add_parser(
         "resync",
         help="unfreeze a model stuck behind a bad event: reset its sequence guard and have the bridge "

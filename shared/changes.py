@@ -42,6 +42,10 @@ class RegistryChange(msgspec.Struct, kw_only=True, frozen=True):
     document: dict[str, Any] | None
     # When the database committed it.
     committed_at: datetime
+    # The document before a delete (pre-image), so consumers still know which model it was.
+    document_before: dict[str, Any] | None = None
+    # The fields an update set, with their new values (empty for inserts, replaces and deletes).
+    updated_fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class ChangeSource(Protocol):

@@ -443,6 +443,81 @@ class AuditDocument(Document):
         ]
 
 
+# --- webhooks (docs/webhooks.md) -------------------------------------------------------------------
+
+
+class WebhookDocument(Document):
+    """A namespace's webhook endpoint (collection `webhooks`); `secret` is the whsec_ signing secret."""
+
+    webhook_id: Annotated[str, Indexed(unique=True)]
+    namespace_id: Annotated[str, Indexed()]
+    url: str
+    event_types: list[str] = Field(default_factory=list)
+    secret: str
+    created_at: datetime = Field(default_factory=utc_now)
+    disabled: bool = False
+    disabled_reason: str | None = None
+    # Since when every delivery attempt failed (None after a success): disables the endpoint after a while.
+    failing_since: datetime | None = None
+
+    class Settings:
+        name = "webhooks"
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookDeliveryDocument(Document):
+    """One change to deliver to one webhook (collection `webhook_deliveries`); `delivery_id` is the
+    `webhook-id` header, the same on every attempt so receivers can deduplicate."""
+
+    delivery_id: Annotated[str, Indexed(unique=True)]
+    webhook_id: str
+    namespace_id: str
+    model_id: str
+    change_token: str
+    event_type: str
+    # The JSON body sent (the same bytes on every attempt).
+    body: str
+    # Order of the changes (per webhook and model, deliveries go out in this order).
+    order: int
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utc_now)
+    delivered_at: datetime | None = None
+
+    class Settings:
+        name = "webhook_deliveries"
+        indexes = [
+            pymongo.IndexModel(
+                [("webhook_id", pymongo.ASCENDING), ("change_token", pymongo.ASCENDING)],
+                unique=True,
+                name="webhook_change_unique",
+            ),
+            pymongo.IndexModel([("state", pymongo.ASCENDING), ("order", pymongo.ASCENDING)], name="due"),
+            pymongo.IndexModel(
+                [("webhook_id", pymongo.ASCENDING), ("order", pymongo.DESCENDING)], name="webhook_log"
+            ),
+        ]
+
+
+class DispatcherStateDocument(Document):
+    """The webhook dispatcher's stored resume token (collection `webhook_dispatcher`, one document)."""
+
+    name: Annotated[str, Indexed(unique=True)]
+    resume_token: str | None = None
+    updated_at: datetime = Field(default_factory=utc_now)
+
+    class Settings:
+        name = "webhook_dispatcher"
+
+
 DOCUMENT_MODELS: list[type[Document]] = [
     ModelDocument,
     OrgModelDocument,
@@ -453,3 +528,4 @@ DOCUMENT_MODELS: list[type[Document]] = [
     TombstoneDocument,
     AuditDocument,
 ]
+DOCUMENT_MODELS += [WebhookDocument, WebhookDeliveryDocument, DispatcherStateDocument]

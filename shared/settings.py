@@ -150,6 +150,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     s3_bucket: str | None = None
     # Shared models: the organization id shown on them (Mixpeek's org-level models carry one).
     organization_id: str = "default"
+    # Change feed, live watch (SSE) and webhooks (docs/watch.md, docs/webhooks.md)
+    watch_buffer_size: PositiveInt = 256
+    watch_heartbeat_s: Annotated[float, msgspec.Meta(gt=0)] = 15.0
+    webhook_retry_period_s: Annotated[float, msgspec.Meta(gt=0)] = 24 * 3600.0
+    webhook_initial_backoff_s: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    webhook_max_backoff_s: Annotated[float, msgspec.Meta(gt=0)] = 3600.0
+    webhook_disable_after_s: Annotated[float, msgspec.Meta(gt=0)] = 3 * 24 * 3600.0
+    webhook_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    webhook_poll_interval_s: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    webhook_concurrency: PositiveInt = 16
+    # Comma-separated hosts (host or host:port) webhooks may reach over http and on private addresses.
+    webhook_allowed_hosts: str = ""
+    webhook_allow_private: bool = False
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"

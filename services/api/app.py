@@ -47,6 +47,10 @@ from services.api.predict.controller import PredictController
 from services.api.predict.service import PredictionService
 from services.api.uploads.controller import OrgUploadController, SignedUploadController, UploadController
 from services.api.uploads.wiring import UploadsPlugin
+from services.api.watch.controller import WatchController
+from services.api.watch.wiring import change_feed_lifespan, provide_watch_service
+from services.api.webhooks.controller import WebhookController
+from services.api.webhooks.wiring import provide_webhook_service
 from services.audit.recorder import Audit
 from services.keys.service import KeyService
 from shared.adapters import mongo
@@ -193,6 +197,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PredictController,
             AliasController,
             AuditController,
+            WatchController,
+            WebhookController,
         ],
         middleware=[DefineMiddleware(ApiKeyAuthenticationMiddleware)],
         guards=[namespace_guard],
@@ -212,7 +218,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BodyDeadlineMiddleware(settings.api_body_grace_s, settings.api_body_min_rate_bytes_s),
             BrowserPageHeaders,
         ],
-        lifespan=[mongo_lifespan, kafka_lifespan, endpoint_client_lifespan, caches.follow_changes],
+        lifespan=[
+            mongo_lifespan,
+            kafka_lifespan,
+            endpoint_client_lifespan,
+            change_feed_lifespan(settings),
+            caches.follow_changes,
+        ],
         plugins=[UploadsPlugin(settings, storage, audit)],
         dependencies={
             "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
@@ -224,6 +236,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "predictions": Provide(provide_prediction_service, sync_to_thread=False),
             "audit_reads": Provide(lambda: AuditReads(audit_store), sync_to_thread=False),
             "archives": Provide(provide_model_archives, sync_to_thread=False),
+            "watch": Provide(provide_watch_service(settings), sync_to_thread=False),
+            "webhooks": Provide(provide_webhook_service(settings), sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         logging_config=None,  # shared.logging configures structlog for the whole process

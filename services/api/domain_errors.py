@@ -314,3 +314,30 @@ class InvalidModelInputs(DomainError):
             f"The inputs do not fit the model's input schema ({names or 'inputs'})",
             details={"inputs": problems},
         )
+
+
+# --- webhooks ---------------------------------------------------------------------------------------
+
+
+class WebhookNotFound(DomainError):
+    code = "webhook_not_found"
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__("Webhook not found", details={"resource": "webhook", "webhook_id": webhook_id})
+
+
+class DeliveryNotFound(DomainError):
+    code = "delivery_not_found"
+
+    def __init__(self, webhook_id: str, delivery_id: str) -> None:
+        super().__init__(
+            "Delivery not found",
+            details={"resource": "delivery", "webhook_id": webhook_id, "delivery_id": delivery_id},
+        )
+
+
+class WebhookUrlRefused(DomainError):
+    """The webhook URL breaks the URL rules (shared/webhook_rules.py); `code` says which."""
+
+    def __init__(self, code: str, message: str, url: str) -> None:
+        super().__init__(f"The webhook URL was refused: {message}", code=code, details={"url": url})

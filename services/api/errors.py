@@ -26,6 +26,7 @@ from services.api.domain_errors import (
     ArchiveRefused,
     BrokerUnavailable,
     ConcurrentRequest,
+    DeliveryNotFound,
     DomainError,
     EndpointFailed,
     EndpointTimeout,
@@ -52,6 +53,8 @@ from services.api.domain_errors import (
     UploadNotReady,
     UploadTooLarge,
     VersionExists,
+    WebhookNotFound,
+    WebhookUrlRefused,
 )
 
 log = structlog.get_logger("modelreg.api")
@@ -160,6 +163,9 @@ DOMAIN_ERROR_STATUS: dict[type[DomainError], int] = {
     EndpointTimeout: 504,
     InvalidFilter: 422,
     InvalidModelInputs: 422,
+    WebhookNotFound: 404,
+    DeliveryNotFound: 404,
+    WebhookUrlRefused: 400,
 }
 
 

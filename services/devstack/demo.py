@@ -166,12 +166,13 @@ def run_demo(
             "modelreg dev: the demo model needs the onnx package (make install); skipping it", file=sys.stderr
         )
         return
+    details_url = f"{api_url}/v1/namespaces/{DEMO_KEY.namespace_id}/models/{DEMO_KEY.model_id}"
+    auth = '-H "Authorization: Bearer $MODELREG_KEY" ' if api_key else ""
+    print("\n".join(watch_lines(auth, details_url)), flush=True)
     print(f"Registering and deploying the demo model {DEMO_KEY} ({archive}) …", flush=True)
     requested_at = datetime.now(UTC)
     asyncio.run(register_and_deploy(settings, archive, digest, requested_at))
     model = follow_until_deployed(api_url, requested_at, interrupted, api_key=api_key)
-    details_url = f"{api_url}/v1/namespaces/{DEMO_KEY.namespace_id}/models/{DEMO_KEY.model_id}"
-    auth = '-H "Authorization: Bearer $MODELREG_KEY" ' if api_key else ""
     lines = ["", "Try it:", f"  curl -s {auth}{details_url}"]
     if model is not None:
         endpoint = model["deployment_info"]["endpoint"]
@@ -184,5 +185,24 @@ def run_demo(
             f"    → {answer}",
             f"  curl -s {endpoint}    # the model's inputs and outputs",
         ]
-    lines.append("")
+    lines += [
+        "Watch it undeploy and deploy again, live (docs/watch.md):",
+        f"  curl -N {auth}{details_url}/watch",
+        f"  .venv/bin/modelreg models undeploy {DEMO_ARGS}",
+        f"  .venv/bin/modelreg models deploy {DEMO_ARGS} --wait",
+        "",
+    ]
     print("\n".join(lines), flush=True)
+
+
+DEMO_ARGS = f"--namespace {DEMO_KEY.namespace_id} --model-id {DEMO_KEY.model_id}"
+
+
+def watch_lines(auth: str, details_url: str) -> list[str]:
+    """How to watch the demo model deploy live, from another shell (printed before it is deployed)."""
+    return [
+        "Watch the demo model deploy live from another shell (after the export lines above):",
+        f"  curl -N {auth}{details_url}/watch",
+        f"  .venv/bin/modelreg models watch {DEMO_ARGS}",
+        "",
+    ]

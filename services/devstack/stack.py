@@ -154,6 +154,7 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
         dev_key = asyncio.run(with_key_service(settings, lambda keys: keys.ensure_dev_key(dev_key_file)))
         api = stack.spawn("api")
         stack.spawn("worker")
+        stack.spawn("webhooks")
         if with_ray:
             stack.spawn("bridge")
         api_url = f"http://{settings.api_host}:{settings.api_port}"

@@ -1,0 +1,1 @@
+"""Live watch of models over server-sent events (docs/watch.md)."""

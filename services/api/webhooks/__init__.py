@@ -1,0 +1,1 @@
+"""Webhook endpoints of a namespace and their delivery log (docs/webhooks.md)."""

@@ -1,0 +1,88 @@
+"""`modelreg models watch` and `modelreg models deploy … --wait`: a model's transitions as they commit.
+
+Reads the change feed (MongoDB change streams) directly, like the other operator commands read MongoDB. The
+stream is opened before anything is published, so no transition is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TextIO
+
+from services.api.watch.service import change_body
+from shared.adapters import mongo
+from shared.adapters.mongo import ModelStore
+from shared.adapters.mongo.change_stream import MongoChangeFeed, enable_pre_images
+from shared.change_rules import ChangeKind, ModelChangeSummary, matches
+from shared.contracts import ModelKey
+from shared.settings import Settings
+
+# `--wait` exit codes: deployed, failed (or deleted), not found, no outcome within the timeout.
+EXIT_DEPLOYED, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3
+TERMINAL = {"deployed": EXIT_DEPLOYED, "failed": EXIT_FAILED}
+IDLE_S = 0.05
+
+
+def transition_line(summary: ModelChangeSummary, status: str | None) -> str:
+    parts = [f"{summary.namespace_id}/{summary.model_id}", str(summary.kind)]
+    if summary.event_type:
+        parts.append(summary.event_type)
+    parts.append(f"status={status or 'gone'}")
+    if summary.sequence is not None:
+        parts.append(f"sequence={summary.sequence}")
+    if summary.endpoint:
+        parts.append(f"endpoint={summary.endpoint}")
+    if summary.message:
+        parts.append(f"message={summary.message!r}")
+    return "  ".join(parts)
+
+
+async def follow_model(
+    settings: Settings,
+    key: ModelKey,
+    out: TextIO,
+    *,
+    publish: Callable[[], Awaitable[object]] | None = None,
+    wait: bool = False,
+    timeout_s: float | None = None,
+) -> int:
+    """Print the model's state, then each transition; with `wait`, return once deployed or failed."""
+    client = await mongo.connect(settings)
+    try:
+        await enable_pre_images(client, settings.mongodb_database)  # deletes still name their model
+        feed = MongoChangeFeed(client, settings.mongodb_database)
+        async with feed.open() as cursor:
+            await cursor.next()  # the stream is open: everything after this point is seen
+            details = await ModelStore(settings.history_limit).get_details(key)
+            if details is None:
+                print(f"no model {key.namespace_id}/{key.model_id}", file=out, flush=True)
+                return EXIT_NOT_FOUND
+            from services.api.models.views import current_status
+
+            print(
+                f"{key.namespace_id}/{key.model_id}  status={current_status(details)}", file=out, flush=True
+            )
+            if publish is not None:
+                await publish()
+            deadline = None if timeout_s is None else time.monotonic() + timeout_s
+            while deadline is None or time.monotonic() < deadline:
+                change = await cursor.next()
+                if change is None:
+                    await asyncio.sleep(IDLE_S)
+                    continue
+                described = change_body(change)
+                if described is None or not matches(described[0], key.namespace_id, key.model_id):
+                    continue
+                summary, event = described
+                status = None if event.model is None else event.model.deployment_status
+                print(transition_line(summary, status), file=out, flush=True)
+                if wait and summary.kind == ChangeKind.MODEL_DELETED:
+                    return EXIT_FAILED
+                if wait and summary.kind == ChangeKind.DEPLOYMENT_CHANGED and status in TERMINAL:
+                    return TERMINAL[status]
+            print(f"no outcome within {timeout_s:g}s", file=out, flush=True)
+            return EXIT_TIMEOUT
+    finally:
+        await client.close()

@@ -1,0 +1,1 @@
+"""`modelreg webhooks`: the dispatcher that turns the change feed into signed webhook deliveries."""

@@ -1,0 +1,153 @@
+"""Live watch over SSE against a real API process: snapshot, changes with what happened, resume, 404s."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from services.worker.applier import EventApplier
+from shared.adapters.mongo import ModelStore
+from shared.contracts import EventType
+from shared.settings import Settings
+from tests.api_process import running_api
+from tests.factories import event, seed_model_document
+from tests.sse import Watch, watch
+
+
+@pytest.fixture
+async def api(settings: Settings, db, tmp_path: Path) -> AsyncIterator[tuple[str, Settings]]:
+    api_settings = msgspec.structs.replace(settings, watch_heartbeat_s=0.5)
+    async with running_api(api_settings, tmp_path) as process:
+        yield process.url, process.settings
+
+
+async def apply(*events) -> None:
+    outcome = await EventApplier(ModelStore()).apply(list(events))
+    assert outcome is not None
+
+
+async def test_model_watch_sends_snapshot_then_changes_with_what_happened(api, db, make_key) -> None:
+    base_url, _ = api
+    key = await make_key("ns_a")
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    async with watch(base_url, "/v1/namespaces/ns_a/models/m1/watch", key) as stream:
+        assert isinstance(stream, Watch)
+        assert stream.response.headers["content-type"].startswith("text/event-stream")
+        snapshot = await stream.next_event()
+        assert snapshot.event == "snapshot"
+        assert snapshot.json()["model"]["model_id"] == "m1"
+        assert snapshot.json()["model"]["deployment_status"] == "not_deployed"
+
+        await apply(event(EventType.STARTED, 10, "ns_a", "m1", message="fetching"))
+        await apply(event(EventType.READY, 11, "ns_a", "m1"))
+        pending, ready = await stream.events_until(2)
+        assert pending.event == ready.event == "change"
+        assert pending.id and ready.id and pending.id != ready.id
+        assert pending.json()["change"] | {"committed_at": None} == {
+            "type": "deployment.changed",
+            "namespace_id": "ns_a",
+            "model_id": "m1",
+            "committed_at": None,
+            "event_type": "deployment.started",
+            "sequence": 10,
+            "message": "fetching",
+            "endpoint": None,
+            "deployment_status": "pending",
+            "requested_by": None,
+        }
+        change = ready.json()
+        assert change["change"]["event_type"] == "deployment.ready"
+        assert change["change"]["sequence"] == 11
+        assert change["change"]["endpoint"] == "http://127.0.0.1:8001/ns_a/m1"
+        assert change["model"]["deployed"] is True
+        assert change["model"]["deployment_status"] == "deployed"
+
+
+async def test_heartbeat_comments_keep_an_idle_stream_alive(api, db, make_key) -> None:
+    base_url, _ = api
+    key = await make_key("ns_a")
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    async with watch(base_url, "/v1/namespaces/ns_a/models/m1/watch", key) as stream:
+        assert isinstance(stream, Watch)
+        assert (await stream.next_event()).event == "snapshot"
+        heartbeat = await stream.next_event(heartbeats=True)
+        assert heartbeat.event is None and heartbeat.comments == ["heartbeat"]
+
+
+async def test_reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing(api, db, make_key) -> None:
+    base_url, _ = api
+    key = await make_key("ns_a")
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    async with watch(base_url, "/v1/namespaces/ns_a/models/m1/watch", key) as stream:
+        assert isinstance(stream, Watch)
+        await stream.next_event()
+        await apply(event(EventType.STARTED, 1, "ns_a", "m1"))
+        first = await stream.next_event()
+    # Disconnected: three more changes happen meanwhile (one of another model, not watched).
+    await db.custom_models.insert_one(seed_model_document("ns_a", "other"))
+    await apply(event(EventType.READY, 2, "ns_a", "m1"))
+    await apply(event(EventType.STARTED, 3, "ns_a", "other"))
+    await apply(event(EventType.FAILED, 4, "ns_a", "m1", message="boom"))
+    async with watch(base_url, "/v1/namespaces/ns_a/models/m1/watch", key, last_event_id=first.id) as stream:
+        assert isinstance(stream, Watch)
+        missed = await stream.events_until(2)
+        assert [e.event for e in missed] == ["change", "change"]
+        assert [e.json()["change"]["sequence"] for e in missed] == [2, 4]
+        await apply(event(EventType.READY, 5, "ns_a", "m1"))
+        live = await stream.next_event()
+        assert live.json()["change"]["sequence"] == 5
+
+
+async def test_namespace_watch_sees_models_created_requested_and_deleted(api, db, make_key) -> None:
+    base_url, _ = api
+    key = await make_key("ns_a")
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    await db.custom_models.insert_one(seed_model_document("ns_b", "hidden"))
+    async with watch(base_url, "/v1/namespaces/ns_a/watch", key) as stream:
+        assert isinstance(stream, Watch)
+        snapshot = (await stream.next_event()).json()
+        assert [m["model_id"] for m in snapshot["models"]] == ["m1"]
+        await db.custom_models.insert_one(seed_model_document("ns_b", "hidden2"))
+        await db.custom_models.insert_one(seed_model_document("ns_a", "m2"))
+        await db.custom_models.update_one(
+            {"namespace_id": "ns_a", "model_id": "m2"},
+            {"$set": {"desired_state": "deployed", "desired_at": snapshot_time()}},
+        )
+        await db.custom_models.delete_one({"namespace_id": "ns_a", "model_id": "m1"})
+        created, requested, deleted = await stream.events_until(3)
+        assert (created.json()["change"]["type"], created.json()["model"]["model_id"]) == (
+            "model.created",
+            "m2",
+        )
+        assert requested.json()["change"]["type"] == "deploy.requested"
+        assert requested.json()["model"]["deployment_status"] == "pending"
+        assert deleted.json()["change"]["type"] == "model.deleted"
+        assert deleted.json()["change"]["model_id"] == "m1"
+        assert deleted.json()["model"] is None
+
+
+def snapshot_time():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+async def test_watch_follows_the_read_rules_for_keys_and_namespaces(api, db, make_key) -> None:
+    base_url, _ = api
+    key = await make_key("ns_a")
+    await db.custom_models.insert_one(seed_model_document("ns_b", "m1"))
+    async with watch(base_url, "/v1/namespaces/ns_b/models/m1/watch", key) as foreign:
+        assert isinstance(foreign, httpx.Response)
+        assert foreign.status_code == 404
+        assert foreign.json()["error"]["type"] == "NotFoundError"
+    async with watch(base_url, "/v1/namespaces/ns_b/watch", key) as foreign_namespace:
+        assert isinstance(foreign_namespace, httpx.Response) and foreign_namespace.status_code == 404
+    async with watch(base_url, "/v1/namespaces/ns_a/models/nope/watch", key) as missing:
+        assert isinstance(missing, httpx.Response) and missing.status_code == 404
+        assert missing.json()["success"] is False
+    async with watch(base_url, "/v1/namespaces/ns_a/watch", "mrk_bad") as unauthenticated:
+        assert isinstance(unauthenticated, httpx.Response) and unauthenticated.status_code == 401
