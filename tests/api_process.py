@@ -10,8 +10,8 @@ import httpx
 import msgspec
 
 from services.devstack.embedded import free_port
+from services.testing.processes import ServiceProcess
 from shared.settings import Settings
-from tests.processes import ServiceProcess
 
 
 class ApiProcess:

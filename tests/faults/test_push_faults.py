@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from services.testing.processes import ServiceProcess
 from services.worker.applier import EventApplier
 from shared.adapters.mongo import ModelStore
 from shared.contracts import EventType
@@ -16,7 +17,6 @@ from shared.settings import Settings
 from tests.api_process import ApiProcess, http_client, running_api
 from tests.conftest import eventually
 from tests.factories import event, seed_model_document
-from tests.processes import ServiceProcess
 from tests.sse import Watch, watch
 from tests.webhook_receiver import Receiver
 
