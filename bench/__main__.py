@@ -22,7 +22,7 @@ from bench import goals, latency, predict, push, read_api, scale, worker_apply
 from bench.figures import Figure, figure, joined_failures, ratio_figure
 from bench.stack import RESULTS_DIR, BenchStack, bench_stack, create_api_key, rss_bytes
 from bench.tables import Table
-from shared.adapters import kafka
+from modelreg.shared.adapters import kafka
 
 ALL = ("read", "worker", "latency", "scale", "predict", "push")
 

@@ -16,8 +16,8 @@ from bench.load import percentile
 from bench.read_api import NAMESPACE, status_error
 from bench.stack import BenchStack, bearer
 from bench.tables import Table
-from shared.adapters import kafka
-from shared.contracts import DeploymentEvent, EventType, encode
+from modelreg.shared.adapters import kafka
+from modelreg.shared.contracts import DeploymentEvent, EventType, encode
 
 POLL_INTERVAL_S = 0.01
 # At most this many GETs in flight for all probes together, so watching does not become the load.

@@ -19,7 +19,7 @@ from bench.load import LoadResult, closed_loop
 from bench.read_api import NAMESPACE, model_document
 from bench.stack import BenchStack, bearer
 from bench.tables import Table
-from services.devstack import embedded
+from modelreg.services.devstack import embedded
 
 MODEL_ID = "model_predict"
 BODY = b'{"inputs": {"x": [[1.0, 2.0, 3.0]]}}'

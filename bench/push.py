@@ -26,8 +26,8 @@ from bench.load import percentile
 from bench.read_api import NAMESPACE
 from bench.stack import BenchStack, bearer
 from bench.tables import Table
-from shared.adapters import kafka
-from shared.contracts import DeploymentEvent, EventType, encode, now_microseconds
+from modelreg.shared.adapters import kafka
+from modelreg.shared.contracts import DeploymentEvent, EventType, encode, now_microseconds
 
 GIVE_UP_S = 30
 DISPATCHER_START_S = 60
@@ -110,7 +110,10 @@ def start_dispatcher(stack: BenchStack) -> subprocess.Popen[bytes]:
     log = (stack.workdir / "webhooks.log").open("ab")
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "webhooks"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "modelreg.services.cli", "webhooks"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     finally:
         log.close()

@@ -23,7 +23,7 @@ from bench.read_api import NAMESPACE, model_document, model_ids, status_error
 from bench.stack import BenchStack, bearer, rss_bytes, worker_process
 from bench.tables import Table
 from bench.worker_apply import event_stream, produce
-from shared.adapters import kafka
+from modelreg.shared.adapters import kafka
 
 SEED_CHUNK = 10_000
 WORKER_PARTITIONS = 2

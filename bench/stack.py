@@ -13,9 +13,9 @@ from pathlib import Path
 
 import msgspec
 
-from services.devstack import embedded
-from services.keys.service import with_key_service
-from shared.settings import Settings
+from modelreg.services.devstack import embedded
+from modelreg.services.keys.service import with_key_service
+from modelreg.shared.settings import Settings
 
 RESULTS_DIR = Path(__file__).parent
 
@@ -64,7 +64,7 @@ def rss_bytes(pid: int) -> int:
 def _service(name: str, command: str, settings: Settings, port: int, workdir: Path) -> embedded.ServerProcess:
     return embedded.ServerProcess(
         name=name,
-        args=[sys.executable, "-m", "services.cli", command],
+        args=[sys.executable, "-m", "modelreg.services.cli", command],
         port=port,
         url=f"http://{embedded.LOOPBACK}:{port}",
         log_path=workdir / f"{name}.log",

@@ -17,8 +17,8 @@ from bench.figures import Figure, figure, joined_failures, ratio, unseen_failure
 from bench.read_api import NAMESPACE, PeakRss, model_document
 from bench.stack import BenchStack
 from bench.tables import Table
-from shared.adapters import kafka
-from shared.contracts import DeploymentEvent, EventType, encode
+from modelreg.shared.adapters import kafka
+from modelreg.shared.contracts import DeploymentEvent, EventType, encode
 
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 # The wait for the worker gives up when it applied no further event for this long.

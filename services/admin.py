@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from shared.adapters import kafka, mongo
-from shared.adapters.event_producer import DeploymentEventProducer
-from shared.adapters.mongo import ModelStore
-from shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
-from shared.contracts import (
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.adapters.event_producer import DeploymentEventProducer
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
+from modelreg.shared.contracts import (
     CommandType,
     DeploymentCommand,
     DeploymentEvent,
@@ -17,9 +17,9 @@ from shared.contracts import (
     decode_command,
     encode,
 )
-from shared.documents import ModelDetails, ResourceRequirementsFields, utc_now
-from shared.identifiers import check_id, check_model_id
-from shared.settings import Settings
+from modelreg.shared.documents import ModelDetails, ResourceRequirementsFields, utc_now
+from modelreg.shared.identifiers import check_id, check_model_id
+from modelreg.shared.settings import Settings
 
 
 class InvalidRegistration(ValueError):

@@ -10,31 +10,31 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.contracts import EventType, ModelFormat, now_microseconds
-from shared.logging import configure_logging
-from shared.settings import Settings, SettingsError
+from modelreg.shared.contracts import EventType, ModelFormat, now_microseconds
+from modelreg.shared.logging import configure_logging
+from modelreg.shared.settings import Settings, SettingsError
 
 EVENT_TYPE_PREFIX = "deployment."
 
 
 def cmd_api(settings: Settings, _: argparse.Namespace) -> int:
-    from services.api.app import create_app
-    from services.api.server import serve
+    from modelreg.services.api.app import create_app
+    from modelreg.services.api.server import serve
 
     serve(create_app(settings), settings)
     return 0
 
 
 def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
-    from services.worker.main import run_worker
+    from modelreg.services.worker.main import run_worker
 
     asyncio.run(run_worker(settings))
     return 0
 
 
 def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
-    from services.serve_bridge.main import run_bridge
-    from services.serve_bridge.ray_version import UntestedRayVersion
+    from modelreg.services.serve_bridge.main import run_bridge
+    from modelreg.services.serve_bridge.ray_version import UntestedRayVersion
 
     if args.cluster:
         try:
@@ -51,20 +51,20 @@ def cmd_bridge(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks(settings: Settings, _: argparse.Namespace) -> int:
-    from services.webhooks.main import run_dispatcher
+    from modelreg.services.webhooks.main import run_dispatcher
 
     asyncio.run(run_dispatcher(settings))
     return 0
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
-    from services.devstack.stack import run_dev_stack
+    from modelreg.services.devstack.stack import run_dev_stack
 
     return run_dev_stack(settings, with_ray=not args.no_ray, demo=not args.no_demo)
 
 
 def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
-    from services.admin import InvalidRegistration, register_model
+    from modelreg.services.admin import InvalidRegistration, register_model
 
     try:
         model = asyncio.run(
@@ -87,8 +87,8 @@ def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
-    from services.admin import publish_event
-    from shared.contracts import DeploymentEvent
+    from modelreg.services.admin import publish_event
+    from modelreg.shared.contracts import DeploymentEvent
 
     event = DeploymentEvent(
         event_id=uuid.uuid4(),
@@ -110,8 +110,8 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
-    from services.admin import publish_command
-    from shared.contracts import CommandType, DeploymentCommand
+    from modelreg.services.admin import publish_command
+    from modelreg.shared.contracts import CommandType, DeploymentCommand
 
     command = DeploymentCommand(
         command_id=uuid.uuid4(),
@@ -131,8 +131,8 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
 def _deploy_and_wait(
     settings: Settings, args: argparse.Namespace, publish: Callable[[], Coroutine[Any, Any, object]]
 ) -> int:
-    from services.follow import follow_model
-    from shared.contracts import ModelKey
+    from modelreg.services.follow import follow_model
+    from modelreg.shared.contracts import ModelKey
 
     outcome: list[int] = []
 
@@ -148,8 +148,8 @@ def _deploy_and_wait(
 
 
 def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
-    from services.follow import follow_model
-    from shared.contracts import ModelKey
+    from modelreg.services.follow import follow_model
+    from modelreg.shared.contracts import ModelKey
 
     try:
         return asyncio.run(follow_model(settings, ModelKey(args.namespace, args.model_id), sys.stdout))
@@ -161,7 +161,7 @@ def _published(publish: Callable[[], Coroutine[Any, Any, object]]) -> int:
     """Run a publish: 0 once sent, 2 for a message the contract refuses, 1 when Kafka refuses it.""" ""
     from aiokafka.errors import KafkaError
 
-    from shared.contracts import InvalidMessage
+    from modelreg.shared.contracts import InvalidMessage
 
     try:
         asyncio.run(publish())
@@ -175,8 +175,8 @@ def _published(publish: Callable[[], Coroutine[Any, Any, object]]) -> int:
 
 
 def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:
-    from services.admin import resync_model
-    from shared.contracts import ModelKey
+    from modelreg.services.admin import resync_model
+    from modelreg.shared.contracts import ModelKey
 
     key = ModelKey(args.namespace, args.model_id)
     command = asyncio.run(resync_model(settings, key))
@@ -191,7 +191,7 @@ def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_schema(_: Settings, __: argparse.Namespace) -> int:
     import msgspec
 
-    from shared.contracts import DeploymentCommand, DeploymentEvent
+    from modelreg.shared.contracts import DeploymentCommand, DeploymentEvent
 
     print(
         msgspec.json.format(
@@ -202,7 +202,7 @@ def cmd_schema(_: Settings, __: argparse.Namespace) -> int:
 
 
 def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
-    from services.keys.service import InvalidKeyRequest, with_key_service
+    from modelreg.services.keys.service import InvalidKeyRequest, with_key_service
 
     try:
         key, record = asyncio.run(
@@ -221,7 +221,7 @@ def cmd_keys_create(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(settings: Settings, _: argparse.Namespace) -> int:
-    from services.keys.service import with_key_service
+    from modelreg.services.keys.service import with_key_service
 
     records = asyncio.run(with_key_service(settings, lambda keys: keys.list()))
     print(f"{'PREFIX':<14} {'CREATED':<20} {'STATE':<8} {'ADMIN':<6} NAMESPACES")
@@ -234,7 +234,7 @@ def cmd_keys_list(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
-    from services.keys.service import with_key_service
+    from modelreg.services.keys.service import with_key_service
 
     if not asyncio.run(with_key_service(settings, lambda keys: keys.revoke(args.prefix))):
         print(f"modelreg keys revoke: no key with prefix {args.prefix!r}", file=sys.stderr)
@@ -244,7 +244,7 @@ def cmd_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_clusters_add(settings: Settings, args: argparse.Namespace) -> int:
-    from services.cluster_admin import InvalidCluster, add_cluster, parse_labels, validated
+    from modelreg.services.cluster_admin import InvalidCluster, add_cluster, parse_labels, validated
 
     try:
         registration = validated(args.name, args.ray_address, args.serve_url, parse_labels(args.label))
@@ -260,8 +260,8 @@ def cmd_clusters_add(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_clusters_list(settings: Settings, _: argparse.Namespace) -> int:
-    from services.api.clusters.service import cluster_view
-    from services.cluster_admin import list_clusters
+    from modelreg.services.api.clusters.service import cluster_view
+    from modelreg.services.cluster_admin import list_clusters
 
     rows = asyncio.run(list_clusters(settings))
     now, unreachable_after = datetime.now(UTC), settings.cluster_unreachable_after_s
@@ -281,7 +281,7 @@ def cmd_clusters_list(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def cmd_clusters_remove(settings: Settings, args: argparse.Namespace) -> int:
-    from services.cluster_admin import InvalidCluster, remove_cluster
+    from modelreg.services.cluster_admin import InvalidCluster, remove_cluster
 
     try:
         removed = asyncio.run(remove_cluster(settings, args.name))
@@ -296,7 +296,7 @@ def cmd_clusters_remove(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_topics(settings: Settings, _: argparse.Namespace) -> int:
-    from shared.adapters.kafka import ensure_topics
+    from modelreg.shared.adapters.kafka import ensure_topics
 
     topics = [
         settings.events_topic,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 import msgspec
 
-from shared.adapters import mongo
-from shared.adapters.mongo import ClusterStore, DuplicateClusterError
-from shared.contracts import ClusterName, EndpointUrl, Url
-from shared.documents import ClusterRecord
-from shared.settings import Settings
+from modelreg.shared.adapters import mongo
+from modelreg.shared.adapters.mongo import ClusterStore, DuplicateClusterError
+from modelreg.shared.contracts import ClusterName, EndpointUrl, Url
+from modelreg.shared.documents import ClusterRecord
+from modelreg.shared.settings import Settings
 
 LabelText = Annotated[
     str, msgspec.Meta(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")

@@ -11,13 +11,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
-from services.api.watch.service import change_body
-from shared.adapters import mongo
-from shared.adapters.mongo import ModelStore
-from shared.adapters.mongo.change_stream import MongoChangeFeed, enable_pre_images
-from shared.change_rules import ChangeKind, ModelChangeSummary, matches
-from shared.contracts import ModelKey
-from shared.settings import Settings
+from modelreg.services.api.watch.service import change_body
+from modelreg.shared.adapters import mongo
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.adapters.mongo.change_stream import MongoChangeFeed, enable_pre_images
+from modelreg.shared.change_rules import ChangeKind, ModelChangeSummary, matches
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.settings import Settings
 
 # `--wait` exit codes: deployed, failed (or deleted), not found, no outcome within the timeout.
 EXIT_DEPLOYED, EXIT_FAILED, EXIT_NOT_FOUND, EXIT_TIMEOUT = 0, 1, 2, 3
@@ -59,7 +59,7 @@ async def follow_model(
             if details is None:
                 print(f"no model {key.namespace_id}/{key.model_id}", file=out, flush=True)
                 return EXIT_NOT_FOUND
-            from services.api.models.views import current_status
+            from modelreg.services.api.models.views import current_status
 
             print(
                 f"{key.namespace_id}/{key.model_id}  status={current_status(details)}", file=out, flush=True

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shared.settings import Settings
+    from modelreg.shared.settings import Settings
 
 CHUNK = 1024 * 1024
 DRAIN_CHUNK = 64 * 1024

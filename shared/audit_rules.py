@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.audit import AuditAction
-from shared.contracts import EventType
+from modelreg.shared.audit import AuditAction
+from modelreg.shared.contracts import EventType
 
 CAUSED_BY: dict[EventType, AuditAction] = {
     EventType.STARTED: AuditAction.MODEL_DEPLOY,

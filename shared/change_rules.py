@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 
 
 class ChangeKind(enum.StrEnum):

@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from shared.cluster_routing import DEFAULT_CLUSTER
-from shared.contracts import (
+from modelreg.shared.cluster_routing import DEFAULT_CLUSTER
+from modelreg.shared.contracts import (
     ClusterHealthReport,
     DeploymentEvent,
     DeploymentStatus,
@@ -17,7 +17,7 @@ from shared.contracts import (
     ModelKey,
     ServeApplicationState,
 )
-from shared.deployment_rules import ObservedDeployment, guard_sequence, is_observed_on_serve
+from modelreg.shared.deployment_rules import ObservedDeployment, guard_sequence, is_observed_on_serve
 
 # Namespace of the deterministic ids of the worker's "cluster unreachable" events: two workers that notice
 # the same loss publish the same event, and the second copy is stale.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.contracts import DeploymentCommand, DeploymentEvent
+from modelreg.shared.contracts import DeploymentCommand, DeploymentEvent
 
 # Commands and events without a cluster belong to this one (single-cluster installs, `modelreg dev`).
 DEFAULT_CLUSTER = "local"

@@ -14,7 +14,7 @@ from typing import Annotated, NamedTuple, TypeVar
 
 import msgspec
 
-from shared.identifiers import ID_PATTERN, ResourceId  # noqa: F401 - re-exported
+from modelreg.shared.identifiers import ID_PATTERN, ResourceId  # noqa: F401 - re-exported
 
 # Event text ends up in the API, logs and terminals: no control characters (C0, DEL, C1), except newline
 # and tab in messages (Ray's failure reasons span lines). "(?![\s\S])" is end-of-text in both Python and

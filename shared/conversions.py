@@ -12,9 +12,9 @@ from typing import Any
 
 import msgspec
 
-from shared.contracts import ModelDeploymentInfo
-from shared.deployment_rules import ObservedDeployment, status_for_legacy
-from shared.documents import DeploymentInfoFields, ModelDetails
+from modelreg.shared.contracts import ModelDeploymentInfo
+from modelreg.shared.deployment_rules import ObservedDeployment, status_for_legacy
+from modelreg.shared.documents import DeploymentInfoFields, ModelDetails
 
 
 def aware_utc(value: datetime | None) -> datetime | None:

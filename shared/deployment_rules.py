@@ -12,8 +12,8 @@ from datetime import datetime
 
 import msgspec
 
-from shared.cluster_routing import event_cluster
-from shared.contracts import (
+from modelreg.shared.cluster_routing import event_cluster
+from modelreg.shared.contracts import (
     DeploymentEvent,
     DeploymentStatus,
     EventType,

@@ -14,8 +14,8 @@ import pymongo
 from beanie import Document, Indexed
 from pydantic import BaseModel, Field, field_validator
 
-from shared.contracts import DeploymentStatus, ModelFormat
-from shared.deployment_rules import DesiredState
+from modelreg.shared.contracts import DeploymentStatus, ModelFormat
+from modelreg.shared.deployment_rules import DesiredState
 
 
 def utc_now() -> datetime:

@@ -11,8 +11,8 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from shared.contracts import DeploymentEvent, InvalidMessage
-from shared.settings import Settings
+from modelreg.shared.contracts import DeploymentEvent, InvalidMessage
+from modelreg.shared.settings import Settings
 
 FROM_THE_FUTURE = "from_the_future"
 ENDPOINT_NOT_ALLOWED = "endpoint_not_allowed"

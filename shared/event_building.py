@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from shared.contracts import (
+from modelreg.shared.contracts import (
     DeploymentEvent,
     EventType,
     InvalidMessage,

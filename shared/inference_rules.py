@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 
-from shared.contracts import DeploymentStatus
-from shared.documents import ModelDetails
+from modelreg.shared.contracts import DeploymentStatus
+from modelreg.shared.documents import ModelDetails
 
 # Response headers of the endpoint not passed back: hop-by-hop (RFC 9110 7.6.1) and the framing the API's
 # own server sets.

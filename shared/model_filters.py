@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.contracts import DeploymentStatus, ModelFormat
-from shared.filter_language import And, Comparison, FilterError, Node, Op, Or, Scalar, parse_filter
-from shared.tags import TAG_KEY_PATTERN
+from modelreg.shared.contracts import DeploymentStatus, ModelFormat
+from modelreg.shared.filter_language import And, Comparison, FilterError, Node, Op, Or, Scalar, parse_filter
+from modelreg.shared.tags import TAG_KEY_PATTERN
 
 
 class Kind(enum.Enum):

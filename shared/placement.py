@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from shared.contracts import ClusterResources
+from modelreg.shared.contracts import ClusterResources
 
 
 class ClusterCandidate(msgspec.Struct, kw_only=True, frozen=True):

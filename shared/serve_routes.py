@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from shared.contracts import ModelKey
-from shared.settings import Settings
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.settings import Settings
 
 _ROUTE_UNSAFE = re.compile(r"[^A-Za-z0-9._~-]")
 MAX_ROUTE_SEGMENT = 64

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from shared.contracts import ModelFormat
-from shared.signatures import TensorSpec, onnx_schemas, onnx_type_name, safetensors_schema
+from modelreg.shared.contracts import ModelFormat
+from modelreg.shared.signatures import TensorSpec, onnx_schemas, onnx_type_name, safetensors_schema
 
 MAX_KEPT_BYTES = 64 * 1024  # a name or dim_param we keep
 MAX_VALUES = 1000  # inputs, outputs, dimensions or tensors kept

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from shared.contracts import EventType
+from modelreg.shared.contracts import EventType
 
 # The events a deleted model's undeploy produces.
 QUIET_AFTER_DELETE = frozenset({EventType.DELETING, EventType.DELETED})

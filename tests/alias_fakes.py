@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
-from shared.adapters.inference import EndpointConnectionError, EndpointTimeoutError
-from shared.alias_rules import AliasHistoryKind, AliasState, aliases_by_model
-from shared.contracts import ModelKey
+from modelreg.shared.adapters.inference import EndpointConnectionError, EndpointTimeoutError
+from modelreg.shared.alias_rules import AliasHistoryKind, AliasState, aliases_by_model
+from modelreg.shared.contracts import ModelKey
 
 
 class FakeAliasStore:

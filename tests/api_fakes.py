@@ -15,15 +15,15 @@ from typing import Any
 
 import msgspec
 
-from shared.adapters.kafka import CommandNotPublishedError
-from shared.adapters.mongo import DuplicateModelError, ModelFilter
-from shared.adapters.mongo.upload_store import CLEANABLE_STATES
-from shared.adapters.storage import ArchiveTooLargeError, StagedUpload
-from shared.audit import AuditAction, AuditEntry, AuditOutcome, AuditQuery
-from shared.contracts import DeploymentCommand, ModelKey
-from shared.deployment_rules import DesiredState
-from shared.documents import HistoryEntry, ModelDetails, OrgModelDetails, UploadRecord, UploadState
-from shared.placement import Placement
+from modelreg.shared.adapters.kafka import CommandNotPublishedError
+from modelreg.shared.adapters.mongo import DuplicateModelError, ModelFilter
+from modelreg.shared.adapters.mongo.upload_store import CLEANABLE_STATES
+from modelreg.shared.adapters.storage import ArchiveTooLargeError, StagedUpload
+from modelreg.shared.audit import AuditAction, AuditEntry, AuditOutcome, AuditQuery
+from modelreg.shared.contracts import DeploymentCommand, ModelKey
+from modelreg.shared.deployment_rules import DesiredState
+from modelreg.shared.documents import HistoryEntry, ModelDetails, OrgModelDetails, UploadRecord, UploadState
+from modelreg.shared.placement import Placement
 
 
 class FakeModelStore:

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from services.devstack.embedded import free_port
-from services.testing.processes import ServiceProcess
-from shared.settings import Settings
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.settings import Settings
 
 
 class ApiProcess:

@@ -13,8 +13,8 @@ import httpx
 import msgspec
 from litestar.testing import AsyncTestClient
 
-from services.api.app import create_app
-from shared.settings import Settings
+from modelreg.services.api.app import create_app
+from modelreg.shared.settings import Settings
 
 
 def make_archive(files: Mapping[str, bytes] | None = None) -> bytes:
@@ -98,8 +98,8 @@ async def upload(
 async def api_process(settings: Settings, log_path: Path, key: str) -> AsyncIterator[httpx.AsyncClient]:
     """`modelreg api` as its own process (requests really concurrent, unlike the in-process test client),
     and an authenticated client for it."""
-    from services.devstack.embedded import free_port
-    from services.testing.processes import ServiceProcess
+    from modelreg.services.devstack.embedded import free_port
+    from modelreg.services.testing.processes import ServiceProcess
 
     served = msgspec.structs.replace(settings, api_port=free_port())
     process = ServiceProcess("api", served, log_path).start()

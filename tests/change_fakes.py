@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.adapters.mongo.change_stream import ResumeTokenRefused
-from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from modelreg.shared.adapters.mongo.change_stream import ResumeTokenRefused
+from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 
 
 def token(index: int) -> str:

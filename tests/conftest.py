@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.devstack import embedded
-from services.testing.infra import Infra, start_infra
-from shared.adapters import kafka, mongo
-from shared.settings import Settings
+from modelreg.services.devstack import embedded
+from modelreg.services.testing.infra import Infra, start_infra
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.settings import Settings
 
 T = TypeVar("T")
 
@@ -24,7 +24,7 @@ def pytest_configure(config: pytest.Config) -> None:
     existed lacks it, so register it here under the same name (`-p no:modelreg` still turns it off)."""
     manager = config.pluginmanager
     if not manager.has_plugin("modelreg") and not manager.is_blocked("modelreg"):
-        from services.testing import plugin
+        from modelreg.services.testing import plugin
 
         manager.register(plugin, "modelreg")
 
@@ -148,8 +148,8 @@ async def make_key(db, settings: Settings) -> Callable[..., Awaitable[str]]:
 
 async def insert_api_key(database: Any, settings: Settings, *namespaces: str, admin: bool = False) -> str:
     """Store a new key with the test's own client (Beanie binds to the app's client once an app started)."""
-    from shared.api_keys import generate_key
-    from shared.documents import ApiKeyDocument
+    from modelreg.shared.api_keys import generate_key
+    from modelreg.shared.documents import ApiKeyDocument
 
     generated = generate_key(settings.api_key_pepper)
     record = ApiKeyDocument(

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contracts import DeploymentEvent, EventType, encode
+from modelreg.shared.contracts import DeploymentEvent, EventType, encode
 
 _counter = itertools.count(1)
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)

@@ -12,15 +12,15 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from services.serve_bridge.bridge import Bridge, build_bridge
-from services.serve_bridge.events import EventPublisher
-from services.serve_bridge.model_server import ModelSpec
-from services.serve_bridge.ports import ServeRejected, ServeUnavailable
-from services.serve_bridge.ray_calls import RayCalls
-from services.serve_bridge.transitions import AppObservation, DeploymentObservation
-from shared.adapters.kafka import Message
-from shared.adapters.storage import ArchiveStorage
-from shared.contracts import (
+from modelreg.services.serve_bridge.bridge import Bridge, build_bridge
+from modelreg.services.serve_bridge.events import EventPublisher
+from modelreg.services.serve_bridge.model_server import ModelSpec
+from modelreg.services.serve_bridge.ports import ServeRejected, ServeUnavailable
+from modelreg.services.serve_bridge.ray_calls import RayCalls
+from modelreg.services.serve_bridge.transitions import AppObservation, DeploymentObservation
+from modelreg.shared.adapters.kafka import Message
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.contracts import (
     ClusterResources,
     DeploymentCommand,
     DeploymentEvent,
@@ -29,9 +29,9 @@ from shared.contracts import (
     decode_event,
     encode,
 )
-from shared.deployment_rules import ObservedChange, ObservedDeployment, lost_writes
-from shared.documents import ModelDetails
-from shared.settings import Settings
+from modelreg.shared.deployment_rules import ObservedChange, ObservedDeployment, lost_writes
+from modelreg.shared.documents import ModelDetails
+from modelreg.shared.settings import Settings
 
 
 class FakeServe:

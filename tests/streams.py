@@ -16,10 +16,10 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from shared.adapters.kafka import KafkaPublisher
-from shared.contracts import DeploymentEvent, EventType, ModelKey
-from shared.deployment_rules import ObservedDeployment, apply_events
-from shared.settings import Settings
+from modelreg.shared.adapters.kafka import KafkaPublisher
+from modelreg.shared.contracts import DeploymentEvent, EventType, ModelKey
+from modelreg.shared.deployment_rules import ObservedDeployment, apply_events
+from modelreg.shared.settings import Settings
 from tests.factories import BASE_TIME, seed_model_document
 
 EVENT_TYPES = list(EventType)

@@ -16,49 +16,60 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from services.api.access_log import AccessLog
-from services.api.aliases.controller import AliasController
-from services.api.aliases.service import AliasService
-from services.api.audit.actor import bind_actor
-from services.api.audit.controller import AuditController
-from services.api.audit.service import AuditReads
-from services.api.auth.cache import CachingKeyStore
-from services.api.auth.controller import whoami
-from services.api.auth.guards import namespace_guard
-from services.api.auth.middleware import ApiKeyAuthenticationMiddleware
-from services.api.caching.details import InvalidatingModelRepository
-from services.api.caching.wiring import ApiCaches
-from services.api.clusters.controller import ClusterController
-from services.api.clusters.service import ClusterService
-from services.api.console.controller import console_route_handlers
-from services.api.console.security import BrowserPageHeaders
-from services.api.console.swagger import OfflineSwaggerRenderPlugin
-from services.api.errors import EXCEPTION_HANDLERS
-from services.api.health import HealthController
-from services.api.limits import BodyDeadlineMiddleware, HeadAsGet
-from services.api.models.archives import ModelArchives
-from services.api.models.controller import ModelController
-from services.api.models.ports import ModelRepository
-from services.api.models.reads import ModelReads
-from services.api.models.service import ModelService, now_ms
-from services.api.org_models.controller import ORG_MODEL_CONTROLLERS
-from services.api.org_models.service import OrgModelService
-from services.api.predict.controller import PredictController
-from services.api.predict.service import PredictionService
-from services.api.uploads.controller import OrgUploadController, SignedUploadController, UploadController
-from services.api.uploads.wiring import UploadsPlugin
-from services.api.watch.controller import WatchController
-from services.api.watch.wiring import change_feed_lifespan, provide_watch_service
-from services.api.webhooks.controller import WebhookController
-from services.api.webhooks.wiring import provide_webhook_service
-from services.audit.recorder import Audit
-from services.keys.service import KeyService
-from shared.adapters import mongo
-from shared.adapters.inference import EndpointClient
-from shared.adapters.kafka import CommandPublisher
-from shared.adapters.mongo import AliasStore, ApiKeyStore, AuditStore, ClusterStore, ModelStore, OrgModelStore
-from shared.adapters.storage import ArchiveStorage
-from shared.settings import Settings
+from modelreg.services.api.access_log import AccessLog
+from modelreg.services.api.aliases.controller import AliasController
+from modelreg.services.api.aliases.service import AliasService
+from modelreg.services.api.audit.actor import bind_actor
+from modelreg.services.api.audit.controller import AuditController
+from modelreg.services.api.audit.service import AuditReads
+from modelreg.services.api.auth.cache import CachingKeyStore
+from modelreg.services.api.auth.controller import whoami
+from modelreg.services.api.auth.guards import namespace_guard
+from modelreg.services.api.auth.middleware import ApiKeyAuthenticationMiddleware
+from modelreg.services.api.caching.details import InvalidatingModelRepository
+from modelreg.services.api.caching.wiring import ApiCaches
+from modelreg.services.api.clusters.controller import ClusterController
+from modelreg.services.api.clusters.service import ClusterService
+from modelreg.services.api.console.controller import console_route_handlers
+from modelreg.services.api.console.security import BrowserPageHeaders
+from modelreg.services.api.console.swagger import OfflineSwaggerRenderPlugin
+from modelreg.services.api.errors import EXCEPTION_HANDLERS
+from modelreg.services.api.health import HealthController
+from modelreg.services.api.limits import BodyDeadlineMiddleware, HeadAsGet
+from modelreg.services.api.models.archives import ModelArchives
+from modelreg.services.api.models.controller import ModelController
+from modelreg.services.api.models.ports import ModelRepository
+from modelreg.services.api.models.reads import ModelReads
+from modelreg.services.api.models.service import ModelService, now_ms
+from modelreg.services.api.org_models.controller import ORG_MODEL_CONTROLLERS
+from modelreg.services.api.org_models.service import OrgModelService
+from modelreg.services.api.predict.controller import PredictController
+from modelreg.services.api.predict.service import PredictionService
+from modelreg.services.api.uploads.controller import (
+    OrgUploadController,
+    SignedUploadController,
+    UploadController,
+)
+from modelreg.services.api.uploads.wiring import UploadsPlugin
+from modelreg.services.api.watch.controller import WatchController
+from modelreg.services.api.watch.wiring import change_feed_lifespan, provide_watch_service
+from modelreg.services.api.webhooks.controller import WebhookController
+from modelreg.services.api.webhooks.wiring import provide_webhook_service
+from modelreg.services.audit.recorder import Audit
+from modelreg.services.keys.service import KeyService
+from modelreg.shared.adapters import mongo
+from modelreg.shared.adapters.inference import EndpointClient
+from modelreg.shared.adapters.kafka import CommandPublisher
+from modelreg.shared.adapters.mongo import (
+    AliasStore,
+    ApiKeyStore,
+    AuditStore,
+    ClusterStore,
+    ModelStore,
+    OrgModelStore,
+)
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.settings import Settings
 
 STARTUP_TIMEOUT_S = 60
 SECURITY_SCHEME = "BearerApiKey"

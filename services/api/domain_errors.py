@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.contracts import ModelKey
+from modelreg.shared.contracts import ModelKey
 
 
 class DomainError(Exception):

@@ -17,7 +17,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 
-from services.api.domain_errors import (
+from modelreg.services.api.domain_errors import (
     AliasNameMismatch,
     AliasNotFound,
     AliasTargetNotDeployed,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Controller, Response, get
 from pymongo.errors import PyMongoError
 
-from shared.adapters import mongo
-from shared.settings import Settings
+from modelreg.shared.adapters import mongo
+from modelreg.shared.settings import Settings
 
 
 class HealthController(Controller):

@@ -15,7 +15,7 @@ import uvicorn
 from litestar import Litestar
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from shared.settings import Settings
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.api")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.audit import AuditEntry, AuditOutcome, AuditQuery
+from modelreg.shared.audit import AuditEntry, AuditOutcome, AuditQuery
 
 
 class AuditLog(Protocol):

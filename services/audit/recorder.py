@@ -17,9 +17,9 @@ from typing import Any
 
 import structlog
 
-from services.audit.ports import AuditLog
-from shared.audit import AuditAction, AuditEntry, AuditOutcome, current_actor
-from shared.documents import utc_now
+from modelreg.services.audit.ports import AuditLog
+from modelreg.shared.audit import AuditAction, AuditEntry, AuditOutcome, current_actor
+from modelreg.shared.documents import utc_now
 
 log = structlog.get_logger("modelreg.audit")
 

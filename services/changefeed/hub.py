@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-from services.changefeed.ports import ChangeFeed
-from shared.changes import RegistryChange
+from modelreg.services.changefeed.ports import ChangeFeed
+from modelreg.shared.changes import RegistryChange
 
 # The shortest pause between two empty reads of the stream.
 IDLE_POLL_S = 0.01

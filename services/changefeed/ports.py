@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
-from shared.changes import RegistryChange
+from modelreg.shared.changes import RegistryChange
 
 
 class ChangeCursor(Protocol):

@@ -22,12 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from services.admin import publish_command, register_model
-from shared.adapters.mongo import ModelRegisteredError
-from shared.adapters.storage import ArchiveStorage
-from shared.contracts import CommandType, DeploymentCommand, ModelKey
-from shared.documents import ResourceRequirementsFields
-from shared.settings import Settings
+from modelreg.services.admin import publish_command, register_model
+from modelreg.shared.adapters.mongo import ModelRegisteredError
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.contracts import CommandType, DeploymentCommand, ModelKey
+from modelreg.shared.documents import ResourceRequirementsFields
+from modelreg.shared.settings import Settings
 
 DEMO_KEY = ModelKey("demo", "linear-onnx")
 DEMO_INPUT = {"inputs": {"x": [[1.0, 2.0, 3.0]]}}

@@ -19,11 +19,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-from services.devstack import embedded
-from services.keys.service import dev_key_banner, with_key_service
-from shared.adapters import kafka
-from shared.serve_routes import serve_base_url
-from shared.settings import Settings
+from modelreg.services.devstack import embedded
+from modelreg.services.keys.service import dev_key_banner, with_key_service
+from modelreg.shared.adapters import kafka
+from modelreg.shared.serve_routes import serve_base_url
+from modelreg.shared.settings import Settings
 
 STATE_DIR = Path(".modelreg")
 
@@ -89,7 +89,7 @@ class DevStack:
 
     def spawn(self, *command: str) -> subprocess.Popen[bytes]:
         env = {**os.environ, **self.settings.as_env()}
-        child = subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=env)
+        child = subprocess.Popen([sys.executable, "-m", "modelreg.services.cli", *command], env=env)
         self.children.append(child)
         return child
 
@@ -110,8 +110,8 @@ class DevStack:
 
 def register_local_cluster(settings: Settings) -> None:
     """`modelreg dev` has one Ray cluster: registered as the default cluster `local` (kept if it exists)."""
-    from services.cluster_admin import add_cluster, validated
-    from shared.cluster_routing import DEFAULT_CLUSTER
+    from modelreg.services.cluster_admin import add_cluster, validated
+    from modelreg.shared.cluster_routing import DEFAULT_CLUSTER
 
     serve_url = settings.serve_public_url or f"http://{settings.serve_host}:{settings.serve_port}"
     registration = validated(DEFAULT_CLUSTER, settings.ray_address, serve_url, {})
@@ -162,7 +162,7 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
         print_banner(settings, api_url, with_ray=with_ray)
         print(dev_key_banner(dev_key, dev_key_file), flush=True)
         if with_ray and demo:
-            from services.devstack.demo import run_demo
+            from modelreg.services.devstack.demo import run_demo
 
             run_demo(settings, stack.state_dir, api_url, interrupted, api_key=dev_key)
         while not stopping:

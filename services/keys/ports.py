@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from shared.documents import ApiKeyDocument
+from modelreg.shared.documents import ApiKeyDocument
 
 
 class KeyRecords(Protocol):

@@ -7,15 +7,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from services.audit.recorder import NOT_AUDITED, Audit
-from services.keys.ports import KeyRecords
-from shared.adapters import mongo
-from shared.adapters.mongo import ApiKeyStore, AuditStore, DuplicateKeyPrefixError
-from shared.api_keys import Principal, generate_key, key_matches, key_prefix
-from shared.audit import AuditAction
-from shared.documents import ApiKeyDocument
-from shared.identifiers import ID_RULE, is_valid_id
-from shared.settings import Settings
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit
+from modelreg.services.keys.ports import KeyRecords
+from modelreg.shared.adapters import mongo
+from modelreg.shared.adapters.mongo import ApiKeyStore, AuditStore, DuplicateKeyPrefixError
+from modelreg.shared.api_keys import Principal, generate_key, key_matches, key_prefix
+from modelreg.shared.audit import AuditAction
+from modelreg.shared.documents import ApiKeyDocument
+from modelreg.shared.identifiers import ID_RULE, is_valid_id
+from modelreg.shared.settings import Settings
 
 T = TypeVar("T")
 

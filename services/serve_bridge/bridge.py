@@ -8,17 +8,17 @@ from dataclasses import dataclass
 
 import structlog
 
-from services.serve_bridge.commands import CommandHandler
-from services.serve_bridge.health import HealthReporter, KeyedPublisher
-from services.serve_bridge.model_cache import ModelCache
-from services.serve_bridge.ports import EventSink, ModelReader, ServeUnavailable
-from services.serve_bridge.ray_calls import RayCalls
-from services.serve_bridge.reporting import Reporter
-from services.serve_bridge.session import ServeSession
-from services.serve_bridge.watcher import StatusWatcher
-from shared.adapters.storage import ArchiveStorage
-from shared.retry import RetryPolicy
-from shared.settings import Settings
+from modelreg.services.serve_bridge.commands import CommandHandler
+from modelreg.services.serve_bridge.health import HealthReporter, KeyedPublisher
+from modelreg.services.serve_bridge.model_cache import ModelCache
+from modelreg.services.serve_bridge.ports import EventSink, ModelReader, ServeUnavailable
+from modelreg.services.serve_bridge.ray_calls import RayCalls
+from modelreg.services.serve_bridge.reporting import Reporter
+from modelreg.services.serve_bridge.session import ServeSession
+from modelreg.services.serve_bridge.watcher import StatusWatcher
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.retry import RetryPolicy
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 

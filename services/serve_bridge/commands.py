@@ -15,29 +15,29 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from pymongo.errors import PyMongoError
 
-from services.serve_bridge import metrics
-from services.serve_bridge.loaders import ModelLoadError, model_files
-from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
-from services.serve_bridge.model_cache import ModelCache
-from services.serve_bridge.model_server import ModelSpec
-from services.serve_bridge.naming import (
+from modelreg.services.serve_bridge import metrics
+from modelreg.services.serve_bridge.loaders import ModelLoadError, model_files
+from modelreg.services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
+from modelreg.services.serve_bridge.model_cache import ModelCache
+from modelreg.services.serve_bridge.model_server import ModelSpec
+from modelreg.services.serve_bridge.naming import (
     NamingError,
     app_name,
     deployment_name,
     parse_deployment_name,
     route_prefix,
 )
-from services.serve_bridge.ports import ModelReader, ServeRejected, ServeUnavailable
-from services.serve_bridge.ray_calls import RayHung
-from services.serve_bridge.replica_archives import replica_archive_url
-from services.serve_bridge.reporting import Reporter
-from services.serve_bridge.session import ServeSession
-from services.serve_bridge.transitions import Reported, later_command_wins
-from services.serve_bridge.watcher import NO_APPLICATION
-from shared.adapters.kafka import Batch, ConsumerLoop
-from shared.adapters.storage import ArchiveStorage
-from shared.cluster_routing import is_for_cluster
-from shared.contracts import (
+from modelreg.services.serve_bridge.ports import ModelReader, ServeRejected, ServeUnavailable
+from modelreg.services.serve_bridge.ray_calls import RayHung
+from modelreg.services.serve_bridge.replica_archives import replica_archive_url
+from modelreg.services.serve_bridge.reporting import Reporter
+from modelreg.services.serve_bridge.session import ServeSession
+from modelreg.services.serve_bridge.transitions import Reported, later_command_wins
+from modelreg.services.serve_bridge.watcher import NO_APPLICATION
+from modelreg.shared.adapters.kafka import Batch, ConsumerLoop
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.cluster_routing import is_for_cluster
+from modelreg.shared.contracts import (
     CommandType,
     DeploymentCommand,
     EventType,
@@ -46,9 +46,9 @@ from shared.contracts import (
     ModelKey,
     decode_command,
 )
-from shared.documents import ResourceRequirementsFields
-from shared.retry import RetryPolicy, Stopping
-from shared.settings import Settings
+from modelreg.shared.documents import ResourceRequirementsFields
+from modelreg.shared.retry import RetryPolicy, Stopping
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 

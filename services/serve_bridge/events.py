@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import structlog
 
-from services.serve_bridge import metrics
-from shared.adapters.event_producer import DeploymentEventProducer
-from shared.adapters.kafka import Publisher
-from shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, printable_message
-from shared.event_building import SequenceClock
-from shared.serve_routes import endpoint_url, serve_base_url
-from shared.settings import Settings
+from modelreg.services.serve_bridge import metrics
+from modelreg.shared.adapters.event_producer import DeploymentEventProducer
+from modelreg.shared.adapters.kafka import Publisher
+from modelreg.shared.contracts import DeploymentEvent, EventType, ModelFormat, ModelKey, printable_message
+from modelreg.shared.event_building import SequenceClock
+from modelreg.shared.serve_routes import endpoint_url, serve_base_url
+from modelreg.shared.settings import Settings
 
 MAX_EVENT_MESSAGE = 8192
 log = structlog.get_logger("modelreg.bridge")

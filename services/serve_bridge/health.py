@@ -17,10 +17,10 @@ from typing import Protocol
 import structlog
 from aiokafka.errors import KafkaError
 
-from services.serve_bridge.ports import ServeRejected, ServeUnavailable
-from services.serve_bridge.ray_calls import RayHung
-from services.serve_bridge.session import ServeSession
-from shared.contracts import (
+from modelreg.services.serve_bridge.ports import ServeRejected, ServeUnavailable
+from modelreg.services.serve_bridge.ray_calls import RayHung
+from modelreg.services.serve_bridge.session import ServeSession
+from modelreg.shared.contracts import (
     ClusterHealthReport,
     ClusterResources,
     ModelKey,
@@ -28,10 +28,10 @@ from shared.contracts import (
     encode,
     printable_message,
 )
-from shared.event_building import SequenceClock
-from shared.retry import RetryPolicy, Stopping
-from shared.serve_routes import serve_base_url
-from shared.settings import Settings
+from modelreg.shared.event_building import SequenceClock
+from modelreg.shared.retry import RetryPolicy, Stopping
+from modelreg.shared.serve_routes import serve_base_url
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 MAX_MESSAGE = 2000

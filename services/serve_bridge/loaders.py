@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from shared.contracts import ModelFormat
+from modelreg.shared.contracts import ModelFormat
 
 
 class ModelLoadError(RuntimeError):

@@ -9,18 +9,18 @@ import structlog
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
-from services.serve_bridge.bridge import build_bridge
-from services.serve_bridge.commands import COMMANDS_PER_BATCH
-from services.serve_bridge.events import EventPublisher
-from services.serve_bridge.naming import bridge_consumer_group
-from services.serve_bridge.ray_calls import RayCalls
-from services.serve_bridge.ray_dashboard import RayDashboardAdapter
-from shared.adapters import kafka, mongo
-from shared.adapters.mongo import ModelStore
-from shared.adapters.storage import ArchiveStorage
-from shared.retry import RetryPolicy, Stopping
-from shared.settings import Settings
-from shared.signals import stop_on_signals
+from modelreg.services.serve_bridge.bridge import build_bridge
+from modelreg.services.serve_bridge.commands import COMMANDS_PER_BATCH
+from modelreg.services.serve_bridge.events import EventPublisher
+from modelreg.services.serve_bridge.naming import bridge_consumer_group
+from modelreg.services.serve_bridge.ray_calls import RayCalls
+from modelreg.services.serve_bridge.ray_dashboard import RayDashboardAdapter
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.retry import RetryPolicy, Stopping
+from modelreg.shared.settings import Settings
+from modelreg.shared.signals import stop_on_signals
 
 log = structlog.get_logger("modelreg.bridge")
 # A command may take long (a large archive); the consumer must not be thrown out of its group meanwhile.

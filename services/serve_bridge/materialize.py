@@ -20,10 +20,10 @@ from pathlib import Path
 
 import structlog
 
-from services.serve_bridge.cache_rules import CachedModel
-from services.serve_bridge.naming import NamingError, check_model_hash
-from shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
-from shared.archives import ArchiveLimits, InvalidArchiveError, extract, sha256_file
+from modelreg.services.serve_bridge.cache_rules import CachedModel
+from modelreg.services.serve_bridge.naming import NamingError, check_model_hash
+from modelreg.shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
+from modelreg.shared.archives import ArchiveLimits, InvalidArchiveError, extract, sha256_file
 
 log = structlog.get_logger("modelreg.bridge")
 

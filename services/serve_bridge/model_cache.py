@@ -9,11 +9,11 @@ from pathlib import Path
 
 import structlog
 
-from services.serve_bridge.cache_rules import in_use, models_to_evict
-from services.serve_bridge.materialize import cached_models, detach_cached_model, empty_trash
-from services.serve_bridge.naming import parse_deployment_name
-from services.serve_bridge.session import OwnedApplications
-from shared.settings import Settings
+from modelreg.services.serve_bridge.cache_rules import in_use, models_to_evict
+from modelreg.services.serve_bridge.materialize import cached_models, detach_cached_model, empty_trash
+from modelreg.services.serve_bridge.naming import parse_deployment_name
+from modelreg.services.serve_bridge.session import OwnedApplications
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 

@@ -20,10 +20,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services.serve_bridge.loaders import BadModelInput, PredictionNotSupported, load_model
-from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
-from shared.adapters.storage import ArchiveStorage
-from shared.settings import Settings
+from modelreg.services.serve_bridge.loaders import BadModelInput, PredictionNotSupported, load_model
+from modelreg.services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.settings import Settings
 
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
 _DEFAULTS = Settings()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from shared.cluster_routing import DEFAULT_CLUSTER
-from shared.contracts import ModelFormat, ModelKey
-from shared.serve_routes import endpoint_url as endpoint_url
-from shared.serve_routes import route_prefix as route_prefix
+from modelreg.shared.cluster_routing import DEFAULT_CLUSTER
+from modelreg.shared.contracts import ModelFormat, ModelKey
+from modelreg.shared.serve_routes import endpoint_url as endpoint_url
+from modelreg.shared.serve_routes import route_prefix as route_prefix
 
 # Ray Serve puts application names into replica ids ("app#deployment#id") and log file names.
 MAX_APP_NAME = 256

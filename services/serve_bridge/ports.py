@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from services.serve_bridge.model_server import ModelSpec
-from services.serve_bridge.transitions import AppObservation
-from shared.contracts import ClusterResources, DeploymentEvent, EventType, ModelFormat, ModelKey
-from shared.documents import ModelDetails
+from modelreg.services.serve_bridge.model_server import ModelSpec
+from modelreg.services.serve_bridge.transitions import AppObservation
+from modelreg.shared.contracts import ClusterResources, DeploymentEvent, EventType, ModelFormat, ModelKey
+from modelreg.shared.documents import ModelDetails
 
 
 class ServeUnavailable(RuntimeError):

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
-from services.serve_bridge.ports import ServeAdapter
+from modelreg.services.serve_bridge.ports import ServeAdapter
 
 T = TypeVar("T")
 # A call for the Ray thread: the loop awaiting it, the future to settle there, and the call itself.

@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import structlog
 
-from services.serve_bridge.model_server import ModelSpec
-from services.serve_bridge.ports import ServeRejected, ServeUnavailable
-from services.serve_bridge.ray_version import check_ray_version
-from services.serve_bridge.serve_config import (
+from modelreg.services.serve_bridge.model_server import ModelSpec
+from modelreg.services.serve_bridge.ports import ServeRejected, ServeUnavailable
+from modelreg.services.serve_bridge.ray_version import check_ray_version
+from modelreg.services.serve_bridge.serve_config import (
     DashboardAnswerError,
     application_config,
     cluster_resources,
@@ -28,9 +28,9 @@ from services.serve_bridge.serve_config import (
     observations,
     serve_running,
 )
-from services.serve_bridge.transitions import AppObservation
-from shared.contracts import ClusterResources
-from shared.settings import Settings
+from modelreg.services.serve_bridge.transitions import AppObservation
+from modelreg.shared.contracts import ClusterResources
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 APPLICATIONS = "/api/serve/applications/"

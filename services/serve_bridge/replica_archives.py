@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from shared.contracts import ModelKey
-from shared.settings import Settings
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.settings import Settings
 
 
 def registry_archive_url(base_url: str, key: ModelKey) -> str:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from aiokafka.errors import KafkaError
 
-from services.serve_bridge.naming import NamingError, app_name, parse_deployment_name
-from services.serve_bridge.ports import EventSink
-from services.serve_bridge.transitions import AppObservation, Reported, event_for_status, status_message
-from shared.contracts import EventType, ModelFormat, ModelKey
-from shared.retry import RetryPolicy
-from shared.settings import Settings
+from modelreg.services.serve_bridge.naming import NamingError, app_name, parse_deployment_name
+from modelreg.services.serve_bridge.ports import EventSink
+from modelreg.services.serve_bridge.transitions import (
+    AppObservation,
+    Reported,
+    event_for_status,
+    status_message,
+)
+from modelreg.shared.contracts import EventType, ModelFormat, ModelKey
+from modelreg.shared.retry import RetryPolicy
+from modelreg.shared.settings import Settings
 
 
 class Reporter:

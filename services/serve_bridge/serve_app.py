@@ -12,7 +12,7 @@ import msgspec
 from ray import serve
 from ray.serve import Application
 
-from services.serve_bridge.model_server import ModelServer, ModelSpec
+from modelreg.services.serve_bridge.model_server import ModelServer, ModelSpec
 
 
 def build_application(args: dict[str, Any]) -> Application:

@@ -12,12 +12,12 @@ from typing import Any
 
 import msgspec
 
-from services.serve_bridge.model_server import ModelSpec
-from services.serve_bridge.transitions import AppObservation, DeploymentObservation
-from shared.contracts import ClusterResources
+from modelreg.services.serve_bridge.model_server import ModelSpec
+from modelreg.services.serve_bridge.transitions import AppObservation, DeploymentObservation
+from modelreg.shared.contracts import ClusterResources
 
 # The replica's application builder: Ray imports it from the cluster's own environment (the Ray image).
-IMPORT_PATH = "services.serve_bridge.serve_app:build_application"
+IMPORT_PATH = "modelreg.services.serve_bridge.serve_app:build_application"
 
 
 class DashboardAnswerError(ValueError):

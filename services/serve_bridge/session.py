@@ -14,15 +14,15 @@ from typing import Any
 
 import structlog
 
-from services.serve_bridge import metrics
-from services.serve_bridge.model_server import ModelSpec
-from services.serve_bridge.naming import parse_app_name, parse_deployment_name
-from services.serve_bridge.ports import EventSink, ServeAdapter, ServeUnavailable
-from services.serve_bridge.ray_calls import RayCalls
-from services.serve_bridge.transitions import AppObservation
-from shared.contracts import ModelKey
-from shared.retry import RetryPolicy
-from shared.settings import Settings
+from modelreg.services.serve_bridge import metrics
+from modelreg.services.serve_bridge.model_server import ModelSpec
+from modelreg.services.serve_bridge.naming import parse_app_name, parse_deployment_name
+from modelreg.services.serve_bridge.ports import EventSink, ServeAdapter, ServeUnavailable
+from modelreg.services.serve_bridge.ray_calls import RayCalls
+from modelreg.services.serve_bridge.transitions import AppObservation
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.retry import RetryPolicy
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 

@@ -12,8 +12,8 @@ from typing import TypeVar
 
 import msgspec
 
-from shared.cluster_routing import DEFAULT_CLUSTER
-from shared.contracts import CommandType, EventType
+from modelreg.shared.cluster_routing import DEFAULT_CLUSTER
+from modelreg.shared.contracts import CommandType, EventType
 
 # ApplicationStatus values of Ray Serve (ray.serve.schema.ApplicationStatus).
 EVENT_FOR_APP_STATUS: dict[str, EventType] = {

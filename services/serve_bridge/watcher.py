@@ -11,18 +11,18 @@ import asyncio
 import structlog
 from pymongo.errors import PyMongoError
 
-from services.serve_bridge.model_cache import ModelCache
-from services.serve_bridge.ports import ModelReader, ServeUnavailable
-from services.serve_bridge.reporting import Reporter
-from services.serve_bridge.session import ServeSession
-from services.serve_bridge.transitions import (
+from modelreg.services.serve_bridge.model_cache import ModelCache
+from modelreg.services.serve_bridge.ports import ModelReader, ServeUnavailable
+from modelreg.services.serve_bridge.reporting import Reporter
+from modelreg.services.serve_bridge.session import ServeSession
+from modelreg.services.serve_bridge.transitions import (
     Reported,
     models_missing_from_serve,
     observed_on_this_cluster,
     transition,
 )
-from shared.retry import RetryPolicy
-from shared.settings import Settings
+from modelreg.shared.retry import RetryPolicy
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.bridge")
 NO_APPLICATION = "Ray Serve has no application for this model"

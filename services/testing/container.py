@@ -22,7 +22,7 @@ from typing import Any
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import HttpWaitStrategy
 
-from shared.settings import ENV_PREFIX, Settings
+from modelreg.shared.settings import ENV_PREFIX, Settings
 
 DEFAULT_IMAGE = "modelreg:latest"
 API_PORT = 8000

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.devstack import embedded
+from modelreg.services.devstack import embedded
 
 
 @dataclass(frozen=True)

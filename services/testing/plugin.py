@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from services.testing.stack import Namespace, RegistryStack
+    from modelreg.services.testing.stack import Namespace, RegistryStack
 
 BRIDGE_OPTION = "modelreg_bridge"
 
@@ -50,7 +50,7 @@ def modelreg_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RegistryStack]:
     """The registry's API and worker (and with --modelreg-bridge the bridge) for this test session."""
-    from services.testing.stack import RegistryStack
+    from modelreg.services.testing.stack import RegistryStack
 
     stack = RegistryStack(tmp_path_factory.mktemp("modelreg"), with_bridge=_with_bridge(request.config))
     stack.start()

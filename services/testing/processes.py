@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
-from services import cli
-from shared.settings import Settings
+from modelreg.services import cli
+from modelreg.shared.settings import Settings
 
 
 class ServiceProcess:

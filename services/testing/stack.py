@@ -28,16 +28,16 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
-from services import cli
-from services.devstack import embedded
-from services.testing.infra import Infra, start_infra
-from services.testing.processes import ServiceProcess
-from shared.adapters import kafka
-from shared.adapters.event_producer import DeploymentEventProducer
-from shared.adapters.mongo.databases import drop_database
-from shared.contracts import DeploymentEvent, DeploymentStatus, EventType
-from shared.event_building import SequenceClock
-from shared.settings import Settings
+from modelreg.services import cli
+from modelreg.services.devstack import embedded
+from modelreg.services.testing.infra import Infra, start_infra
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters import kafka
+from modelreg.shared.adapters.event_producer import DeploymentEventProducer
+from modelreg.shared.adapters.mongo.databases import drop_database
+from modelreg.shared.contracts import DeploymentEvent, DeploymentStatus, EventType
+from modelreg.shared.event_building import SequenceClock
+from modelreg.shared.settings import Settings
 
 T = TypeVar("T")
 READY_TIMEOUT_S = 120.0

@@ -22,14 +22,14 @@ import msgspec
 import structlog
 from standardwebhooks.webhooks import Webhook
 
-from services.api.watch.service import change_body
-from services.api.webhooks.ports import Resolver
-from services.changefeed.ports import ChangeFeed
-from services.webhooks.ports import DispatcherStore, Sender
-from shared.adapters.webhook_http import SendResult
-from shared.changes import RegistryChange
-from shared.documents import DeliveryState, WebhookDeliveryDocument, WebhookDocument
-from shared.webhook_rules import (
+from modelreg.services.api.watch.service import change_body
+from modelreg.services.api.webhooks.ports import Resolver
+from modelreg.services.changefeed.ports import ChangeFeed
+from modelreg.services.webhooks.ports import DispatcherStore, Sender
+from modelreg.shared.adapters.webhook_http import SendResult
+from modelreg.shared.changes import RegistryChange
+from modelreg.shared.documents import DeliveryState, WebhookDeliveryDocument, WebhookDocument
+from modelreg.shared.webhook_rules import (
     RetryPolicy,
     UrlPolicy,
     UrlRefused,

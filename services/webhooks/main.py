@@ -6,15 +6,15 @@ import asyncio
 
 import structlog
 
-from services.webhooks.dispatcher import Dispatcher
-from shared.adapters import mongo
-from shared.adapters.mongo.change_stream import MongoChangeFeed, enable_pre_images
-from shared.adapters.mongo.webhook_store import WebhookStore
-from shared.adapters.webhook_http import WebhookSender, resolve
-from shared.retry import Stopping
-from shared.settings import Settings
-from shared.signals import stop_on_signals
-from shared.webhook_rules import RetryPolicy, UrlPolicy
+from modelreg.services.webhooks.dispatcher import Dispatcher
+from modelreg.shared.adapters import mongo
+from modelreg.shared.adapters.mongo.change_stream import MongoChangeFeed, enable_pre_images
+from modelreg.shared.adapters.mongo.webhook_store import WebhookStore
+from modelreg.shared.adapters.webhook_http import WebhookSender, resolve
+from modelreg.shared.retry import Stopping
+from modelreg.shared.settings import Settings
+from modelreg.shared.signals import stop_on_signals
+from modelreg.shared.webhook_rules import RetryPolicy, UrlPolicy
 
 log = structlog.get_logger("modelreg.webhooks")
 

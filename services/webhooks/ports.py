@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from shared.adapters.webhook_http import SendResult
-from shared.documents import WebhookDeliveryDocument, WebhookDocument
+from modelreg.shared.adapters.webhook_http import SendResult
+from modelreg.shared.documents import WebhookDeliveryDocument, WebhookDocument
 
 
 class DispatcherStore(Protocol):

@@ -8,15 +8,15 @@ from typing import Protocol
 
 import msgspec
 
-from shared.contracts import DeploymentEvent, ModelKey
-from shared.deployment_rules import (
+from modelreg.shared.contracts import DeploymentEvent, ModelKey
+from modelreg.shared.deployment_rules import (
     ObservedChange,
     ObservedDeployment,
     apply_events,
     clusters_to_undeploy,
     group_by_model,
 )
-from shared.documents import utc_now
+from modelreg.shared.documents import utc_now
 
 # Compare-and-set rounds before giving up on a batch (another writer keeps moving the same model).
 MAX_WRITE_ROUNDS = 5

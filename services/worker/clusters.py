@@ -23,13 +23,13 @@ import msgspec
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
-from services.worker import metrics
-from services.worker.commands import deploy_command, undeploy_command
-from services.worker.consumer import RETRYABLE, DeadLetter, DeploymentEventConsumer
-from shared.adapters.kafka import Batch, ConsumerLoop, Offsets, Publisher
-from shared.adapters.mongo import PlacedModel
-from shared.adapters.mongo.cluster_store import candidate
-from shared.cluster_health import (
+from modelreg.services.worker import metrics
+from modelreg.services.worker.commands import deploy_command, undeploy_command
+from modelreg.services.worker.consumer import RETRYABLE, DeadLetter, DeploymentEventConsumer
+from modelreg.shared.adapters.kafka import Batch, ConsumerLoop, Offsets, Publisher
+from modelreg.shared.adapters.mongo import PlacedModel
+from modelreg.shared.adapters.mongo.cluster_store import candidate
+from modelreg.shared.cluster_health import (
     is_unreachable,
     needs_unreachable_event,
     newest_reports,
@@ -37,17 +37,17 @@ from shared.cluster_health import (
     stray_applications,
     unreachable_event,
 )
-from shared.contracts import (
+from modelreg.shared.contracts import (
     HEALTH_REPORT_DECODER,
     ClusterHealthReport,
     InvalidMessage,
     ModelKey,
 )
-from shared.deployment_rules import ObservedDeployment
-from shared.documents import ClusterRecord, utc_now
-from shared.placement import PlacementRequest, choose_cluster
-from shared.retry import RetryPolicy, Stopping
-from shared.settings import Settings
+from modelreg.shared.deployment_rules import ObservedDeployment
+from modelreg.shared.documents import ClusterRecord, utc_now
+from modelreg.shared.placement import PlacementRequest, choose_cluster
+from modelreg.shared.retry import RetryPolicy, Stopping
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.worker.clusters")
 

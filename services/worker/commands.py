@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from shared.contracts import CommandType, DeploymentCommand, ModelKey
+from modelreg.shared.contracts import CommandType, DeploymentCommand, ModelKey
 
 
 def cluster_command(

@@ -18,17 +18,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError
 from pymongo.errors import PyMongoError
 
-from services.worker import metrics
-from services.worker.applier import BatchOutcome, ConcurrentUpdateError, EventApplier
-from services.worker.commands import undeploy_command
-from services.worker.dead_letters import DeadLetterRecord, dead_letter_record, without_payload
-from shared.adapters.kafka import Batch, ConsumerLoop, Offsets
-from shared.contracts import DeploymentCommand, DeploymentEvent, InvalidMessage, decode_event, encode
-from shared.documents import utc_now
-from shared.event_admission import AdmissionRules
-from shared.retry import RetryPolicy, is_permanent_error
-from shared.settings import Settings
-from shared.tombstone_rules import is_acknowledged
+from modelreg.services.worker import metrics
+from modelreg.services.worker.applier import BatchOutcome, ConcurrentUpdateError, EventApplier
+from modelreg.services.worker.commands import undeploy_command
+from modelreg.services.worker.dead_letters import DeadLetterRecord, dead_letter_record, without_payload
+from modelreg.shared.adapters.kafka import Batch, ConsumerLoop, Offsets
+from modelreg.shared.contracts import DeploymentCommand, DeploymentEvent, InvalidMessage, decode_event, encode
+from modelreg.shared.documents import utc_now
+from modelreg.shared.event_admission import AdmissionRules
+from modelreg.shared.retry import RetryPolicy, is_permanent_error
+from modelreg.shared.settings import Settings
+from modelreg.shared.tombstone_rules import is_acknowledged
 
 RETRYABLE = (PyMongoError, KafkaError, OSError, ConcurrentUpdateError)
 log = structlog.get_logger("modelreg.worker")

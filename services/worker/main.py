@@ -8,14 +8,14 @@ import structlog
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
-from services.worker.applier import EventApplier
-from services.worker.clusters import ClusterHealthConsumer, ClusterWatch
-from services.worker.consumer import DeploymentEventConsumer
-from shared.adapters import kafka, mongo
-from shared.adapters.mongo import ClusterStore, ModelStore, TombstoneStore
-from shared.retry import Stopping, retry_with_backoff
-from shared.settings import Settings
-from shared.signals import stop_on_signals
+from modelreg.services.worker.applier import EventApplier
+from modelreg.services.worker.clusters import ClusterHealthConsumer, ClusterWatch
+from modelreg.services.worker.consumer import DeploymentEventConsumer
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.adapters.mongo import ClusterStore, ModelStore, TombstoneStore
+from modelreg.shared.retry import Stopping, retry_with_backoff
+from modelreg.shared.settings import Settings
+from modelreg.shared.signals import stop_on_signals
 
 log = structlog.get_logger("modelreg.worker")
 

@@ -19,10 +19,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from shared.adapters.kafka import KafkaPublisher, Publisher
-from shared.contracts import DeploymentEvent, EventType
-from shared.event_building import SequenceClock, build_event, check_event
-from shared.settings import Settings
+from modelreg.shared.adapters.kafka import KafkaPublisher, Publisher
+from modelreg.shared.contracts import DeploymentEvent, EventType
+from modelreg.shared.event_building import SequenceClock, build_event, check_event
+from modelreg.shared.settings import Settings
 
 DEFAULT_EVENTS_TOPIC = Settings().events_topic
 

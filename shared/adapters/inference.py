@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
-from shared.settings import Settings
+from modelreg.shared.settings import Settings
 
 
 class EndpointConnectionError(Exception):

@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError, TopicAlreadyExistsError
 
-from shared.contracts import DeploymentCommand, DeploymentEvent, encode
-from shared.retry import RetryPolicy, Stopping, is_permanent_error
-from shared.settings import Settings
+from modelreg.shared.contracts import DeploymentCommand, DeploymentEvent, encode
+from modelreg.shared.retry import RetryPolicy, Stopping, is_permanent_error
+from modelreg.shared.settings import Settings
 
 R = TypeVar("R")
 Batch = dict[TopicPartition, list[ConsumerRecord]]

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 
 import msgspec
 
-from shared.settings import Settings
+from modelreg.shared.settings import Settings
 
 
 class ArchiveTooLargeError(ValueError):

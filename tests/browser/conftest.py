@@ -19,11 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
-from services.devstack.demo import write_demo_archive
-from services.devstack.embedded import free_port
-from services.testing.processes import ServiceProcess
-from shared.adapters import kafka, mongo
-from shared.settings import Settings
+from modelreg.services.devstack.demo import write_demo_archive
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.settings import Settings
 from tests.conftest import insert_api_key, make_settings
 from tests.factories import seed_model_document
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.adapters import kafka
-from shared.contracts import COMMAND_DECODER, CommandType
+from modelreg.shared.adapters import kafka
+from modelreg.shared.contracts import COMMAND_DECODER, CommandType
 from tests.browser.conftest import DEMO_ID, NS, ROOT, Stack, Watched, register_demo
 from tests.conftest import eventually, read_topic
 from tests.factories import event, record, seed_model_document

@@ -20,13 +20,13 @@ import httpx
 import msgspec
 import pytest
 
-from services.admin import publish_command
-from services.devstack import embedded
-from services.testing.infra import Infra
-from services.worker.main import run_worker
-from shared.adapters import kafka, mongo
-from shared.contracts import CommandType, DeploymentCommand, ModelKey
-from shared.settings import Settings
+from modelreg.services.admin import publish_command
+from modelreg.services.devstack import embedded
+from modelreg.services.testing.infra import Infra
+from modelreg.services.worker.main import run_worker
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.contracts import CommandType, DeploymentCommand, ModelKey
+from modelreg.shared.settings import Settings
 from tests.conftest import eventually, insert_api_key, make_settings
 from tests.factories import seed_model_document
 
@@ -116,7 +116,10 @@ class BridgeProcess:
         log = self.log_path.open("ab")
         env = {**os.environ, **self.settings.as_env()}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "bridge"], stdout=log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "modelreg.services.cli", "bridge"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         log.close()
         return self
@@ -171,7 +174,7 @@ async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStac
     worker = asyncio.create_task(run_worker(settings, stop))
     api = embedded.ServerProcess(
         name="api",
-        args=[sys.executable, "-m", "services.cli", "api"],
+        args=[sys.executable, "-m", "modelreg.services.cli", "api"],
         port=settings.api_port,
         url=f"http://127.0.0.1:{settings.api_port}",
         log_path=tmp_path / "api.log",

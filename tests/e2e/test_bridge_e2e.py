@@ -17,8 +17,8 @@ import httpx
 import numpy as np
 import pytest
 
-from services.admin import publish_event
-from shared.contracts import CommandType, DeploymentEvent, EventType
+from modelreg.services.admin import publish_event
+from modelreg.shared.contracts import CommandType, DeploymentEvent, EventType
 from tests.conftest import eventually, read_topic
 from tests.e2e.conftest import E2EStack
 from tests.model_archives import (
@@ -245,7 +245,7 @@ async def test_a_frozen_model_is_unfrozen_by_resync_with_the_real_serve_state(st
     for key in (running, never_deployed):
         result = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "services.cli", "models", "resync"]
+            [sys.executable, "-m", "modelreg.services.cli", "models", "resync"]
             + ["--namespace", key.namespace_id, "--model-id", key.model_id],
             env={**os.environ, **settings.as_env()},
             capture_output=True,

@@ -25,15 +25,21 @@ import msgspec
 import numpy as np
 import pytest
 
-from services.admin import publish_command
-from services.devstack import embedded
-from services.serve_bridge.ports import ServeUnavailable
-from services.serve_bridge.ray_dashboard import RayDashboardAdapter
-from services.testing.infra import Infra
-from services.worker.main import run_worker
-from shared.adapters import kafka, mongo
-from shared.contracts import ClusterHealthReport, CommandType, DeploymentCommand, DeploymentEvent, ModelKey
-from shared.settings import Settings
+from modelreg.services.admin import publish_command
+from modelreg.services.devstack import embedded
+from modelreg.services.serve_bridge.ports import ServeUnavailable
+from modelreg.services.serve_bridge.ray_dashboard import RayDashboardAdapter
+from modelreg.services.testing.infra import Infra
+from modelreg.services.worker.main import run_worker
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.contracts import (
+    ClusterHealthReport,
+    CommandType,
+    DeploymentCommand,
+    DeploymentEvent,
+    ModelKey,
+)
+from modelreg.shared.settings import Settings
 from tests.conftest import eventually, insert_api_key, make_settings, read_topic
 from tests.e2e.conftest import TEST_RESOURCES, BridgeProcess, RayCluster
 from tests.factories import seed_model_document
@@ -124,7 +130,7 @@ async def two(
     api_url = f"http://127.0.0.1:{settings.api_port}"
     api = embedded.ServerProcess(
         name="api",
-        args=[sys.executable, "-m", "services.cli", "api"],
+        args=[sys.executable, "-m", "modelreg.services.cli", "api"],
         port=settings.api_port,
         url=api_url,
         log_path=tmp_path / "api.log",

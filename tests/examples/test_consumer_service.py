@@ -5,7 +5,7 @@ import asyncio
 
 import httpx
 
-from shared.adapters.event_producer import DeploymentEventProducer
+from modelreg.shared.adapters.event_producer import DeploymentEventProducer
 
 
 def test_a_model_is_deployed_once_its_events_arrive(modelreg_stack, modelreg_namespace):

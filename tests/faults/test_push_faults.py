@@ -9,11 +9,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from services.testing.processes import ServiceProcess
-from services.worker.applier import EventApplier
-from shared.adapters.mongo import ModelStore
-from shared.contracts import EventType
-from shared.settings import Settings
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.services.worker.applier import EventApplier
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.contracts import EventType
+from modelreg.shared.settings import Settings
 from tests.api_process import ApiProcess, http_client, running_api
 from tests.conftest import eventually
 from tests.factories import event, seed_model_document

@@ -19,12 +19,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo.errors import PyMongoError
 
-from services.devstack import embedded
-from services.testing.infra import Infra
-from services.testing.processes import ServiceProcess
-from shared.adapters import kafka, mongo
-from shared.contracts import ModelKey
-from shared.settings import Settings
+from modelreg.services.devstack import embedded
+from modelreg.services.testing.infra import Infra
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.settings import Settings
 from tests.conftest import eventually, make_settings
 from tests.streams import (
     Expected,

@@ -19,10 +19,10 @@ from pymongo import MongoClient
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from services.api.app import create_app
-from shared.api_keys import generate_key
-from shared.documents import ApiKeyDocument
-from shared.settings import Settings
+from modelreg.services.api.app import create_app
+from modelreg.shared.api_keys import generate_key
+from modelreg.shared.documents import ApiKeyDocument
+from modelreg.shared.settings import Settings
 from tests.factories import seed_model_document
 
 pytestmark = pytest.mark.timeout(300)

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.testing.processes import ServiceProcess
-from services.worker.dead_letters import MAX_KEY_BYTES
-from shared.contracts import DeploymentEvent, encode
-from shared.settings import Settings
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.services.worker.dead_letters import MAX_KEY_BYTES
+from modelreg.shared.contracts import DeploymentEvent, encode
+from modelreg.shared.settings import Settings
 from tests.conftest import eventually, read_topic
 from tests.factories import event
 from tests.streams import seed_documents

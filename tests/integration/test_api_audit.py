@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.audit.recorder import Audit
-from services.keys.service import KeyService
-from shared.adapters.mongo import ApiKeyStore, AuditStore
+from modelreg.services.audit.recorder import Audit
+from modelreg.services.keys.service import KeyService
+from modelreg.shared.adapters.mongo import ApiKeyStore, AuditStore
 from tests.api_support import api_client, bearer, upload
 from tests.integration.test_api_upload import assert_error
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shared.contracts import COMMAND_DECODER, CommandType
+from modelreg.shared.contracts import COMMAND_DECODER, CommandType
 from tests.api_support import api_client, bearer, make_archive
 from tests.conftest import read_topic
 from tests.factories import seed_model_document

@@ -14,9 +14,9 @@ import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
-from services.api.app import create_app
-from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
-from shared.settings import Settings
+from modelreg.services.api.app import create_app
+from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from modelreg.shared.settings import Settings
 from tests.api_support import bearer, make_archive, upload_form
 from tests.conftest import eventually
 from tests.factories import seed_model_document

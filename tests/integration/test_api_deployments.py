@@ -10,8 +10,8 @@ from urllib.parse import unquote, urlparse
 import msgspec
 import pytest
 
-from services.devstack.embedded import free_port
-from shared.contracts import COMMAND_DECODER, CommandType, DeploymentCommand
+from modelreg.services.devstack.embedded import free_port
+from modelreg.shared.contracts import COMMAND_DECODER, CommandType, DeploymentCommand
 from tests.api_support import api_client, upload
 from tests.conftest import read_topic
 from tests.factories import seed_model_document

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.devstack.embedded import free_port
-from services.testing.processes import ServiceProcess
-from shared.adapters import kafka, mongo
-from shared.api_keys import key_prefix
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.api_keys import key_prefix
 from tests.api_support import api_client, make_archive, upload
 from tests.conftest import insert_api_key, make_settings
 from tests.factories import seed_model_document

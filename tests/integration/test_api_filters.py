@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.documents import LIST_INDEXES
+from modelreg.shared.documents import LIST_INDEXES
 from tests.api_support import api_client
 from tests.factories import BASE_TIME, seed_model_document
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.contracts import COMMAND_DECODER, CommandType, DeploymentEvent, encode
+from modelreg.shared.contracts import COMMAND_DECODER, CommandType, DeploymentEvent, encode
 from tests.api_support import api_client, upload
 from tests.conftest import eventually, read_topic
 from tests.factories import event
@@ -27,7 +27,7 @@ def worker(topics, db, tmp_path):
     """`modelreg worker` as its own process, as in production (Beanie binds one client per process)."""
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "worker"],
+        [sys.executable, "-m", "modelreg.services.cli", "worker"],
         env={**os.environ, **topics.as_env()},
         stdout=log,
         stderr=subprocess.STDOUT,

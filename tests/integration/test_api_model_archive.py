@@ -11,10 +11,10 @@ import boto3
 import msgspec
 import pytest
 
-from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
-from services.testing.processes import ServiceProcess
-from shared.adapters.storage import ArchiveStorage
-from shared.settings import Settings
+from modelreg.services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.settings import Settings
 from tests.api_support import api_client, bearer
 from tests.factories import seed_model_document
 from tests.model_archives import linear_onnx_bytes, tar_gz, write_archive
@@ -93,7 +93,7 @@ async def test_an_s3_archive_is_streamed_from_the_bucket(settings, db, make_key,
 async def test_a_replica_fetches_the_archive_from_a_running_registry(
     settings, db, make_key, tmp_path: Path, with_key: bool
 ) -> None:
-    from services.devstack import embedded
+    from modelreg.services.devstack import embedded
 
     _, digest, _ = await store(db, settings, "ns_a", "m1")
     port = embedded.free_port()

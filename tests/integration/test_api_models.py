@@ -11,7 +11,7 @@ import pytest
 import yaml
 from litestar.testing import AsyncTestClient
 
-from services.api.app import create_app
+from modelreg.services.api.app import create_app
 from tests.factories import seed_model_document
 
 SPEC = yaml.safe_load((Path(__file__).parents[2] / "docs/spec/get-model-details.openapi.yaml").read_text())
@@ -183,7 +183,7 @@ async def test_served_openapi_declares_the_seed_components(client) -> None:
 
 
 async def test_ready_reports_503_while_mongodb_is_down(infra, tmp_path) -> None:
-    from services.devstack import embedded
+    from modelreg.services.devstack import embedded
     from tests.conftest import make_settings
 
     server = embedded.secantus(tmp_path / "db", log_dir=tmp_path).start()

@@ -8,7 +8,7 @@ import collections
 import msgspec
 import pytest
 
-from services.devstack.embedded import free_port
+from modelreg.services.devstack.embedded import free_port
 from tests.api_support import api_client, api_process, bearer
 from tests.endpoints import stand_in_endpoint
 from tests.factories import seed_model_document

@@ -23,10 +23,10 @@ import pytest
 from mixpeek.models.confirm_model_upload_response import ConfirmModelUploadResponse
 from mixpeek.models.model_presigned_url_response import ModelPresignedURLResponse
 
-from services.devstack.embedded import free_port
-from services.testing.processes import ServiceProcess
-from shared.adapters import kafka, mongo
-from shared.upload_signing import upload_signature
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.upload_signing import upload_signature
 from tests.api_support import api_client, make_archive
 from tests.conftest import eventually, insert_api_key, make_settings
 from tests.factories import seed_model_document

@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlparse
 import msgspec
 import pytest
 
-from shared.adapters.mongo import DuplicateModelError, ModelStore
-from shared.documents import ModelDetails
+from modelreg.shared.adapters.mongo import DuplicateModelError, ModelStore
+from modelreg.shared.documents import ModelDetails
 from tests.api_support import api_client, make_archive, make_archive_with, upload
 from tests.archive_bombs import bad_crc, declared_huge, many_members, trailing_garbage, zeros
 from tests.integration.test_api_models import seed_validator
@@ -347,7 +347,7 @@ def s3_settings(topics, tmp_path, monkeypatch):
     """Settings storing archives in a bucket of a local S3-compatible server."""
     import boto3
 
-    from services.devstack.embedded import moto
+    from modelreg.services.devstack.embedded import moto
 
     for name, value in (
         ("AWS_ACCESS_KEY_ID", "test"),

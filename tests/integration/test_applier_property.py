@@ -15,12 +15,12 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.worker.applier import EventApplier
-from shared.adapters.mongo import ModelStore
-from shared.contracts import EventType, ModelKey
-from shared.conversions import observed_from_details
-from shared.deployment_rules import ObservedDeployment, apply_event, apply_events, group_by_model
-from shared.documents import ModelDetails
+from modelreg.services.worker.applier import EventApplier
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.contracts import EventType, ModelKey
+from modelreg.shared.conversions import observed_from_details
+from modelreg.shared.deployment_rules import ObservedDeployment, apply_event, apply_events, group_by_model
+from modelreg.shared.documents import ModelDetails
 from tests.factories import event, seed_model_document
 
 MODEL_IDS = ["p1", "p2", "p3"]

@@ -7,9 +7,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
-from shared.adapters.storage import ArchiveStorage
-from shared.settings import Settings
+from modelreg.services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.settings import Settings
 from tests.model_archives import linear_onnx_bytes, tar_gz, write_archive
 
 

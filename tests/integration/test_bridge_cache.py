@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from services.serve_bridge.materialize import cached_model_dir, prepare_model_files
-from services.serve_bridge.model_cache import ModelCache
-from services.serve_bridge.naming import deployment_name
-from services.serve_bridge.transitions import AppObservation, DeploymentObservation
-from shared.adapters.storage import ArchiveStorage
-from shared.contracts import ModelKey
-from shared.settings import Settings
+from modelreg.services.serve_bridge.materialize import cached_model_dir, prepare_model_files
+from modelreg.services.serve_bridge.model_cache import ModelCache
+from modelreg.services.serve_bridge.naming import deployment_name
+from modelreg.services.serve_bridge.transitions import AppObservation, DeploymentObservation
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.settings import Settings
 from tests.model_archives import tar_gz, write_archive
 
 MODEL_BYTES = 100_000

@@ -8,12 +8,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 
-from services.serve_bridge.events import EventPublisher
-from services.serve_bridge.reporting import Reporter
-from shared.adapters import kafka
-from shared.contracts import EventType, ModelKey
-from shared.retry import RetryPolicy
-from shared.settings import Settings
+from modelreg.services.serve_bridge.events import EventPublisher
+from modelreg.services.serve_bridge.reporting import Reporter
+from modelreg.shared.adapters import kafka
+from modelreg.shared.contracts import EventType, ModelKey
+from modelreg.shared.retry import RetryPolicy
+from modelreg.shared.settings import Settings
 from tests.conftest import eventually
 from tests.fakes import FakeServe, InMemoryModels, make_bridge
 

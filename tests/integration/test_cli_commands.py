@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from shared.contracts import CommandType, decode_command
-from shared.settings import Settings
+from modelreg.shared.contracts import CommandType, decode_command
+from modelreg.shared.settings import Settings
 from tests.conftest import read_topic
 
 
@@ -18,7 +18,7 @@ async def test_cli_publishes_deploy_and_undeploy_commands(topics: Settings) -> N
             [
                 sys.executable,
                 "-m",
-                "services.cli",
+                "modelreg.services.cli",
                 "models",
                 action,
                 "--namespace",
@@ -45,7 +45,7 @@ async def test_cli_refuses_an_event_the_worker_would_dead_letter(topics: Setting
         [
             sys.executable,
             "-m",
-            "services.cli",
+            "modelreg.services.cli",
             "events",
             "publish",
             "--type",

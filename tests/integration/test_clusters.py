@@ -16,9 +16,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from services.testing.processes import ServiceProcess
-from shared.adapters import kafka
-from shared.contracts import (
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters import kafka
+from modelreg.shared.contracts import (
     COMMAND_DECODER,
     ClusterHealthReport,
     ClusterResources,
@@ -30,7 +30,7 @@ from shared.contracts import (
     encode,
     now_microseconds,
 )
-from shared.settings import Settings
+from modelreg.shared.settings import Settings
 from tests.api_support import api_client
 from tests.conftest import eventually, read_topic
 from tests.factories import seed_model_document
@@ -154,7 +154,7 @@ async def model(db, model_id: str) -> dict[str, Any]:
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", "clusters", *args],
+        [sys.executable, "-m", "modelreg.services.cli", "clusters", *args],
         env={**os.environ, **settings.as_env()},
         capture_output=True,
         text=True,
@@ -484,7 +484,7 @@ async def test_bad_reports_go_to_the_dlq_and_older_ones_change_nothing(
 
 
 async def test_modelreg_dev_registers_its_one_cluster_as_local_and_keeps_it(settings, db) -> None:
-    from services.devstack.stack import register_local_cluster
+    from modelreg.services.devstack.stack import register_local_cluster
 
     await asyncio.to_thread(register_local_cluster, settings)
     await asyncio.to_thread(register_local_cluster, settings)  # a restarted `modelreg dev`

@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from services.api.console.security import CONTENT_SECURITY_POLICY
+from modelreg.services.api.console.security import CONTENT_SECURITY_POLICY
 from tests.api_support import api_client
 
 

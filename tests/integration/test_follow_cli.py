@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from services.worker.applier import EventApplier
-from shared.adapters.mongo import ModelStore
-from shared.contracts import CommandType, EventType, decode_command
-from shared.settings import Settings
+from modelreg.services.worker.applier import EventApplier
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.contracts import CommandType, EventType, decode_command
+from modelreg.shared.settings import Settings
 from tests.conftest import read_topic
 from tests.factories import event, seed_model_document
 
@@ -21,7 +21,7 @@ async def start_cli(settings: Settings, *args: str) -> asyncio.subprocess.Proces
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "services.cli",
+        "modelreg.services.cli",
         "models",
         *args,
         env={**os.environ, **settings.as_env()},

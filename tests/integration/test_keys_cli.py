@@ -13,16 +13,16 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from services.devstack.embedded import free_port
-from services.keys.service import KeyService
-from shared.adapters.mongo import ApiKeyStore
-from shared.api_keys import KEY_PATTERN, hash_key
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.keys.service import KeyService
+from modelreg.shared.adapters.mongo import ApiKeyStore
+from modelreg.shared.api_keys import KEY_PATTERN, hash_key
 from tests.api_support import api_client, bearer
 
 
 def modelreg(settings, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
+        [sys.executable, "-m", "modelreg.services.cli", *args],
         env={**os.environ, **settings.as_env()},
         capture_output=True,
         text=True,
@@ -113,7 +113,7 @@ def test_modelreg_dev_prints_a_working_key(topics, tmp_path) -> None:
     output = tmp_path / "dev.out"
     with output.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "dev", "--no-ray", "--no-demo"],
+            [sys.executable, "-m", "modelreg.services.cli", "dev", "--no-ray", "--no-demo"],
             env=env,
             cwd=tmp_path,
             stdout=out,

@@ -9,11 +9,11 @@ import msgspec
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.api.app import create_app
-from services.devstack.embedded import free_port
-from services.testing.processes import ServiceProcess
-from shared.contracts import encode
-from shared.settings import Settings
+from modelreg.services.api.app import create_app
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.contracts import encode
+from modelreg.shared.settings import Settings
 from tests.conftest import eventually
 from tests.factories import event, seed_model_document
 

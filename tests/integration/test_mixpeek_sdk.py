@@ -20,12 +20,12 @@ import pytest
 from mixpeek.api.custom_models_api import CustomModelsApi
 from mixpeek.exceptions import ConflictException, NotFoundException, UnprocessableEntityException
 
-from services.devstack.embedded import free_port
-from services.testing.processes import ServiceProcess
-from shared.adapters import kafka, mongo
-from shared.contracts import ModelKey
-from shared.serve_routes import model_endpoint
-from shared.settings import Settings
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.serve_routes import model_endpoint
+from modelreg.shared.settings import Settings
 from tests.api_support import make_archive
 from tests.conftest import insert_api_key, make_settings, read_topic
 from tests.factories import seed_model_document

@@ -10,17 +10,22 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.admin import register_model
-from shared.adapters.mongo import (
+from modelreg.services.admin import register_model
+from modelreg.shared.adapters.mongo import (
     DuplicateModelError,
     DuplicateModelIdError,
     ModelRegisteredError,
     ModelStore,
     observed_from_details,
 )
-from shared.contracts import DeploymentStatus, ModelKey
-from shared.deployment_rules import ObservedChange, ObservedDeployment, apply_event, is_observed_on_serve
-from shared.documents import ModelDetails
+from modelreg.shared.contracts import DeploymentStatus, ModelKey
+from modelreg.shared.deployment_rules import (
+    ObservedChange,
+    ObservedDeployment,
+    apply_event,
+    is_observed_on_serve,
+)
+from modelreg.shared.documents import ModelDetails
 from tests.factories import event, seed_model_document
 from tests.fakes import InMemoryObservedStore
 

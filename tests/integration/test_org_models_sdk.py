@@ -35,10 +35,10 @@ from mixpeek.models import (
     OrgModelListResponse,
 )
 
-from services.devstack.embedded import free_port
-from services.testing.processes import ServiceProcess
-from shared.adapters import kafka, mongo
-from shared.contracts import COMMAND_DECODER, CommandType, EventType, encode
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.contracts import COMMAND_DECODER, CommandType, EventType, encode
 from tests.api_support import make_archive
 from tests.conftest import insert_api_key, make_settings, read_topic
 from tests.factories import event
@@ -390,8 +390,8 @@ async def test_presigned_shared_uploads_need_an_admin_key_a_live_upload_and_the_
 async def test_uploads_is_a_route_never_a_shared_model_id(fresh: Stack) -> None:
     # Litestar prefers the static segment: /v1/models/uploads only takes POST, so GET and DELETE answer
     # 405 rather than reaching /v1/models/{model_id}; shared model ids are generated as model_<hex>.
-    from services.api.models.registration import new_model_id
-    from shared.identifiers import RESERVED_MODEL_IDS
+    from modelreg.services.api.models.registration import new_model_id
+    from modelreg.shared.identifiers import RESERVED_MODEL_IDS
 
     assert "uploads" in RESERVED_MODEL_IDS
     assert all(new_model_id().startswith("model_") for _ in range(100))

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import testcontainers.core.container as tc_container
 
-from services.devstack.embedded import free_port
-from services.testing.container import (
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.container import (
     API_PORT,
     ENTRYPOINT,
     READY_PATH,
@@ -25,8 +25,8 @@ from services.testing.container import (
     ready_wait_strategy,
     registry_environment,
 )
-from services.testing.infra import Infra
-from shared.settings import Settings, SettingsError
+from modelreg.services.testing.infra import Infra
+from modelreg.shared.settings import Settings, SettingsError
 
 
 class NoDocker:

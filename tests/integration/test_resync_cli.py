@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from services.worker.main import run_worker
-from shared.contracts import CommandType, decode_command
+from modelreg.services.worker.main import run_worker
+from modelreg.shared.contracts import CommandType, decode_command
 from tests.conftest import eventually, read_topic
 from tests.factories import event, seed_model_document
 from tests.integration.test_keys_cli import modelreg

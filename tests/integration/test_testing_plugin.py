@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from services.testing import plugin
-from services.testing.stack import port_is_free
+from modelreg.services.testing import plugin
+from modelreg.services.testing.stack import port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ import sys
 
 def test_loading_the_plugin_starts_and_imports_nothing(request):
     assert request.config.pluginmanager.has_plugin("modelreg")
-    assert "services.testing.stack" not in sys.modules
+    assert "modelreg.services.testing.stack" not in sys.modules
     assert "aiokafka" not in sys.modules and "pymongo" not in sys.modules
 """
 

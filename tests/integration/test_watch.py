@@ -9,10 +9,10 @@ import httpx
 import msgspec
 import pytest
 
-from services.worker.applier import EventApplier
-from shared.adapters.mongo import ModelStore
-from shared.contracts import EventType
-from shared.settings import Settings
+from modelreg.services.worker.applier import EventApplier
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.contracts import EventType
+from modelreg.shared.settings import Settings
 from tests.api_process import running_api
 from tests.factories import event, seed_model_document
 from tests.sse import Watch, watch

@@ -15,14 +15,14 @@ import msgspec
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.worker.applier import EventApplier
-from services.worker.consumer import DeploymentEventConsumer
-from services.worker.main import run_worker
-from shared.adapters import kafka
-from shared.adapters.mongo import ModelStore
-from shared.contracts import DeploymentEvent, DeploymentStatus, encode
-from shared.deployment_rules import ObservedDeployment, apply_events
-from shared.settings import Settings
+from modelreg.services.worker.applier import EventApplier
+from modelreg.services.worker.consumer import DeploymentEventConsumer
+from modelreg.services.worker.main import run_worker
+from modelreg.shared.adapters import kafka
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.contracts import DeploymentEvent, DeploymentStatus, encode
+from modelreg.shared.deployment_rules import ObservedDeployment, apply_events
+from modelreg.shared.settings import Settings
 from tests.conftest import eventually, read_topic
 from tests.factories import event, seed_model_document
 
@@ -302,7 +302,7 @@ async def test_sigterm_finishes_commits_and_exits_zero(db, producer, topics) -> 
     await db.custom_models.insert_many([seed_model_document(model_id=m) for m in models])
     events = [event("deployment.ready", seq, model_id=m) for seq in range(1, 11) for m in models]
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "worker"],
+        [sys.executable, "-m", "modelreg.services.cli", "worker"],
         env={**os.environ, **msgspec.structs.replace(topics, log_format="json").as_env()},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -11,14 +11,14 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, TopicAuthorizationFailedError
 
-from services.worker import metrics
-from services.worker.applier import EventApplier
-from services.worker.consumer import DeploymentEventConsumer
-from services.worker.main import run_worker
-from shared.adapters import kafka
-from shared.adapters.mongo import ModelStore
-from shared.contracts import DeploymentEvent, encode
-from shared.settings import Settings
+from modelreg.services.worker import metrics
+from modelreg.services.worker.applier import EventApplier
+from modelreg.services.worker.consumer import DeploymentEventConsumer
+from modelreg.services.worker.main import run_worker
+from modelreg.shared.adapters import kafka
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.contracts import DeploymentEvent, encode
+from modelreg.shared.settings import Settings
 from tests.conftest import eventually, read_topic
 from tests.factories import event, seed_model_document
 from tests.integration.test_worker import _committed_to, _with_sequence

@@ -10,10 +10,10 @@ import httpx
 import msgspec
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.devstack.embedded import free_port
-from services.testing.processes import ServiceProcess
-from shared.contracts import encode
-from shared.settings import Settings
+from modelreg.services.devstack.embedded import free_port
+from modelreg.services.testing.processes import ServiceProcess
+from modelreg.shared.contracts import encode
+from modelreg.shared.settings import Settings
 from tests.api_support import api_client
 from tests.conftest import eventually, read_topic
 from tests.factories import event, seed_model_document

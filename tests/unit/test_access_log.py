@@ -9,8 +9,8 @@ import structlog
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 
-from services.api.access_log import AccessLog, request_id_from
-from services.api.limits import HeadAsGet
+from modelreg.services.api.access_log import AccessLog, request_id_from
+from modelreg.services.api.limits import HeadAsGet
 
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 

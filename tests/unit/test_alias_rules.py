@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.alias_rules import (
+from modelreg.shared.alias_rules import (
     AliasHistoryKind,
     AliasState,
     NoPreviousTarget,
@@ -17,9 +17,9 @@ from shared.alias_rules import (
     move,
     rollback,
 )
-from shared.contracts import DeploymentStatus, EventType, ModelFormat
-from shared.documents import DeploymentInfoFields, ModelDetails
-from shared.inference_rules import (
+from modelreg.shared.contracts import DeploymentStatus, EventType, ModelFormat
+from modelreg.shared.documents import DeploymentInfoFields, ModelDetails
+from modelreg.shared.inference_rules import (
     BUFFERED_ANSWER_MAX_BYTES,
     Upstream,
     buffer_whole,
@@ -27,7 +27,7 @@ from shared.inference_rules import (
     response_headers,
     upstream_outcome,
 )
-from shared.tombstone_rules import is_acknowledged, tombstone_expiry
+from modelreg.shared.tombstone_rules import is_acknowledged, tombstone_expiry
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 TARGETS = st.sampled_from(["m1", "m2", "m3", "m4"])

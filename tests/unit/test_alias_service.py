@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from services.api.aliases.service import MAX_WRITE_ROUNDS, AliasService
-from services.api.domain_errors import (
+from modelreg.services.api.aliases.service import MAX_WRITE_ROUNDS, AliasService
+from modelreg.services.api.domain_errors import (
     AliasNotFound,
     AliasWithoutPrevious,
     ConcurrentRequest,
@@ -21,13 +21,13 @@ from services.api.domain_errors import (
     ModelHasAliases,
     ModelNotDeployed,
 )
-from services.api.models.reads import ModelReads
-from services.api.models.service import ModelService
-from services.api.predict.service import PredictionService
-from shared.adapters.mongo import ModelFilter
-from shared.alias_rules import AliasHistoryKind, move
-from shared.contracts import DeploymentStatus, ModelKey
-from shared.documents import DeploymentInfoFields, ModelDetails
+from modelreg.services.api.models.reads import ModelReads
+from modelreg.services.api.models.service import ModelService
+from modelreg.services.api.predict.service import PredictionService
+from modelreg.shared.adapters.mongo import ModelFilter
+from modelreg.shared.alias_rules import AliasHistoryKind, move
+from modelreg.shared.contracts import DeploymentStatus, ModelKey
+from modelreg.shared.documents import DeploymentInfoFields, ModelDetails
 from tests.alias_fakes import FakeAliasStore, FakeAnswer, FakeEndpoints
 from tests.unit.test_model_service import T0, Clock, Registry
 

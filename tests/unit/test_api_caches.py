@@ -17,19 +17,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.api.auth.cache import CachingKeyStore, KeyRecordCache
-from services.api.caching.bounded import BoundedCache
-from services.api.caching.details import DetailsCache, InvalidatingModelRepository
-from services.api.caching.feed import follow
-from services.api.models.ports import ModelRepository
-from services.api.models.service import ModelService
-from services.keys.service import KeyService
-from shared.api_keys import generate_key
-from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
-from shared.contracts import ModelFormat, ModelKey
-from shared.deployment_rules import DesiredState
-from shared.documents import ApiKeyDocument, ModelDetails
-from shared.settings import Settings
+from modelreg.services.api.auth.cache import CachingKeyStore, KeyRecordCache
+from modelreg.services.api.caching.bounded import BoundedCache
+from modelreg.services.api.caching.details import DetailsCache, InvalidatingModelRepository
+from modelreg.services.api.caching.feed import follow
+from modelreg.services.api.models.ports import ModelRepository
+from modelreg.services.api.models.service import ModelService
+from modelreg.services.keys.service import KeyService
+from modelreg.shared.api_keys import generate_key
+from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from modelreg.shared.contracts import ModelFormat, ModelKey
+from modelreg.shared.deployment_rules import DesiredState
+from modelreg.shared.documents import ApiKeyDocument, ModelDetails
+from modelreg.shared.settings import Settings
 from tests.api_fakes import FakeArchiveStorage, FakeCommandPublisher, FakeModelStore
 
 KEY = ModelKey("ns", "m1")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import msgspec
 from litestar.exceptions import ValidationException
 
-from services.api.domain_errors import DomainError, InvalidField, ModelNotFound, VersionExists
-from services.api.errors import (
+from modelreg.services.api.domain_errors import DomainError, InvalidField, ModelNotFound, VersionExists
+from modelreg.services.api.errors import (
     DOMAIN_ERROR_STATUS,
     HTTP_ERROR_TYPES,
     handle_domain_error,
     handle_invalid_field,
     handle_validation_error,
 )
-from shared.contracts import ModelKey
+from modelreg.shared.contracts import ModelKey
 
 
 def _subclasses(cls: type) -> set[type]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.api_keys import (
+from modelreg.shared.api_keys import (
     KEY_PATTERN,
     Principal,
     generate_key,

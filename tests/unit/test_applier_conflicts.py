@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.worker.applier import MAX_WRITE_ROUNDS, ConcurrentUpdateError, EventApplier
-from shared.contracts import DeploymentStatus, ModelKey
-from shared.deployment_rules import ObservedDeployment, apply_events
+from modelreg.services.worker.applier import MAX_WRITE_ROUNDS, ConcurrentUpdateError, EventApplier
+from modelreg.shared.contracts import DeploymentStatus, ModelKey
+from modelreg.shared.deployment_rules import ObservedDeployment, apply_events
 from tests.factories import event as make_event
 from tests.fakes import InMemoryObservedStore
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
-from shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
-from shared.settings import Settings
+from modelreg.services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
+from modelreg.shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
+from modelreg.shared.settings import Settings
 from tests.model_archives import linear_onnx_bytes, tar_gz, write_archive
 
 FETCH_FAILED = "the model archive could not be fetched"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.archives import ArchiveLimits, InvalidArchiveError, extract, list_members
+from modelreg.shared.archives import ArchiveLimits, InvalidArchiveError, extract, list_members
 from tests.archive_bombs import bad_crc, declared_huge, many_members, trailing_garbage, zeros
 from tests.model_archives import tar_gz, write_archive
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from services.api.domain_errors import ModelNotFound, TransitionInProgress
-from services.api.models.schemas import ModelPatch
-from services.api.models.service import ModelService
-from services.audit.recorder import Audit
-from shared.audit import Actor, AuditAction, AuditOutcome, AuditQuery, current_actor
-from shared.contracts import DeploymentStatus, ModelFormat, ModelKey
-from shared.documents import ModelDetails
-from shared.settings import Settings
+from modelreg.services.api.domain_errors import ModelNotFound, TransitionInProgress
+from modelreg.services.api.models.schemas import ModelPatch
+from modelreg.services.api.models.service import ModelService
+from modelreg.services.audit.recorder import Audit
+from modelreg.shared.audit import Actor, AuditAction, AuditOutcome, AuditQuery, current_actor
+from modelreg.shared.contracts import DeploymentStatus, ModelFormat, ModelKey
+from modelreg.shared.documents import ModelDetails
+from modelreg.shared.settings import Settings
 from tests.api_fakes import FakeArchiveStorage, FakeAuditLog, FakeCommandPublisher, FakeModelStore
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.audit import AuditAction
-from shared.audit_rules import SentRequest, requested_by
+from modelreg.shared.audit import AuditAction
+from modelreg.shared.audit_rules import SentRequest, requested_by
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DEPLOY = SentRequest(at=T0, action=AuditAction.MODEL_DEPLOY, requested_by="aaa")

@@ -14,12 +14,12 @@ import msgspec
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 
-from services.serve_bridge.bridge import Bridge
-from services.serve_bridge.health import HealthReporter, health_report
-from services.serve_bridge.model_server import ModelSpec
-from services.serve_bridge.naming import app_name, bridge_consumer_group
-from services.serve_bridge.replica_archives import registry_archive_url, replica_archive_url
-from services.serve_bridge.serve_config import (
+from modelreg.services.serve_bridge.bridge import Bridge
+from modelreg.services.serve_bridge.health import HealthReporter, health_report
+from modelreg.services.serve_bridge.model_server import ModelSpec
+from modelreg.services.serve_bridge.naming import app_name, bridge_consumer_group
+from modelreg.services.serve_bridge.replica_archives import registry_archive_url, replica_archive_url
+from modelreg.services.serve_bridge.serve_config import (
     IMPORT_PATH,
     DashboardAnswerError,
     application_config,
@@ -28,8 +28,8 @@ from services.serve_bridge.serve_config import (
     observations,
     serve_running,
 )
-from services.serve_bridge.transitions import observed_on_this_cluster
-from shared.contracts import (
+from modelreg.services.serve_bridge.transitions import observed_on_this_cluster
+from modelreg.shared.contracts import (
     ClusterHealthReport,
     CommandType,
     DeploymentCommand,
@@ -38,9 +38,9 @@ from shared.contracts import (
     ModelKey,
     encode,
 )
-from shared.documents import ModelDetails, ResourceRequirementsFields
-from shared.retry import RetryPolicy
-from shared.settings import Settings
+from modelreg.shared.documents import ModelDetails, ResourceRequirementsFields
+from modelreg.shared.retry import RetryPolicy
+from modelreg.shared.settings import Settings
 from tests.fakes import FakeServe, InMemoryModels, RecordingPublisher, app, make_bridge
 from tests.model_archives import tar_gz, write_archive
 
@@ -372,7 +372,7 @@ def test_resources_are_read_from_the_load_metrics_usage() -> None:
 def test_bridge_refuses_a_bad_cluster_name_and_an_address_that_is_not_a_dashboard(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.cli import main
+    from modelreg.services.cli import main
 
     assert main(["bridge", "--cluster", "Not_A_Name"]) == 2
     assert "--cluster" in capsys.readouterr().err

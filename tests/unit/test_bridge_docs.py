@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from services.serve_bridge.transitions import EVENT_FOR_APP_STATUS
-from shared.contracts import DeploymentCommand
-from shared.settings import Settings
+from modelreg.services.serve_bridge.transitions import EVENT_FOR_APP_STATUS
+from modelreg.shared.contracts import DeploymentCommand
+from modelreg.shared.settings import Settings
 
 DOC = (Path(__file__).parents[2] / "docs" / "bridge.md").read_text()
 

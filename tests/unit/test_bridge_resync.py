@@ -10,11 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from services.serve_bridge.bridge import Bridge
-from services.serve_bridge.naming import app_name, deployment_name
-from services.serve_bridge.transitions import AppObservation, Reported, later_command_wins
-from shared.contracts import CommandType, DeploymentCommand, EventType, ModelKey, encode
-from shared.settings import Settings
+from modelreg.services.serve_bridge.bridge import Bridge
+from modelreg.services.serve_bridge.naming import app_name, deployment_name
+from modelreg.services.serve_bridge.transitions import AppObservation, Reported, later_command_wins
+from modelreg.shared.contracts import CommandType, DeploymentCommand, EventType, ModelKey, encode
+from modelreg.shared.settings import Settings
 from tests.fakes import FakeServe, InMemoryModels, RecordingPublisher, app, make_bridge
 
 KEY = ModelKey("ns", "frozen")

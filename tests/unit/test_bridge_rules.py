@@ -8,8 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from services.serve_bridge.commands import ray_actor_options
-from services.serve_bridge.naming import (
+from modelreg.services.serve_bridge.commands import ray_actor_options
+from modelreg.services.serve_bridge.naming import (
     NamingError,
     app_name,
     check_model_hash,
@@ -19,7 +19,7 @@ from services.serve_bridge.naming import (
     parse_deployment_name,
     route_prefix,
 )
-from services.serve_bridge.transitions import (
+from modelreg.services.serve_bridge.transitions import (
     AppObservation,
     DeploymentObservation,
     Reported,
@@ -29,9 +29,9 @@ from services.serve_bridge.transitions import (
     status_message,
     transition,
 )
-from shared.contracts import ID_PATTERN, EventType, ModelFormat, ModelKey
-from shared.documents import ResourceRequirementsFields
-from shared.event_building import SequenceClock
+from modelreg.shared.contracts import ID_PATTERN, EventType, ModelFormat, ModelKey
+from modelreg.shared.documents import ResourceRequirementsFields
+from modelreg.shared.event_building import SequenceClock
 
 HASH = "ab" * 32
 ids = st.from_regex(ID_PATTERN, fullmatch=True).filter(lambda s: len(s) <= 40)
@@ -148,7 +148,9 @@ def test_absence_is_only_news_when_an_application_was_there() -> None:
     assert transition(Reported(EventType.FAILED, True, "onnx-abababababababab"), None) is EventType.DELETED
 
 
-TORCH_MISSING = "services.serve_bridge.loaders.ModelLoadError: model_format 'pytorch' needs package 'torch'"
+TORCH_MISSING = (
+    "modelreg.services.serve_bridge.loaders.ModelLoadError: model_format 'pytorch' needs package 'torch'"
+)
 
 
 def test_failure_reason_is_the_exception_line_of_rays_traceback() -> None:

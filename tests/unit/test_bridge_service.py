@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from services.serve_bridge.bridge import Bridge
-from services.serve_bridge.naming import app_name, deployment_name
-from services.serve_bridge.transitions import Reported
-from services.serve_bridge.watcher import NO_APPLICATION
-from shared.contracts import CommandType, DeploymentCommand, EventType, ModelFormat, ModelKey
-from shared.documents import ModelDetails, ResourceRequirementsFields
-from shared.settings import Settings
+from modelreg.services.serve_bridge.bridge import Bridge
+from modelreg.services.serve_bridge.naming import app_name, deployment_name
+from modelreg.services.serve_bridge.transitions import Reported
+from modelreg.services.serve_bridge.watcher import NO_APPLICATION
+from modelreg.shared.contracts import CommandType, DeploymentCommand, EventType, ModelFormat, ModelKey
+from modelreg.shared.documents import ModelDetails, ResourceRequirementsFields
+from modelreg.shared.settings import Settings
 from tests.fakes import FakeServe, InMemoryModels, RecordingPublisher, app, make_bridge
 from tests.model_archives import tar_gz, write_archive
 

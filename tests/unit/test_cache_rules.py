@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.serve_bridge.cache_rules import CachedModel, in_use, models_to_evict
+from modelreg.services.serve_bridge.cache_rules import CachedModel, in_use, models_to_evict
 
 A, B, C = ("a" * 64, "b" * 64, "c" * 64)
 

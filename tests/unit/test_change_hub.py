@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from services.api.watch.service import WatchService
-from services.changefeed.hub import ChangeHub, SubscriberLagged, running
-from shared.contracts import ModelKey
-from shared.documents import ModelDetails
+from modelreg.services.api.watch.service import WatchService
+from modelreg.services.changefeed.hub import ChangeHub, SubscriberLagged, running
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.documents import ModelDetails
 from tests.change_fakes import FakeFeed, model_document
 
 
@@ -134,7 +134,7 @@ async def test_resuming_from_a_bad_last_event_id_starts_over_with_a_snapshot() -
 
 
 async def test_watching_a_missing_model_is_refused_before_streaming() -> None:
-    from services.api.domain_errors import ModelNotFound
+    from modelreg.services.api.domain_errors import ModelNotFound
 
     feed = FakeFeed()
     async with running(ChangeHub(feed)) as hub:

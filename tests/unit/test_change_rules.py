@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.adapters.mongo.change_stream import document_after, registry_change
-from shared.change_rules import ChangeKind, summarize
-from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from modelreg.shared.adapters.mongo.change_stream import document_after, registry_change
+from modelreg.shared.change_rules import ChangeKind, summarize
+from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

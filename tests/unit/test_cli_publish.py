@@ -18,7 +18,11 @@ def test_publish_refuses_invalid_values_before_connecting(option, value) -> None
     env = {**os.environ, "MODELREG_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
     args = ["events", "publish", "--namespace", "ns", "--model-id", "m", "--type", "started", option, value]
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "modelreg.services.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2, result.stderr
     assert "invalid_event" in result.stderr and option.removeprefix("--").replace("-", "_") in result.stderr

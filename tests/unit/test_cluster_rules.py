@@ -8,7 +8,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.cluster_health import (
+from modelreg.shared.cluster_health import (
     is_stray,
     is_unreachable,
     needs_unreachable_event,
@@ -16,14 +16,14 @@ from shared.cluster_health import (
     stray_applications,
     unreachable_event,
 )
-from shared.contracts import (
+from modelreg.shared.contracts import (
     ClusterHealthReport,
     DeploymentStatus,
     EventType,
     ModelKey,
     ServeApplicationState,
 )
-from shared.deployment_rules import (
+from modelreg.shared.deployment_rules import (
     DesiredState,
     ObservedChange,
     ObservedDeployment,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from services.worker.clusters import ClusterWatch
-from shared.adapters.mongo import PlacedModel
-from shared.contracts import (
+from modelreg.services.worker.clusters import ClusterWatch
+from modelreg.shared.adapters.mongo import PlacedModel
+from modelreg.shared.contracts import (
     ClusterResources,
     CommandType,
     DeploymentCommand,
@@ -18,10 +18,10 @@ from shared.contracts import (
     EventType,
     ModelKey,
 )
-from shared.deployment_rules import ObservedDeployment, apply_event, apply_events
-from shared.documents import ClusterRecord
-from shared.placement import Requirements
-from shared.settings import Settings
+from modelreg.shared.deployment_rules import ObservedDeployment, apply_event, apply_events
+from modelreg.shared.documents import ClusterRecord
+from modelreg.shared.placement import Requirements
+from modelreg.shared.settings import Settings
 from tests.factories import event
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from shared.contracts import CommandType, InvalidMessage, decode_command
+from modelreg.shared.contracts import CommandType, InvalidMessage, decode_command
 
 
 def command_body(**overrides) -> dict:

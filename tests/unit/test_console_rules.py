@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.api.console.security import CONTENT_SECURITY_POLICY, is_browser_page
+from modelreg.services.api.console.security import CONTENT_SECURITY_POLICY, is_browser_page
 
 
 def test_the_console_and_the_openapi_viewer_are_browser_pages() -> None:
@@ -44,11 +44,11 @@ def test_every_console_file_is_package_data_of_the_wheel() -> None:
     import tomllib
     from pathlib import Path
 
-    from services.api.console.controller import STATIC_DIRECTORY
+    from modelreg.services.api.console.controller import STATIC_DIRECTORY
 
     root = Path(__file__).resolve().parents[2]
     package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    assert package_data["services.api.console"] == ["static/*"]
+    assert package_data["modelreg.services.api.console"] == ["static/*"]
     # "static/*" takes files only: the console keeps its files flat.
     assert [p.name for p in STATIC_DIRECTORY.iterdir() if p.is_dir()] == []
     assert {"index.html", "console.js", "console.css", "swagger-init.js"} <= {

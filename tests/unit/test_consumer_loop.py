@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
-from shared.adapters.kafka import ConsumerLoop
-from shared.retry import RetryPolicy
+from modelreg.shared.adapters.kafka import ConsumerLoop
+from modelreg.shared.retry import RetryPolicy
 
 TP = TopicPartition("t", 0)
 

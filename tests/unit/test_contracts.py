@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.contracts import (
+from modelreg.shared.contracts import (
     DeploymentEvent,
     EventType,
     InvalidMessage,

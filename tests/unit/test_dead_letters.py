@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from services.worker.dead_letters import MAX_KEY_BYTES, dead_letter_record, without_payload
-from shared.settings import Settings, SettingsError
+from modelreg.services.worker.dead_letters import MAX_KEY_BYTES, dead_letter_record, without_payload
+from modelreg.shared.settings import Settings, SettingsError
 
 KAFKA_DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from services.api.domain_errors import ModelNotFound
-from services.api.models.deployment_requests import DEPLOY_WAIT_POLL_S
-from services.api.models.preferences import preferred_wait
-from services.api.models.service import ModelService
-from shared.adapters.mongo import ModelFilter
-from shared.contracts import DeploymentStatus
+from modelreg.services.api.domain_errors import ModelNotFound
+from modelreg.services.api.models.deployment_requests import DEPLOY_WAIT_POLL_S
+from modelreg.services.api.models.preferences import preferred_wait
+from modelreg.services.api.models.service import ModelService
+from modelreg.shared.adapters.mongo import ModelFilter
+from modelreg.shared.contracts import DeploymentStatus
 from tests.unit.test_model_service import KEY, Registry
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from services.api.domain_errors import NoClusterFits
-from services.api.models.schemas import DeployRequest
-from services.api.models.service import ModelService
-from shared.contracts import ClusterResources, CommandType, DeploymentStatus, ModelFormat, ModelKey
-from shared.deployment_rules import DesiredState
-from shared.documents import ClusterRecord, DeploymentInfoFields, ModelDetails
-from shared.settings import Settings
+from modelreg.services.api.domain_errors import NoClusterFits
+from modelreg.services.api.models.schemas import DeployRequest
+from modelreg.services.api.models.service import ModelService
+from modelreg.shared.contracts import ClusterResources, CommandType, DeploymentStatus, ModelFormat, ModelKey
+from modelreg.shared.deployment_rules import DesiredState
+from modelreg.shared.documents import ClusterRecord, DeploymentInfoFields, ModelDetails
+from modelreg.shared.settings import Settings
 from tests.api_fakes import FakeArchiveStorage, FakeCommandPublisher, FakeModelStore
 
 KEY = ModelKey("ns", "m1")

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.contracts import DeploymentStatus, EventType, ModelDeploymentInfo, ModelKey
-from shared.deployment_rules import (
+from modelreg.shared.contracts import DeploymentStatus, EventType, ModelDeploymentInfo, ModelKey
+from modelreg.shared.deployment_rules import (
     OBSERVED_ON_SERVE,
     DesiredState,
     ObservedChange,

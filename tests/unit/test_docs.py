@@ -8,8 +8,8 @@ from pathlib import Path
 
 import msgspec
 
-from shared.contracts import DeploymentCommand, DeploymentEvent, EventType
-from shared.deployment_rules import STATUS_AFTER
+from modelreg.shared.contracts import DeploymentCommand, DeploymentEvent, EventType
+from modelreg.shared.deployment_rules import STATUS_AFTER
 
 DOCS = Path(__file__).parents[2] / "docs"
 
@@ -29,7 +29,7 @@ def test_events_doc_lists_every_event_type_with_its_status() -> None:
 
 
 def test_every_setting_is_documented() -> None:
-    from shared.settings import Settings
+    from modelreg.shared.settings import Settings
 
     text = (DOCS.parent / "README.md").read_text() + (DOCS / "bridge.md").read_text()
     # docs/bridge.md names the per-format base images once: MODELREG_BASE_IMAGE_ONNX, `…_SAFETENSORS`, …

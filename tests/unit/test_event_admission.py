@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.contracts import InvalidMessage
-from shared.event_admission import (
+from modelreg.shared.contracts import InvalidMessage
+from modelreg.shared.event_admission import (
     ENDPOINT_NOT_ALLOWED,
     FROM_THE_FUTURE,
     AdmissionRules,
@@ -18,7 +18,7 @@ from shared.event_admission import (
     latest_acceptable_sequence,
     parse_endpoint_prefixes,
 )
-from shared.settings import Settings
+from modelreg.shared.settings import Settings
 from tests.factories import event
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

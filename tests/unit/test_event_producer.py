@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.adapters.event_producer import DEFAULT_EVENTS_TOPIC, DeploymentEventProducer
-from shared.contracts import EventType, InvalidMessage
-from shared.event_building import SequenceClock, build_event, check_event, event_type_of
-from shared.settings import Settings
+from modelreg.shared.adapters.event_producer import DEFAULT_EVENTS_TOPIC, DeploymentEventProducer
+from modelreg.shared.contracts import EventType, InvalidMessage
+from modelreg.shared.event_building import SequenceClock, build_event, check_event, event_type_of
+from modelreg.shared.settings import Settings
 from tests.fakes import RecordingPublisher
 
 

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.contracts import DeploymentStatus
-from shared.filter_language import MAX_DEPTH, And, Comparison, FilterError, Op, Or, parse_filter
-from shared.model_filters import (
+from modelreg.shared.contracts import DeploymentStatus
+from modelreg.shared.filter_language import MAX_DEPTH, And, Comparison, FilterError, Op, Or, parse_filter
+from modelreg.shared.model_filters import (
     EFFECTIVE_STATUS,
     FIELDS,
     Checked,
@@ -241,7 +241,7 @@ def test_the_allow_list_refuses_with_a_code(text: str, code: str | None) -> None
 
 def test_lookup_fields_become_model_ids(monkeypatch: pytest.MonkeyPatch) -> None:
     """How `alias` plugs in: one entry in LOOKUP_FIELDS, resolved by the service to model ids."""
-    import shared.model_filters as rules
+    import modelreg.shared.model_filters as rules
 
     monkeypatch.setattr(rules, "LOOKUP_FIELDS", frozenset({"alias"}))
     monkeypatch.setattr(rules, "UNAVAILABLE_FIELDS", {})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from shared.contracts import DeploymentCommand
-from shared.identifiers import InvalidIdError, check_id, check_model_id, is_valid_id
+from modelreg.shared.contracts import DeploymentCommand
+from modelreg.shared.identifiers import InvalidIdError, check_id, check_model_id, is_valid_id
 
 CASES = [
     ("ns_a", True),

@@ -11,7 +11,7 @@ import pytest
 # Run in a fresh interpreter: configure_logging sets process-wide state (structlog, the root logger).
 SCRIPT = """
 import logging, sys, structlog
-from shared.logging import configure_logging
+from modelreg.shared.logging import configure_logging
 configure_logging(sys.argv[1], "json", service="probe")
 ours = structlog.get_logger("modelreg.worker")
 ours.debug("ours at debug")

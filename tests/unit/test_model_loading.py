@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from starlette.requests import Request
 
-from services.serve_bridge.loaders import BadModelInput, ModelLoadError, load_model, model_files
-from services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
-from services.serve_bridge.model_server import ModelArchiveError, ModelServer, ModelSpec
-from shared.adapters.storage import ArchiveStorage
-from shared.contracts import ModelFormat
-from shared.settings import Settings
+from modelreg.services.serve_bridge.loaders import BadModelInput, ModelLoadError, load_model, model_files
+from modelreg.services.serve_bridge.materialize import ArchiveProblem, prepare_model_files
+from modelreg.services.serve_bridge.model_server import ModelArchiveError, ModelServer, ModelSpec
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.contracts import ModelFormat
+from modelreg.shared.settings import Settings
 from tests.model_archives import (
     SAFETENSORS_TENSORS,
     archive_with_link,

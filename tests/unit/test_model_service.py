@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from services.api.domain_errors import (
+from modelreg.services.api.domain_errors import (
     ArchiveRefused,
     BrokerUnavailable,
     ConcurrentRequest,
@@ -23,12 +23,12 @@ from services.api.domain_errors import (
     UploadTooLarge,
     VersionExists,
 )
-from services.api.models.deployment_requests import MAX_REQUEST_ROUNDS
-from services.api.models.service import ModelService
-from shared.contracts import CommandType, DeploymentStatus, ModelFormat, ModelKey
-from shared.deployment_rules import DesiredState
-from shared.documents import DeploymentInfoFields, ModelDetails
-from shared.settings import Settings
+from modelreg.services.api.models.deployment_requests import MAX_REQUEST_ROUNDS
+from modelreg.services.api.models.service import ModelService
+from modelreg.shared.contracts import CommandType, DeploymentStatus, ModelFormat, ModelKey
+from modelreg.shared.deployment_rules import DesiredState
+from modelreg.shared.documents import DeploymentInfoFields, ModelDetails
+from modelreg.shared.settings import Settings
 from tests.api_fakes import FakeArchiveStorage, FakeCommandPublisher, FakeModelStore
 from tests.api_support import chunked, make_archive, multipart_body
 

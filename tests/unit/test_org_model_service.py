@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from services.api.domain_errors import ModelIdTaken, OrgModelInUse, OrgModelNotFound, VersionExists
-from services.api.org_models.schemas import EnableOrgModelRequest, ResourceOverrides
-from services.api.org_models.service import OrgModelService
-from shared.contracts import CommandType, ModelFormat, ModelKey
-from shared.documents import ModelDetails, OrgModelDetails
-from shared.identifiers import ORG_STORAGE_NAMESPACE
-from shared.settings import Settings
+from modelreg.services.api.domain_errors import ModelIdTaken, OrgModelInUse, OrgModelNotFound, VersionExists
+from modelreg.services.api.org_models.schemas import EnableOrgModelRequest, ResourceOverrides
+from modelreg.services.api.org_models.service import OrgModelService
+from modelreg.shared.contracts import CommandType, ModelFormat, ModelKey
+from modelreg.shared.documents import ModelDetails, OrgModelDetails
+from modelreg.shared.identifiers import ORG_STORAGE_NAMESPACE
+from modelreg.shared.settings import Settings
 from tests.api_fakes import FakeArchiveStorage, FakeCommandPublisher, FakeModelStore, FakeOrgModelStore
 
 SHARED_URL = f"file:///archives/{ORG_STORAGE_NAMESPACE}/model_shared.tar.gz"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.contracts import ClusterResources
-from shared.placement import (
+from modelreg.shared.contracts import ClusterResources
+from modelreg.shared.placement import (
     ClusterCandidate,
     PlacementRequest,
     Requirements,

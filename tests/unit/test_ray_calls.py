@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from services.serve_bridge.ray_calls import RayCalls, RayHung
+from modelreg.services.serve_bridge.ray_calls import RayCalls, RayHung
 
 
 async def test_calls_run_in_order_on_one_thread_and_errors_reach_the_caller() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import ray
 
-from services.serve_bridge.ray_version import UntestedRayVersion, check_ray_version
-from shared.settings import Settings
+from modelreg.services.serve_bridge.ray_version import UntestedRayVersion, check_ray_version
+from modelreg.shared.settings import Settings
 
 
 @pytest.mark.parametrize("version", ["2.60.0", "2.60.3", "2.60.0rc1"])

@@ -9,8 +9,8 @@ import signal
 import pytest
 from aiokafka import errors as kafka_errors
 
-from shared.retry import is_permanent_error, jittered, retry_with_backoff
-from shared.signals import stop_on_signals
+from modelreg.shared.retry import is_permanent_error, jittered, retry_with_backoff
+from modelreg.shared.signals import stop_on_signals
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from shared.settings import Settings, SettingsError
+from modelreg.shared.settings import Settings, SettingsError
 
 
 def test_defaults_and_environment_overrides() -> None:
@@ -48,7 +48,7 @@ def test_malformed_values_are_refused_naming_the_setting(name, value) -> None:
 
 def test_cli_reports_a_bad_setting_and_exits_2() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "services.cli", "api"],
+        [sys.executable, "-m", "modelreg.services.cli", "api"],
         env={"MODELREG_API_PORT": "eighty", "PATH": ""},
         capture_output=True,
         text=True,

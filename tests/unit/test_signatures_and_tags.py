@@ -13,16 +13,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from shared.contracts import ModelFormat
-from shared.signature_reading import (
+from modelreg.shared.contracts import ModelFormat
+from modelreg.shared.signature_reading import (
     SKIP_CHUNK,
     SignatureError,
     infer_schemas,
     read_onnx_signature,
     read_safetensors_header,
 )
-from shared.signatures import InputProblem, check_inputs
-from shared.tags import MAX_TAGS, TagError, check_changes, check_tags, too_many_after
+from modelreg.shared.signatures import InputProblem, check_inputs
+from modelreg.shared.tags import MAX_TAGS, TagError, check_changes, check_tags, too_many_after
 from tests.model_archives import linear_onnx_bytes, safetensors_bytes, tar_gz
 
 
@@ -218,8 +218,8 @@ def test_the_limit_counts_the_tags_after_the_change() -> None:
 
 
 def test_problems_become_a_422_naming_the_inputs() -> None:
-    from services.api.domain_errors import InvalidModelInputs
-    from services.api.errors import DOMAIN_ERROR_STATUS
+    from modelreg.services.api.domain_errors import InvalidModelInputs
+    from modelreg.services.api.errors import DOMAIN_ERROR_STATUS
 
     problems = check_inputs(SCHEMA, {"x": [[1, 2]], "extra": 1})
     error = InvalidModelInputs([p.as_json() for p in problems])

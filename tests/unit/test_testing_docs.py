@@ -18,8 +18,8 @@ def test_the_doc_shows_the_example_test_verbatim() -> None:
 
 
 def test_every_fixture_and_helper_the_doc_names_exists(tmp_path: Path) -> None:
-    from services.testing import plugin
-    from services.testing.stack import RegistryStack
+    from modelreg.services.testing import plugin
+    from modelreg.services.testing.stack import RegistryStack
 
     assert callable(plugin.modelreg_stack) and callable(plugin.modelreg_namespace)
     stack = RegistryStack(tmp_path)  # not started

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from services.api.domain_errors import (
+from modelreg.services.api.domain_errors import (
     InvalidUploadSignature,
     UploadAlreadyUsed,
     UploadExpired,
@@ -18,17 +18,17 @@ from services.api.domain_errors import (
     UploadNotReady,
     VersionExists,
 )
-from services.api.models.registration import ModelRegistration
-from services.api.org_models.catalog import OrgModelCatalog
-from services.api.uploads.registrars import UploadRegistrar
-from services.api.uploads.schemas import (
+from modelreg.services.api.models.registration import ModelRegistration
+from modelreg.services.api.org_models.catalog import OrgModelCatalog
+from modelreg.services.api.uploads.registrars import UploadRegistrar
+from modelreg.services.api.uploads.schemas import (
     CreateModelUploadRequest,
     ModelPresignedURLResponse,
     OrgModelPresignedURLResponse,
 )
-from services.api.uploads.service import UploadService
-from shared.settings import Settings
-from shared.upload_signing import SignatureCheck, check_upload_signature, upload_signature
+from modelreg.services.api.uploads.service import UploadService
+from modelreg.shared.settings import Settings
+from modelreg.shared.upload_signing import SignatureCheck, check_upload_signature, upload_signature
 from tests.api_fakes import FakeModelStore, FakeOrgModelStore, FakeUploadStorage, FakeUploadStore
 from tests.api_support import make_archive
 

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from services.api.domain_errors import DomainError, UploadTooLarge
-from services.api.errors import DOMAIN_ERROR_STATUS
-from services.api.models.openapi import UPLOAD_FORM_SCHEMA
-from services.api.models.schemas import NamespaceUploadForm
-from services.api.models.upload import MAX_FIELD_BYTES, read_upload
+from modelreg.services.api.domain_errors import DomainError, UploadTooLarge
+from modelreg.services.api.errors import DOMAIN_ERROR_STATUS
+from modelreg.services.api.models.openapi import UPLOAD_FORM_SCHEMA
+from modelreg.services.api.models.schemas import NamespaceUploadForm
+from modelreg.services.api.models.upload import MAX_FIELD_BYTES, read_upload
 from tests.api_support import chunked, multipart_body
 
 BOUNDARY = "----modelreg-test-boundary"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.webhook_rules import (
+from modelreg.shared.webhook_rules import (
     RetryPolicy,
     UrlPolicy,
     UrlRefused,

@@ -9,26 +9,26 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
-from services.api.aliases.schemas import (
+from modelreg.services.api.aliases.schemas import (
     AliasDeleteResponse,
     AliasDetailResponse,
     AliasListResponse,
     AliasResponse,
     SetAliasRequest,
 )
-from services.api.aliases.service import AliasService
-from services.api.errors import ERROR_RESPONSES, error_spec
-from services.api.models.controller import NamespaceId
-from services.api.models.schemas import LABEL_PATTERN
-from services.api.predict.controller import (
+from modelreg.services.api.aliases.service import AliasService
+from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.models.controller import NamespaceId
+from modelreg.services.api.models.schemas import LABEL_PATTERN
+from modelreg.services.api.predict.controller import (
     PREDICT_DESCRIPTION,
     PREDICT_RESPONSES,
     forwarded_headers,
     streamed,
 )
-from services.api.predict.service import PredictionService
-from shared.api_keys import Principal
-from shared.identifiers import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
+from modelreg.services.api.predict.service import PredictionService
+from modelreg.shared.api_keys import Principal
+from modelreg.shared.identifiers import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
 
 ModelName = Annotated[
     str,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from services.api.models.schemas import ModelDetailResponse
-from shared.alias_rules import AliasHistoryKind, AliasState
-from shared.contracts import ModelKey
-from shared.documents import ModelDetails
+from modelreg.services.api.models.schemas import ModelDetailResponse
+from modelreg.shared.alias_rules import AliasHistoryKind, AliasState
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.documents import ModelDetails
 
 
 class AliasRepository(Protocol):

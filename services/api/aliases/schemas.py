@@ -7,8 +7,8 @@ from typing import Annotated
 
 import msgspec
 
-from services.api.models.schemas import CustomModelDocument
-from shared.identifiers import ResourceId
+from modelreg.services.api.models.schemas import CustomModelDocument
+from modelreg.shared.identifiers import ResourceId
 
 
 def _meta(title: str, description: str) -> msgspec.Meta:

@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 
 import structlog
 
-from services.api.aliases.ports import AliasRepository, ModelLookup, ModelViews
-from services.api.aliases.schemas import (
+from modelreg.services.api.aliases.ports import AliasRepository, ModelLookup, ModelViews
+from modelreg.services.api.aliases.schemas import (
     AliasDeleteResponse,
     AliasDetailResponse,
     AliasListResponse,
     AliasResponse,
     AliasView,
 )
-from services.api.domain_errors import (
+from modelreg.services.api.domain_errors import (
     AliasNameMismatch,
     AliasNotFound,
     AliasTargetNotDeployed,
@@ -24,9 +24,9 @@ from services.api.domain_errors import (
     ConcurrentRequest,
     ModelNotFound,
 )
-from services.api.models.views import current_status
-from shared.alias_rules import AliasState, NoPreviousTarget, history_notes, move, rollback
-from shared.contracts import DeploymentStatus, ModelKey
+from modelreg.services.api.models.views import current_status
+from modelreg.shared.alias_rules import AliasState, NoPreviousTarget, history_notes, move, rollback
+from modelreg.shared.contracts import DeploymentStatus, ModelKey
 
 log = structlog.get_logger("modelreg.api")
 

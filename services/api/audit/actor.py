@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from litestar import Request
 
-from shared.audit import Actor, current_actor
+from modelreg.shared.audit import Actor, current_actor
 
 
 async def bind_actor(request: Request[Any, Any, Any]) -> None:

@@ -8,11 +8,11 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.params import Parameter
 
-from services.api.audit.schemas import AuditActionName, AuditPageResponse
-from services.api.audit.service import AuditReads
-from services.api.errors import ERROR_RESPONSES, error_spec
-from services.api.models.controller import Limit, ModelId, NamespaceId, Offset
-from shared.audit import AuditAction, AuditQuery
+from modelreg.services.api.audit.schemas import AuditActionName, AuditPageResponse
+from modelreg.services.api.audit.service import AuditReads
+from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.models.controller import Limit, ModelId, NamespaceId, Offset
+from modelreg.shared.audit import AuditAction, AuditQuery
 
 
 class AuditController(Controller):

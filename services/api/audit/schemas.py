@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from shared.audit import AuditAction, AuditOutcome
+from modelreg.shared.audit import AuditAction, AuditOutcome
 
 if TYPE_CHECKING:
     AuditActionName = str

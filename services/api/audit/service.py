@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import msgspec
 
-from services.api.audit.schemas import AuditEntryView, AuditPageResponse
-from services.api.models.views import next_offset
-from services.audit.ports import AuditLog
-from shared.audit import AuditEntry, AuditQuery
-from shared.conversions import aware_utc
+from modelreg.services.api.audit.schemas import AuditEntryView, AuditPageResponse
+from modelreg.services.api.models.views import next_offset
+from modelreg.services.audit.ports import AuditLog
+from modelreg.shared.audit import AuditEntry, AuditQuery
+from modelreg.shared.conversions import aware_utc
 
 
 def entry_view(entry: AuditEntry) -> AuditEntryView:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from services.api.caching.bounded import BoundedCache
-from services.keys.ports import KeyRecords
-from shared.changes import ChangedCollection, RegistryChange
-from shared.documents import ApiKeyDocument
+from modelreg.services.api.caching.bounded import BoundedCache
+from modelreg.services.keys.ports import KeyRecords
+from modelreg.shared.changes import ChangedCollection, RegistryChange
+from modelreg.shared.documents import ApiKeyDocument
 
 
 class KeyRecordCache:

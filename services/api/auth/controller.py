@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 from litestar import Request, get
 
-from services.api.errors import ERROR_RESPONSES
-from shared.api_keys import Principal
+from modelreg.services.api.errors import ERROR_RESPONSES
+from modelreg.shared.api_keys import Principal
 
 
 class WhoAmIResponse(msgspec.Struct, kw_only=True):

@@ -12,10 +12,10 @@ from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.handlers import BaseRouteHandler
 
-from services.api.domain_errors import ModelNotFound, NamespaceNotFound
-from services.api.errors import ApiError
-from shared.api_keys import Principal
-from shared.contracts import ModelKey
+from modelreg.services.api.domain_errors import ModelNotFound, NamespaceNotFound
+from modelreg.services.api.errors import ApiError
+from modelreg.shared.api_keys import Principal
+from modelreg.shared.contracts import ModelKey
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 

@@ -7,8 +7,8 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
-from services.api.errors import ApiError
-from services.keys.service import KeyService
+from modelreg.services.api.errors import ApiError
+from modelreg.services.keys.service import KeyService
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="modelreg"'}
 

@@ -13,14 +13,14 @@ from datetime import datetime
 
 import msgspec
 
-from services.api.caching.bounded import BoundedCache
-from services.api.models.ports import ModelRepository
-from shared.adapters.mongo import ModelFilter
-from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
-from shared.contracts import ModelKey
-from shared.deployment_rules import DesiredState
-from shared.documents import HistoryEntry, ModelDetails
-from shared.placement import Placement
+from modelreg.services.api.caching.bounded import BoundedCache
+from modelreg.services.api.models.ports import ModelRepository
+from modelreg.shared.adapters.mongo import ModelFilter
+from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.deployment_rules import DesiredState
+from modelreg.shared.documents import HistoryEntry, ModelDetails
+from modelreg.shared.placement import Placement
 
 # Bookkeeping of one entry (key, tuple, ordering) on top of its body and ETag, for the byte bound.
 ENTRY_OVERHEAD_BYTES = 300

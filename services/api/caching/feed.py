@@ -12,7 +12,7 @@ from typing import Protocol
 
 import structlog
 
-from shared.changes import ChangeSource, RegistryChange
+from modelreg.shared.changes import ChangeSource, RegistryChange
 
 log = structlog.get_logger("modelreg.api")
 

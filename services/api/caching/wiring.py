@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 import structlog
 from litestar import Litestar
 
-from services.api.auth.cache import KeyRecordCache
-from services.api.caching.details import DetailsCache
-from services.api.caching.feed import follow
-from shared.changes import ChangeSource
-from shared.settings import Settings
+from modelreg.services.api.auth.cache import KeyRecordCache
+from modelreg.services.api.caching.details import DetailsCache
+from modelreg.services.api.caching.feed import follow
+from modelreg.shared.changes import ChangeSource
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.api")
 

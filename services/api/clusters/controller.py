@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from litestar import Controller, get
 
-from services.api.clusters.schemas import ClusterListResponse
-from services.api.clusters.service import ClusterService
-from services.api.errors import ERROR_RESPONSES
+from modelreg.services.api.clusters.schemas import ClusterListResponse
+from modelreg.services.api.clusters.service import ClusterService
+from modelreg.services.api.errors import ERROR_RESPONSES
 
 
 class ClusterController(Controller):

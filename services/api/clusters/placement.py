@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from services.api.domain_errors import NoClusterFits
-from shared.adapters.mongo.cluster_store import candidate
-from shared.conversions import observed_from_details
-from shared.deployment_rules import DesiredState, is_observed_on_serve
-from shared.documents import ClusterRecord, ModelDetails
-from shared.placement import PlacementRequest, choose_cluster, requirements_from
+from modelreg.services.api.domain_errors import NoClusterFits
+from modelreg.shared.adapters.mongo.cluster_store import candidate
+from modelreg.shared.conversions import observed_from_details
+from modelreg.shared.deployment_rules import DesiredState, is_observed_on_serve
+from modelreg.shared.documents import ClusterRecord, ModelDetails
+from modelreg.shared.placement import PlacementRequest, choose_cluster, requirements_from
 
 
 def current_target(details: ModelDetails) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from shared.documents import ClusterRecord
+from modelreg.shared.documents import ClusterRecord
 
 
 class ClusterDirectory(Protocol):

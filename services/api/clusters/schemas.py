@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared.contracts import ClusterResources
+from modelreg.shared.contracts import ClusterResources
 
 
 class ClusterView(msgspec.Struct, kw_only=True):

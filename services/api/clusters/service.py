@@ -7,12 +7,12 @@ from datetime import datetime
 
 import msgspec
 
-from services.api.clusters.ports import ClusterDirectory
-from services.api.clusters.schemas import ClusterListResponse, ClusterView
-from shared.cluster_health import is_unreachable
-from shared.contracts import ClusterResources
-from shared.conversions import aware_utc
-from shared.documents import ClusterRecord, utc_now
+from modelreg.services.api.clusters.ports import ClusterDirectory
+from modelreg.services.api.clusters.schemas import ClusterListResponse, ClusterView
+from modelreg.shared.cluster_health import is_unreachable
+from modelreg.shared.contracts import ClusterResources
+from modelreg.shared.conversions import aware_utc
+from modelreg.shared.documents import ClusterRecord, utc_now
 
 
 def cluster_view(

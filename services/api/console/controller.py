@@ -13,10 +13,10 @@ from litestar import Controller, MediaType, Response, Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.static_files import create_static_files_router
 
-from services.api.console.swagger import swagger_assets_router
-from shared.deployment_rules import STATUS_AFTER
+from modelreg.services.api.console.swagger import swagger_assets_router
+from modelreg.shared.deployment_rules import STATUS_AFTER
 
-STATIC_DIRECTORY = Path(str(resources.files("services.api.console") / "static"))
+STATIC_DIRECTORY = Path(str(resources.files("modelreg.services.api.console") / "static"))
 UI_PATH = "/ui"
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from services.api.domain_errors import ArchiveMissing, ModelNotFound
-from services.api.models.ports import ArchiveReader, ModelRepository
-from shared.contracts import ModelKey
+from modelreg.services.api.domain_errors import ArchiveMissing, ModelNotFound
+from modelreg.services.api.models.ports import ArchiveReader, ModelRepository
+from modelreg.shared.contracts import ModelKey
 
 
 @dataclass(frozen=True)

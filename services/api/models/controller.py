@@ -12,11 +12,11 @@ from litestar.params import Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_304_NOT_MODIFIED
 
-from services.api.errors import ERROR_RESPONSES, ErrorResponse, HTTPValidationError, error_spec
-from services.api.models.archives import ModelArchives
-from services.api.models.openapi import FilteredListOperation, UploadOperation
-from services.api.models.preferences import preferred_wait
-from services.api.models.schemas import (
+from modelreg.services.api.errors import ERROR_RESPONSES, ErrorResponse, HTTPValidationError, error_spec
+from modelreg.services.api.models.archives import ModelArchives
+from modelreg.services.api.models.openapi import FilteredListOperation, UploadOperation
+from modelreg.services.api.models.preferences import preferred_wait
+from modelreg.services.api.models.schemas import (
     DeploymentHistoryResponse,
     DeploymentRequestResponse,
     DeployRequest,
@@ -29,13 +29,13 @@ from services.api.models.schemas import (
     ModelPatch,
     ModelUploadResponse,
 )
-from services.api.models.service import ModelService
-from services.api.models.views import etag_matches
-from shared.adapters.mongo import ModelFilter
-from shared.contracts import ModelKey
-from shared.deployment_rules import DesiredState
-from shared.filter_language import MAX_FILTER_LENGTH
-from shared.identifiers import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
+from modelreg.services.api.models.service import ModelService
+from modelreg.services.api.models.views import etag_matches
+from modelreg.shared.adapters.mongo import ModelFilter
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.deployment_rules import DesiredState
+from modelreg.shared.filter_language import MAX_FILTER_LENGTH
+from modelreg.shared.identifiers import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
 
 NamespaceId = Annotated[
     str,

@@ -7,15 +7,15 @@ from datetime import datetime
 
 import structlog
 
-from services.api.domain_errors import ModelHasAliases
-from services.api.models.deployment_requests import send_command
-from services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
-from services.api.models.schemas import ModelDeleteResponse
-from services.api.models.views import current_status
-from services.audit.recorder import NOT_AUDITED, Audit
-from shared.audit import AuditAction
-from shared.contracts import CommandType, ModelKey
-from shared.deployment_rules import DesiredState, RequestOutcome, decide_request
+from modelreg.services.api.domain_errors import ModelHasAliases
+from modelreg.services.api.models.deployment_requests import send_command
+from modelreg.services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
+from modelreg.services.api.models.schemas import ModelDeleteResponse
+from modelreg.services.api.models.views import current_status
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit
+from modelreg.shared.audit import AuditAction
+from modelreg.shared.contracts import CommandType, ModelKey
+from modelreg.shared.deployment_rules import DesiredState, RequestOutcome, decide_request
 
 log = structlog.get_logger("modelreg.api")
 

@@ -9,31 +9,31 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from services.api.clusters.placement import place
-from services.api.clusters.ports import ClusterDirectory, NoClusters
-from services.api.domain_errors import (
+from modelreg.services.api.clusters.placement import place
+from modelreg.services.api.clusters.ports import ClusterDirectory, NoClusters
+from modelreg.services.api.domain_errors import (
     BrokerUnavailable,
     ConcurrentRequest,
     ModelNotFound,
     TransitionInProgress,
 )
-from services.api.models.ports import CommandSender, ModelRepository
-from services.api.models.schemas import DeploymentRequestResponse, DeployRequest, ModelDeployResponse
-from services.api.models.views import current_status
-from services.audit.recorder import NOT_AUDITED, Audit
-from shared.adapters.kafka import CommandNotPublishedError
-from shared.audit import AuditAction
-from shared.contracts import CommandType, DeploymentCommand, DeploymentStatus, ModelKey
-from shared.conversions import aware_utc, observed_from_details
-from shared.deployment_rules import (
+from modelreg.services.api.models.ports import CommandSender, ModelRepository
+from modelreg.services.api.models.schemas import DeploymentRequestResponse, DeployRequest, ModelDeployResponse
+from modelreg.services.api.models.views import current_status
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit
+from modelreg.shared.adapters.kafka import CommandNotPublishedError
+from modelreg.shared.audit import AuditAction
+from modelreg.shared.contracts import CommandType, DeploymentCommand, DeploymentStatus, ModelKey
+from modelreg.shared.conversions import aware_utc, observed_from_details
+from modelreg.shared.deployment_rules import (
     DesiredState,
     RequestOutcome,
     decide_request,
     effective_status,
     is_observed_on_serve,
 )
-from shared.documents import ModelDetails
-from shared.placement import Placement, PlacementRequest
+from modelreg.shared.documents import ModelDetails
+from modelreg.shared.placement import Placement, PlacementRequest
 
 # Compare-and-set rounds for a deployment request before answering 409 (other requests keep winning).
 MAX_REQUEST_ROUNDS = 5

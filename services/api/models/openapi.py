@@ -21,8 +21,8 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from services.api.models.schemas import NamespaceUploadForm, UploadForm
-from services.api.models.upload import ARCHIVE_FIELD
+from modelreg.services.api.models.schemas import NamespaceUploadForm, UploadForm
+from modelreg.services.api.models.upload import ARCHIVE_FIELD
 
 # JSON Schema keyword → Litestar Schema attribute, for the keywords msgspec emits for flat structs.
 _KEYWORDS = {

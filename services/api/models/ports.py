@@ -10,11 +10,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from shared.adapters.mongo import ModelFilter
-from shared.contracts import DeploymentCommand, ModelKey
-from shared.deployment_rules import DesiredState
-from shared.documents import HistoryEntry, ModelDetails
-from shared.placement import Placement
+from modelreg.shared.adapters.mongo import ModelFilter
+from modelreg.shared.contracts import DeploymentCommand, ModelKey
+from modelreg.shared.deployment_rules import DesiredState
+from modelreg.shared.documents import HistoryEntry, ModelDetails
+from modelreg.shared.placement import Placement
 
 
 class ModelRepository(Protocol):

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import msgspec
 
-from services.api.caching.details import DetailsCache, EncodedDetails
-from services.api.domain_errors import InvalidFilter, ModelNotFound
-from services.api.models.ports import AliasIndex, ModelRepository
-from services.api.models.schemas import DeploymentHistoryResponse, ModelDetailResponse, ModelListResponse
-from services.api.models.views import history_event_view, next_offset, strong_etag, to_list_item, to_view
-from services.audit.ports import AuditLog
-from shared.adapters.mongo import ModelFilter
-from shared.audit_rules import SentRequest, requested_by
-from shared.contracts import ModelKey
-from shared.conversions import aware_utc
-from shared.filter_language import FilterError
-from shared.model_filters import compile_filter
+from modelreg.services.api.caching.details import DetailsCache, EncodedDetails
+from modelreg.services.api.domain_errors import InvalidFilter, ModelNotFound
+from modelreg.services.api.models.ports import AliasIndex, ModelRepository
+from modelreg.services.api.models.schemas import (
+    DeploymentHistoryResponse,
+    ModelDetailResponse,
+    ModelListResponse,
+)
+from modelreg.services.api.models.views import (
+    history_event_view,
+    next_offset,
+    strong_etag,
+    to_list_item,
+    to_view,
+)
+from modelreg.services.audit.ports import AuditLog
+from modelreg.shared.adapters.mongo import ModelFilter
+from modelreg.shared.audit_rules import SentRequest, requested_by
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.conversions import aware_utc
+from modelreg.shared.filter_language import FilterError
+from modelreg.shared.model_filters import compile_filter
 
 # Requests read from the audit trail to attribute one page of history (the newest ones).
 ATTRIBUTED_REQUESTS = 1000

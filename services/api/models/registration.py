@@ -13,10 +13,10 @@ from pathlib import Path
 
 import structlog
 
-from services.api.domain_errors import ArchiveRefused, InvalidField, UploadTooLarge, VersionExists
-from services.api.models.ports import ArchiveStore, ModelRepository
-from services.api.models.schemas import ModelUploadResponse, NamespaceUploadForm, UploadForm
-from services.api.models.upload import (
+from modelreg.services.api.domain_errors import ArchiveRefused, InvalidField, UploadTooLarge, VersionExists
+from modelreg.services.api.models.ports import ArchiveStore, ModelRepository
+from modelreg.services.api.models.schemas import ModelUploadResponse, NamespaceUploadForm, UploadForm
+from modelreg.services.api.models.upload import (
     ARCHIVE_FIELD,
     FORM_OVERHEAD_BYTES,
     ReceivedUpload,
@@ -24,16 +24,16 @@ from services.api.models.upload import (
     multipart_boundary,
     read_upload,
 )
-from services.api.models.upload_extras import UploadExtras, extras_of, with_inferred_signature
-from services.api.models.upload_form import parse_form
-from services.audit.recorder import NOT_AUDITED, Audit
-from shared.adapters.mongo import DuplicateModelError
-from shared.archives import ArchiveLimits, InvalidArchiveError, list_members
-from shared.audit import AuditAction
-from shared.contracts import DeploymentStatus, ModelFormat, ModelKey
-from shared.documents import ModelDetails
-from shared.serve_routes import model_endpoint
-from shared.settings import Settings
+from modelreg.services.api.models.upload_extras import UploadExtras, extras_of, with_inferred_signature
+from modelreg.services.api.models.upload_form import parse_form
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit
+from modelreg.shared.adapters.mongo import DuplicateModelError
+from modelreg.shared.archives import ArchiveLimits, InvalidArchiveError, list_members
+from modelreg.shared.audit import AuditAction
+from modelreg.shared.contracts import DeploymentStatus, ModelFormat, ModelKey
+from modelreg.shared.documents import ModelDetails
+from modelreg.shared.serve_routes import model_endpoint
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.api")
 

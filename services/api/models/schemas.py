@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from shared.alias_rules import AliasHistoryKind
-from shared.contracts import (
+from modelreg.shared.alias_rules import AliasHistoryKind
+from modelreg.shared.contracts import (
     ClusterName,
     DeploymentStatus,
     EventType,
@@ -17,7 +17,7 @@ from shared.contracts import (
     ModelFormat,
     ModelResourceRequirements,
 )
-from shared.documents import ResourceRequirementsFields, utc_now
+from modelreg.shared.documents import ResourceRequirementsFields, utc_now
 
 
 def values_of(enum_type: type[enum.StrEnum]) -> Any:

@@ -9,17 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from services.api.caching.details import DetailsCache
-from services.api.clusters.ports import ClusterDirectory
-from services.api.models.deletion import ModelDeletion
-from services.api.models.deployment_requests import DeploymentRequests
-from services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
-from services.api.models.reads import ModelReads
-from services.api.models.registration import ModelRegistration
-from services.api.models.tagging import ModelTagging
-from services.audit.recorder import NOT_AUDITED, Audit
-from shared.documents import utc_now
-from shared.settings import Settings
+from modelreg.services.api.caching.details import DetailsCache
+from modelreg.services.api.clusters.ports import ClusterDirectory
+from modelreg.services.api.models.deletion import ModelDeletion
+from modelreg.services.api.models.deployment_requests import DeploymentRequests
+from modelreg.services.api.models.ports import AliasIndex, ArchiveStore, CommandSender, ModelRepository
+from modelreg.services.api.models.reads import ModelReads
+from modelreg.services.api.models.registration import ModelRegistration
+from modelreg.services.api.models.tagging import ModelTagging
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit
+from modelreg.shared.documents import utc_now
+from modelreg.shared.settings import Settings
 
 
 def now_ms() -> datetime:

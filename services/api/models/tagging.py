@@ -7,14 +7,14 @@ from datetime import datetime
 
 import structlog
 
-from services.api.domain_errors import InvalidField, ModelNotFound
-from services.api.models.ports import ModelRepository
-from services.api.models.schemas import ModelDetailResponse, ModelPatch
-from services.api.models.views import to_view
-from services.audit.recorder import NOT_AUDITED, Audit
-from shared.audit import AuditAction
-from shared.contracts import ModelKey
-from shared.tags import MAX_TAGS, TagError, check_changes, too_many_after
+from modelreg.services.api.domain_errors import InvalidField, ModelNotFound
+from modelreg.services.api.models.ports import ModelRepository
+from modelreg.services.api.models.schemas import ModelDetailResponse, ModelPatch
+from modelreg.services.api.models.views import to_view
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit
+from modelreg.shared.audit import AuditAction
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.tags import MAX_TAGS, TagError, check_changes, too_many_after
 
 log = structlog.get_logger("modelreg.api")
 

@@ -14,8 +14,8 @@ from typing import TypeAlias
 import msgspec
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
-from services.api.domain_errors import InvalidUpload, UnsupportedUpload, UploadTooLarge
-from shared.adapters.storage import ArchiveTooLargeError, spool
+from modelreg.services.api.domain_errors import InvalidUpload, UnsupportedUpload, UploadTooLarge
+from modelreg.shared.adapters.storage import ArchiveTooLargeError, spool
 
 ARCHIVE_FIELD = "file"
 MAX_FIELD_BYTES = 64 * 1024

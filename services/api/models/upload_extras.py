@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.api.domain_errors import InvalidField
-from services.api.models.schemas import NamespaceUploadForm, UploadForm
-from shared.contracts import ModelFormat
-from shared.signature_reading import infer_schemas
-from shared.tags import TagError, check_tags
+from modelreg.services.api.domain_errors import InvalidField
+from modelreg.services.api.models.schemas import NamespaceUploadForm, UploadForm
+from modelreg.shared.contracts import ModelFormat
+from modelreg.shared.signature_reading import infer_schemas
+from modelreg.shared.tags import TagError, check_tags
 
 
 @dataclass(frozen=True)

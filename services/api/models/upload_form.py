@@ -7,9 +7,9 @@ from typing import TypeVar
 
 import msgspec
 
-from services.api.domain_errors import InvalidField
-from services.api.models.schemas import UploadForm
-from services.api.models.upload import ARCHIVE_FIELD
+from modelreg.services.api.domain_errors import InvalidField
+from modelreg.services.api.models.schemas import UploadForm
+from modelreg.services.api.models.upload import ARCHIVE_FIELD
 
 FormT = TypeVar("FormT", bound=UploadForm)
 

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import msgspec
 
-from services.api.models.schemas import CustomModelDocument, DeploymentHistoryEvent, ModelListItem
-from shared.contracts import DeploymentStatus
-from shared.conversions import aware_utc, observed_from_details
-from shared.deployment_rules import effective_status
-from shared.documents import HistoryEntry, ModelDetails
+from modelreg.services.api.models.schemas import CustomModelDocument, DeploymentHistoryEvent, ModelListItem
+from modelreg.shared.contracts import DeploymentStatus
+from modelreg.shared.conversions import aware_utc, observed_from_details
+from modelreg.shared.deployment_rules import effective_status
+from modelreg.shared.documents import HistoryEntry, ModelDetails
 
 # Bookkeeping fields of the document that the view leaves out or shows differently.
 _BOOKKEEPING = {

@@ -11,7 +11,7 @@ from datetime import datetime
 
 import structlog
 
-from services.api.domain_errors import (
+from modelreg.services.api.domain_errors import (
     ArchiveMissing,
     InvalidField,
     OrgModelInUse,
@@ -19,31 +19,31 @@ from services.api.domain_errors import (
     UploadTooLarge,
     VersionExists,
 )
-from services.api.models.registration import check_archive, new_model_id, save_with_record
-from services.api.models.upload import (
+from modelreg.services.api.models.registration import check_archive, new_model_id, save_with_record
+from modelreg.services.api.models.upload import (
     ARCHIVE_FIELD,
     FORM_OVERHEAD_BYTES,
     SpooledArchive,
     multipart_boundary,
     read_upload,
 )
-from services.api.models.upload_form import parse_form
-from services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
-from services.api.org_models.schemas import (
+from modelreg.services.api.models.upload_form import parse_form
+from modelreg.services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
+from modelreg.services.api.org_models.schemas import (
     OrgModelDeleteResponse,
     OrgModelDetailResponse,
     OrgModelListResponse,
     OrgModelUploadResponse,
     OrgUploadForm,
 )
-from services.api.org_models.views import org_detail_view, org_list_item
-from shared.adapters.mongo import DuplicateModelError
-from shared.adapters.storage import ArchiveNotFoundError
-from shared.archives import ArchiveLimits
-from shared.contracts import ModelFormat
-from shared.documents import OrgModelDetails
-from shared.identifiers import ORG_STORAGE_NAMESPACE
-from shared.settings import Settings
+from modelreg.services.api.org_models.views import org_detail_view, org_list_item
+from modelreg.shared.adapters.mongo import DuplicateModelError
+from modelreg.shared.adapters.storage import ArchiveNotFoundError
+from modelreg.shared.archives import ArchiveLimits
+from modelreg.shared.contracts import ModelFormat
+from modelreg.shared.documents import OrgModelDetails
+from modelreg.shared.identifiers import ORG_STORAGE_NAMESPACE
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.api")
 

@@ -10,11 +10,11 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from services.api.auth.guards import admin_guard
-from services.api.errors import ERROR_RESPONSES, error_spec
-from services.api.models.controller import ModelId, NamespaceId
-from services.api.org_models.openapi import OrgUploadOperation
-from services.api.org_models.schemas import (
+from modelreg.services.api.auth.guards import admin_guard
+from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.models.controller import ModelId, NamespaceId
+from modelreg.services.api.org_models.openapi import OrgUploadOperation
+from modelreg.services.api.org_models.schemas import (
     AvailableOrgModelsResponse,
     DisableOrgModelResponse,
     EnableOrgModelRequest,
@@ -24,7 +24,7 @@ from services.api.org_models.schemas import (
     OrgModelListResponse,
     OrgModelUploadResponse,
 )
-from services.api.org_models.service import OrgModelService
+from modelreg.services.api.org_models.service import OrgModelService
 
 __all__ = ["ORG_MODEL_CONTROLLERS"]
 

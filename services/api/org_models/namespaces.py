@@ -14,23 +14,23 @@ from datetime import datetime
 
 import structlog
 
-from services.api.domain_errors import ModelIdTaken, OrgModelNotFound, VersionExists
-from services.api.models.deletion import ModelDeletion
-from services.api.models.deployment_requests import DeploymentRequests
-from services.api.models.ports import ModelRepository
-from services.api.models.views import current_status
-from services.api.org_models.ports import OrgModelRepository
-from services.api.org_models.schemas import (
+from modelreg.services.api.domain_errors import ModelIdTaken, OrgModelNotFound, VersionExists
+from modelreg.services.api.models.deletion import ModelDeletion
+from modelreg.services.api.models.deployment_requests import DeploymentRequests
+from modelreg.services.api.models.ports import ModelRepository
+from modelreg.services.api.models.views import current_status
+from modelreg.services.api.org_models.ports import OrgModelRepository
+from modelreg.services.api.org_models.schemas import (
     AvailableOrgModelsResponse,
     DisableOrgModelResponse,
     EnableOrgModelRequest,
     EnableOrgModelResponse,
 )
-from services.api.org_models.views import available_item
-from shared.adapters.mongo import DuplicateModelError, DuplicateModelIdError
-from shared.contracts import DeploymentStatus, ModelKey
-from shared.deployment_rules import DesiredState
-from shared.documents import ModelDetails, OrgModelDetails, ResourceRequirementsFields
+from modelreg.services.api.org_models.views import available_item
+from modelreg.shared.adapters.mongo import DuplicateModelError, DuplicateModelIdError
+from modelreg.shared.contracts import DeploymentStatus, ModelKey
+from modelreg.shared.deployment_rules import DesiredState
+from modelreg.shared.documents import ModelDetails, OrgModelDetails, ResourceRequirementsFields
 
 log = structlog.get_logger("modelreg.api")
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from litestar.openapi.spec import OpenAPIMediaType, Operation, RequestBody
 
-from services.api.models.openapi import upload_form_schema
-from services.api.org_models.schemas import OrgUploadForm
+from modelreg.services.api.models.openapi import upload_form_schema
+from modelreg.services.api.org_models.schemas import OrgUploadForm
 
 ORG_UPLOAD_FORM_SCHEMA = upload_form_schema(OrgUploadForm, "OrgModelUploadForm")
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from services.api.models.ports import ArchiveStore
-from shared.documents import OrgModelDetails
+from modelreg.services.api.models.ports import ArchiveStore
+from modelreg.shared.documents import OrgModelDetails
 
 
 class OrgModelRepository(Protocol):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from services.api.models.schemas import (
+from modelreg.services.api.models.schemas import (
     GIB,
     LABEL_PATTERN,
     MIN_MEMORY_GB,
@@ -15,7 +15,7 @@ from services.api.models.schemas import (
     ModelFormatName,
     UploadForm,
 )
-from shared.contracts import ModelResourceRequirements
+from modelreg.shared.contracts import ModelResourceRequirements
 
 
 def _meta(title: str, description: str) -> msgspec.Meta:

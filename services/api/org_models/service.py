@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from services.api.clusters.ports import ClusterDirectory
-from services.api.models.deletion import ModelDeletion
-from services.api.models.deployment_requests import DeploymentRequests
-from services.api.models.ports import CommandSender, ModelRepository
-from services.api.models.service import now_ms
-from services.api.org_models.catalog import OrgModelCatalog
-from services.api.org_models.namespaces import NamespaceOrgModels
-from services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
-from services.audit.recorder import NOT_AUDITED, Audit
-from shared.settings import Settings
+from modelreg.services.api.clusters.ports import ClusterDirectory
+from modelreg.services.api.models.deletion import ModelDeletion
+from modelreg.services.api.models.deployment_requests import DeploymentRequests
+from modelreg.services.api.models.ports import CommandSender, ModelRepository
+from modelreg.services.api.models.service import now_ms
+from modelreg.services.api.org_models.catalog import OrgModelCatalog
+from modelreg.services.api.org_models.namespaces import NamespaceOrgModels
+from modelreg.services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit
+from modelreg.shared.settings import Settings
 
 
 class OrgModelService:

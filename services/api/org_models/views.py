@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.api.org_models.schemas import (
+from modelreg.services.api.org_models.schemas import (
     AvailableOrgModelItem,
     ModelRegistryIdentity,
     OrgModelDocument,
     OrgModelListItem,
 )
-from shared.contracts import ModelResourceRequirements
-from shared.documents import OrgModelDetails
+from modelreg.shared.contracts import ModelResourceRequirements
+from modelreg.shared.documents import OrgModelDetails
 
 
 def _utc(value: datetime) -> datetime:

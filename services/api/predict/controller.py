@@ -8,10 +8,10 @@ from litestar import Controller, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
-from services.api.errors import ERROR_RESPONSES, error_spec
-from services.api.models.controller import ModelId, NamespaceId
-from services.api.predict.service import Prediction, PredictionService
-from shared.contracts import ModelKey
+from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.models.controller import ModelId, NamespaceId
+from modelreg.services.api.predict.service import Prediction, PredictionService
+from modelreg.shared.contracts import ModelKey
 
 PREDICT_RESPONSES: dict[int, ResponseSpec] = {
     **ERROR_RESPONSES,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Protocol
 
-from shared.alias_rules import AliasState
-from shared.contracts import ModelKey
-from shared.documents import ModelDetails
+from modelreg.shared.alias_rules import AliasState
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.documents import ModelDetails
 
 
 class ModelLookup(Protocol):

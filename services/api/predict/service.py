@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import msgspec
 
-from services.api.domain_errors import (
+from modelreg.services.api.domain_errors import (
     AliasNotFound,
     EndpointFailed,
     EndpointTimeout,
@@ -14,17 +14,17 @@ from services.api.domain_errors import (
     ModelNotDeployed,
     ModelNotFound,
 )
-from services.api.models.views import current_status
-from services.api.predict.ports import (
+from modelreg.services.api.models.views import current_status
+from modelreg.services.api.predict.ports import (
     AcceptEveryRequest,
     AliasLookup,
     EndpointForwarder,
     ModelLookup,
     RequestCheck,
 )
-from shared.adapters.inference import EndpointConnectionError, EndpointTimeoutError
-from shared.contracts import ModelKey
-from shared.inference_rules import (
+from modelreg.shared.adapters.inference import EndpointConnectionError, EndpointTimeoutError
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.inference_rules import (
     FORWARDED_REQUEST_HEADERS,
     Upstream,
     buffer_whole,

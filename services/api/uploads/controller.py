@@ -8,10 +8,10 @@ from litestar import Controller, Request, post, put
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK
 
-from services.api.auth.guards import admin_guard
-from services.api.errors import ERROR_RESPONSES, error_spec
-from services.api.models.controller import NamespaceId
-from services.api.uploads.schemas import (
+from modelreg.services.api.auth.guards import admin_guard
+from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.models.controller import NamespaceId
+from modelreg.services.api.uploads.schemas import (
     ConfirmModelUploadRequest,
     ConfirmModelUploadResponse,
     CreateModelUploadRequest,
@@ -20,7 +20,7 @@ from services.api.uploads.schemas import (
     OrgModelPresignedURLResponse,
     UploadReceivedResponse,
 )
-from services.api.uploads.service import UploadService
+from modelreg.services.api.uploads.service import UploadService
 
 UploadId = Annotated[str, Parameter(title="Upload Id", pattern=r"^upload_[0-9a-f]{24}$")]
 NOT_FOUND = {404: error_spec("Upload not found (or not in this namespace)")}

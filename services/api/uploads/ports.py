@@ -7,9 +7,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from services.api.models.upload import SpooledArchive
-from shared.adapters.storage import StagedUpload
-from shared.documents import UploadRecord, UploadState
+from modelreg.services.api.models.upload import SpooledArchive
+from modelreg.shared.adapters.storage import StagedUpload
+from modelreg.shared.documents import UploadRecord, UploadState
 
 
 class UploadRepository(Protocol):

@@ -6,13 +6,13 @@ Both run the checks of their multipart upload (`ModelRegistration.register_spool
 
 from __future__ import annotations
 
-from services.api.models.registration import ModelRegistration
-from services.api.models.schemas import GIB, UploadForm
-from services.api.models.upload import SpooledArchive
-from services.api.org_models.catalog import OrgModelCatalog
-from services.api.org_models.schemas import OrgUploadForm
-from services.api.uploads.ports import RegisteredModel
-from shared.documents import UploadRecord
+from modelreg.services.api.models.registration import ModelRegistration
+from modelreg.services.api.models.schemas import GIB, UploadForm
+from modelreg.services.api.models.upload import SpooledArchive
+from modelreg.services.api.org_models.catalog import OrgModelCatalog
+from modelreg.services.api.org_models.schemas import OrgUploadForm
+from modelreg.services.api.uploads.ports import RegisteredModel
+from modelreg.shared.documents import UploadRecord
 
 
 def upload_form(upload: UploadRecord) -> UploadForm:

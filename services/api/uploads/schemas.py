@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from services.api.models.schemas import GIB, LABEL_PATTERN, MIN_MEMORY_GB, ModelFormatName
+from modelreg.services.api.models.schemas import GIB, LABEL_PATTERN, MIN_MEMORY_GB, ModelFormatName
 
 MIN_EXPIRATION_S = 60
 MAX_EXPIRATION_S = 24 * 3600

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import msgspec
 import structlog
 
-from services.api.domain_errors import (
+from modelreg.services.api.domain_errors import (
     DomainError,
     InvalidUploadSignature,
     UnsupportedUpload,
@@ -28,9 +28,9 @@ from services.api.domain_errors import (
     UploadNotReady,
     UploadTooLarge,
 )
-from services.api.models.upload import SpooledArchive
-from services.api.uploads.ports import RegisteredModel, Registrar, UploadRepository, UploadStorage
-from services.api.uploads.schemas import (
+from modelreg.services.api.models.upload import SpooledArchive
+from modelreg.services.api.uploads.ports import RegisteredModel, Registrar, UploadRepository, UploadStorage
+from modelreg.services.api.uploads.schemas import (
     ConfirmModelUploadRequest,
     ConfirmModelUploadResponse,
     CreateModelUploadRequest,
@@ -39,11 +39,11 @@ from services.api.uploads.schemas import (
     OrgModelPresignedURLResponse,
     UploadReceivedResponse,
 )
-from shared.adapters.storage import ArchiveTooLargeError, spool, staging_key
-from shared.contracts import ModelFormat
-from shared.documents import ResourceRequirementsFields, UploadRecord, UploadState
-from shared.settings import Settings
-from shared.upload_signing import SignatureCheck, check_upload_signature, upload_signature
+from modelreg.shared.adapters.storage import ArchiveTooLargeError, spool, staging_key
+from modelreg.shared.contracts import ModelFormat
+from modelreg.shared.documents import ResourceRequirementsFields, UploadRecord, UploadState
+from modelreg.shared.settings import Settings
+from modelreg.shared.upload_signing import SignatureCheck, check_upload_signature, upload_signature
 
 log = structlog.get_logger("modelreg.api")
 

@@ -15,15 +15,15 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.plugins import InitPluginProtocol
 
-from services.api.models.registration import ModelRegistration
-from services.api.models.service import now_ms
-from services.api.org_models.catalog import OrgModelCatalog
-from services.api.uploads.registrars import UploadRegistrar
-from services.api.uploads.service import UploadService
-from services.audit.recorder import NOT_AUDITED, Audit
-from shared.adapters.mongo import OrgModelStore, UploadStore
-from shared.adapters.storage import ArchiveStorage
-from shared.settings import Settings
+from modelreg.services.api.models.registration import ModelRegistration
+from modelreg.services.api.models.service import now_ms
+from modelreg.services.api.org_models.catalog import OrgModelCatalog
+from modelreg.services.api.uploads.registrars import UploadRegistrar
+from modelreg.services.api.uploads.service import UploadService
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit
+from modelreg.shared.adapters.mongo import OrgModelStore, UploadStore
+from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.settings import Settings
 
 log = structlog.get_logger("modelreg.api")
 

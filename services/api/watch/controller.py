@@ -9,10 +9,10 @@ from litestar import Controller, get
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from services.api.errors import ERROR_RESPONSES, error_spec
-from services.api.models.controller import ModelId, NamespaceId
-from services.api.watch.schemas import WatchMessage
-from services.api.watch.service import WatchService
+from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.models.controller import ModelId, NamespaceId
+from modelreg.services.api.watch.schemas import WatchMessage
+from modelreg.services.api.watch.service import WatchService
 
 LastEventId = Annotated[
     str | None,

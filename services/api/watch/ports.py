@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from shared.contracts import ModelKey
-from shared.documents import ModelDetails
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.documents import ModelDetails
 
 
 class WatchReads(Protocol):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import msgspec
 
-from services.api.models.schemas import CustomModelDocument
+from modelreg.services.api.models.schemas import CustomModelDocument
 
 
 class ChangeInfo(msgspec.Struct, kw_only=True):

@@ -13,15 +13,21 @@ from collections.abc import AsyncIterator
 import msgspec
 from pydantic import ValidationError
 
-from services.api.domain_errors import ModelNotFound
-from services.api.models.views import to_view
-from services.api.watch.ports import WatchReads
-from services.api.watch.schemas import ChangeEvent, ChangeInfo, ModelSnapshot, NamespaceSnapshot, WatchMessage
-from services.changefeed.hub import ChangeHub, SubscriberLagged, Subscription
-from shared.change_rules import ModelChangeSummary, matches, summarize
-from shared.changes import RegistryChange
-from shared.contracts import ModelKey
-from shared.documents import ModelDetails
+from modelreg.services.api.domain_errors import ModelNotFound
+from modelreg.services.api.models.views import to_view
+from modelreg.services.api.watch.ports import WatchReads
+from modelreg.services.api.watch.schemas import (
+    ChangeEvent,
+    ChangeInfo,
+    ModelSnapshot,
+    NamespaceSnapshot,
+    WatchMessage,
+)
+from modelreg.services.changefeed.hub import ChangeHub, SubscriberLagged, Subscription
+from modelreg.shared.change_rules import ModelChangeSummary, matches, summarize
+from modelreg.shared.changes import RegistryChange
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.documents import ModelDetails
 
 SNAPSHOT_LIMIT = 1000
 

@@ -8,14 +8,14 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 
-from services.api.watch.service import WatchService
-from services.changefeed.hub import ChangeHub, running
-from shared.adapters.mongo import ModelStore
-from shared.adapters.mongo.change_stream import MongoChangeFeed, enable_pre_images
-from shared.adapters.mongo.snapshots import namespace_models
-from shared.contracts import ModelKey
-from shared.documents import ModelDetails
-from shared.settings import Settings
+from modelreg.services.api.watch.service import WatchService
+from modelreg.services.changefeed.hub import ChangeHub, running
+from modelreg.shared.adapters.mongo import ModelStore
+from modelreg.shared.adapters.mongo.change_stream import MongoChangeFeed, enable_pre_images
+from modelreg.shared.adapters.mongo.snapshots import namespace_models
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.documents import ModelDetails
+from modelreg.shared.settings import Settings
 
 
 class _Reads:

@@ -8,9 +8,9 @@ from litestar import Controller, delete, get, post
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from services.api.errors import ERROR_RESPONSES, error_spec
-from services.api.models.controller import NamespaceId
-from services.api.webhooks.schemas import (
+from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.models.controller import NamespaceId
+from modelreg.services.api.webhooks.schemas import (
     DeliveryListResponse,
     RedeliverResponse,
     WebhookCreateRequest,
@@ -18,7 +18,7 @@ from services.api.webhooks.schemas import (
     WebhookDeleteResponse,
     WebhookListResponse,
 )
-from services.api.webhooks.service import WebhookService
+from modelreg.services.api.webhooks.service import WebhookService
 
 ResourceId = Annotated[str, Parameter(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 NOT_FOUND = {404: error_spec("Webhook or delivery not found")}

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
-from shared.documents import WebhookDeliveryDocument, WebhookDocument
+from modelreg.shared.documents import WebhookDeliveryDocument, WebhookDocument
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from shared.change_rules import CHANGE_KINDS
+from modelreg.shared.change_rules import CHANGE_KINDS
 
 EventTypeName = Literal[
     "model.created",

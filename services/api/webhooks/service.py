@@ -6,9 +6,9 @@ import base64
 import secrets
 from datetime import UTC, datetime
 
-from services.api.domain_errors import DeliveryNotFound, WebhookNotFound, WebhookUrlRefused
-from services.api.webhooks.ports import Resolver, WebhookRepository
-from services.api.webhooks.schemas import (
+from modelreg.services.api.domain_errors import DeliveryNotFound, WebhookNotFound, WebhookUrlRefused
+from modelreg.services.api.webhooks.ports import Resolver, WebhookRepository
+from modelreg.services.api.webhooks.schemas import (
     DeliveryListResponse,
     DeliveryView,
     RedeliverResponse,
@@ -19,8 +19,8 @@ from services.api.webhooks.schemas import (
     WebhookView,
     WebhookWithSecret,
 )
-from shared.documents import DeliveryState, WebhookDeliveryDocument, WebhookDocument
-from shared.webhook_rules import UrlPolicy, UrlRefused, address_refusal, literal_address, parse_url
+from modelreg.shared.documents import DeliveryState, WebhookDeliveryDocument, WebhookDocument
+from modelreg.shared.webhook_rules import UrlPolicy, UrlRefused, address_refusal, literal_address, parse_url
 
 SECRET_BYTES = 32
 

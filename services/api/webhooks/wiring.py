@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.api.webhooks.service import WebhookService
-from shared.adapters.mongo.webhook_store import WebhookStore
-from shared.adapters.webhook_http import resolve
-from shared.settings import Settings
-from shared.webhook_rules import UrlPolicy
+from modelreg.services.api.webhooks.service import WebhookService
+from modelreg.shared.adapters.mongo.webhook_store import WebhookStore
+from modelreg.shared.adapters.webhook_http import resolve
+from modelreg.shared.settings import Settings
+from modelreg.shared.webhook_rules import UrlPolicy
 
 
 def provide_webhook_service(settings: Settings) -> Callable[[], WebhookService]:

@@ -15,23 +15,23 @@
 The names below are the package's public surface; import them from `shared.adapters.mongo`.
 """
 
-from shared.adapters.mongo.alias_store import AliasStore
-from shared.adapters.mongo.audit_store import AuditStore
-from shared.adapters.mongo.cluster_store import ClusterStore, DuplicateClusterError, PlacedModel
-from shared.adapters.mongo.connection import MongoClient, connect, connect_when_available, ping
-from shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
-from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter
-from shared.adapters.mongo.mapping import key_filter, observed_from_details
-from shared.adapters.mongo.model_store import (
+from modelreg.shared.adapters.mongo.alias_store import AliasStore
+from modelreg.shared.adapters.mongo.audit_store import AuditStore
+from modelreg.shared.adapters.mongo.cluster_store import ClusterStore, DuplicateClusterError, PlacedModel
+from modelreg.shared.adapters.mongo.connection import MongoClient, connect, connect_when_available, ping
+from modelreg.shared.adapters.mongo.key_store import ApiKeyStore, DuplicateKeyPrefixError
+from modelreg.shared.adapters.mongo.listing import LIST_SORTS, ModelFilter
+from modelreg.shared.adapters.mongo.mapping import key_filter, observed_from_details
+from modelreg.shared.adapters.mongo.model_store import (
     DuplicateModelError,
     DuplicateModelIdError,
     ModelRegisteredError,
     ModelStore,
 )
-from shared.adapters.mongo.org_model_store import OrgModelStore
-from shared.adapters.mongo.tombstone_store import TombstoneStore
-from shared.adapters.mongo.upload_store import UploadStore
-from shared.deployment_rules import OBSERVED_ON_SERVE, ObservedChange
+from modelreg.shared.adapters.mongo.org_model_store import OrgModelStore
+from modelreg.shared.adapters.mongo.tombstone_store import TombstoneStore
+from modelreg.shared.adapters.mongo.upload_store import UploadStore
+from modelreg.shared.deployment_rules import OBSERVED_ON_SERVE, ObservedChange
 
 __all__ = [
     "LIST_SORTS",

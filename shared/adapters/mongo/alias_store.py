@@ -9,10 +9,10 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
-from shared.adapters.mongo.mapping import key_filter
-from shared.alias_rules import AliasHistoryKind, AliasState, aliases_by_model
-from shared.contracts import ModelKey
-from shared.documents import AliasDocument, HistoryEntry, ModelDocument
+from modelreg.shared.adapters.mongo.mapping import key_filter
+from modelreg.shared.alias_rules import AliasHistoryKind, AliasState, aliases_by_model
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.documents import AliasDocument, HistoryEntry, ModelDocument
 
 _FIELDS = (
     "namespace_id",

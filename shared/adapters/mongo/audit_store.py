@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 from beanie import SortDirection
 
-from shared.audit import AuditAction, AuditEntry, AuditOutcome, AuditQuery
-from shared.documents import AuditDocument
+from modelreg.shared.audit import AuditAction, AuditEntry, AuditOutcome, AuditQuery
+from modelreg.shared.documents import AuditDocument
 
 
 def audit_filter(namespace_id: str, query: AuditQuery) -> dict[str, Any]:

@@ -18,9 +18,9 @@ import structlog
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.errors import OperationFailure, PyMongoError
 
-from shared.adapters.mongo.connection import MongoClient
-from shared.changes import ChangedCollection, ChangeOperation, RegistryChange
-from shared.documents import ModelDocument
+from modelreg.shared.adapters.mongo.connection import MongoClient
+from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
+from modelreg.shared.documents import ModelDocument
 
 log = structlog.get_logger("modelreg.changefeed")
 

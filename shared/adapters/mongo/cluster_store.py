@@ -11,12 +11,12 @@ import msgspec
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
-from shared.adapters.mongo.mapping import key_filter, observed_from_details
-from shared.cluster_routing import DEFAULT_CLUSTER
-from shared.contracts import ClusterHealthReport, ClusterResources, ModelKey
-from shared.deployment_rules import OBSERVED_ON_SERVE, DesiredState, ObservedDeployment
-from shared.documents import ClusterDocument, ClusterRecord, ModelDetails, ModelDocument
-from shared.placement import ClusterCandidate, Requirements, requirements_from
+from modelreg.shared.adapters.mongo.mapping import key_filter, observed_from_details
+from modelreg.shared.cluster_routing import DEFAULT_CLUSTER
+from modelreg.shared.contracts import ClusterHealthReport, ClusterResources, ModelKey
+from modelreg.shared.deployment_rules import OBSERVED_ON_SERVE, DesiredState, ObservedDeployment
+from modelreg.shared.documents import ClusterDocument, ClusterRecord, ModelDetails, ModelDocument
+from modelreg.shared.placement import ClusterCandidate, Requirements, requirements_from
 
 
 class DuplicateClusterError(Exception):

@@ -10,9 +10,9 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from shared.documents import DOCUMENT_MODELS, LIST_INDEXES, ModelDocument
-from shared.retry import retry_with_backoff
-from shared.settings import Settings
+from modelreg.shared.documents import DOCUMENT_MODELS, LIST_INDEXES, ModelDocument
+from modelreg.shared.retry import retry_with_backoff
+from modelreg.shared.settings import Settings
 
 # Documents come back as plain dicts (the client's default document class).
 MongoClient: TypeAlias = AsyncMongoClient[dict[str, Any]]

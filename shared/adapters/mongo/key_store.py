@@ -8,7 +8,7 @@ from beanie import SortDirection
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
-from shared.documents import ApiKeyDocument
+from modelreg.shared.documents import ApiKeyDocument
 
 
 class DuplicateKeyPrefixError(Exception):

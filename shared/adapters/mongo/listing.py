@@ -7,9 +7,9 @@ from typing import Any
 import msgspec
 from beanie import SortDirection
 
-from shared.adapters.mongo.mapping import key_filter
-from shared.contracts import ModelKey
-from shared.model_filters import CheckedNode, to_mongo
+from modelreg.shared.adapters.mongo.mapping import key_filter
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.model_filters import CheckedNode, to_mongo
 
 
 class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.contracts import DeploymentEvent, ModelKey
-from shared.conversions import deployment_info_document
-from shared.conversions import observed_from_details as observed_from_details  # re-exported
-from shared.deployment_rules import ObservedChange
+from modelreg.shared.contracts import DeploymentEvent, ModelKey
+from modelreg.shared.conversions import deployment_info_document
+from modelreg.shared.conversions import observed_from_details as observed_from_details  # re-exported
+from modelreg.shared.deployment_rules import ObservedChange
 
 
 def key_filter(key: ModelKey) -> dict[str, str]:

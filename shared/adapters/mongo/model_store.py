@@ -11,19 +11,24 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
-from shared.adapters.mongo.alias_store import AliasStore
-from shared.adapters.mongo.listing import LIST_SORTS, ModelFilter, history_page_pipeline, listing_query
-from shared.adapters.mongo.mapping import key_filter, observed_from_details, observed_update
-from shared.adapters.mongo.tombstone_store import TombstoneStore
-from shared.contracts import ModelKey
-from shared.deployment_rules import (
+from modelreg.shared.adapters.mongo.alias_store import AliasStore
+from modelreg.shared.adapters.mongo.listing import (
+    LIST_SORTS,
+    ModelFilter,
+    history_page_pipeline,
+    listing_query,
+)
+from modelreg.shared.adapters.mongo.mapping import key_filter, observed_from_details, observed_update
+from modelreg.shared.adapters.mongo.tombstone_store import TombstoneStore
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.deployment_rules import (
     OBSERVED_ON_SERVE,
     DesiredState,
     ObservedChange,
     ObservedDeployment,
     lost_writes,
 )
-from shared.documents import (
+from modelreg.shared.documents import (
     HistoryEntry,
     ModelClusterFields,
     ModelDetails,
@@ -31,8 +36,8 @@ from shared.documents import (
     ModelKeyFields,
     utc_now,
 )
-from shared.placement import Placement
-from shared.tombstone_rules import tombstone_expiry
+from modelreg.shared.placement import Placement
+from modelreg.shared.tombstone_rules import tombstone_expiry
 
 
 class ModelRegisteredError(Exception):

@@ -6,8 +6,8 @@ from beanie import SortDirection
 from pymongo.errors import DuplicateKeyError
 from pymongo.results import UpdateResult
 
-from shared.adapters.mongo.model_store import DuplicateModelError, DuplicateModelIdError
-from shared.documents import ModelDocument, ModelKeyFields, OrgModelDetails, OrgModelDocument
+from modelreg.shared.adapters.mongo.model_store import DuplicateModelError, DuplicateModelIdError
+from modelreg.shared.documents import ModelDocument, ModelKeyFields, OrgModelDetails, OrgModelDocument
 
 
 class OrgModelStore:

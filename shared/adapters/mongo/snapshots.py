@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from beanie import SortDirection
 
-from shared.documents import ModelDetails, ModelDocument
+from modelreg.shared.documents import ModelDetails, ModelDocument
 
 
 async def namespace_models(namespace_id: str, limit: int) -> list[ModelDetails]:

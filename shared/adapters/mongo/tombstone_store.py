@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from shared.contracts import ModelKey
-from shared.documents import TombstoneDocument
+from modelreg.shared.contracts import ModelKey
+from modelreg.shared.documents import TombstoneDocument
 
 
 class TombstoneStore:

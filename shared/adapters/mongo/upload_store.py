@@ -8,7 +8,7 @@ from typing import Any
 
 from beanie.odm.enums import SortDirection
 
-from shared.documents import UploadDocument, UploadRecord, UploadState
+from modelreg.shared.documents import UploadDocument, UploadRecord, UploadState
 
 # What the cleanup takes once expired: every state but the final ones (CONFIRMING too: a confirm that died
 # with its process never finishes; one still running past the expiry fails its final compare-and-set).

@@ -9,7 +9,7 @@ from typing import Any
 from beanie import SortDirection
 from pymongo.errors import DuplicateKeyError
 
-from shared.documents import (
+from modelreg.shared.documents import (
     DeliveryState,
     DispatcherStateDocument,
     WebhookDeliveryDocument,
