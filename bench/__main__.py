@@ -189,14 +189,16 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         measured[goals.WORKER_SCALING] = failed[0] if failed else min(scaling, key=lambda f: f.value)
     if "predict" in selected:
         print("inference route benchmark ...", file=sys.stderr)
-        tables.append(await predict.run(stack, api_key, args.predict_seconds))
+        predict_table, measured[goals.PREDICT_OVERHEAD] = await predict.run(
+            stack, api_key, args.predict_seconds
+        )
+        tables.append(predict_table)
     if "push" in selected:
         print("push benchmark (SSE and webhooks) ...", file=sys.stderr)
-        tables.append(
-            await push.run(
-                stack, api_key, ids, args.push_rate, args.push_seconds, min(args.watchers, len(ids))
-            )
+        push_table, measured[goals.SSE_P99] = await push.run(
+            stack, api_key, ids, args.push_rate, args.push_seconds, min(args.watchers, len(ids))
         )
+        tables.append(push_table)
     for process, idle_bytes in idle.items():
         # No reading means the process was gone; a peak under a failed load is a peak under refusals.
         idle_mib = figure(idle_bytes / 2**20, None if idle_bytes else "process not running")

@@ -37,6 +37,10 @@ EVENT_P99 = Goal("event → visible in GET p99 ms at 100 events/s", 100, False, 
 LIST_P99 = Goal("filtered list page p99 ms at the largest size", 50, False, ".1f")
 GET_FLAT = Goal("GET details req/s, smallest size / largest (flat across sizes)", 0.8, True)
 WORKER_SCALING = Goal("worker events/s, 2 workers / 1 (distinct partitions), lowest across sizes", 1.6, True)
+PREDICT_OVERHEAD = Goal(
+    "inference route: p50 ms added over calling the endpoint directly (worse of by id / by alias)", 2, False
+)
+SSE_P99 = Goal("event → SSE change received p99 ms at 100 events/s, 100 watchers", 100, False, ".1f")
 ALL_GOALS = (
     AUTH_RATIO,
     CACHE_RATIO,
@@ -46,6 +50,8 @@ ALL_GOALS = (
     LIST_P99,
     GET_FLAT,
     WORKER_SCALING,
+    PREDICT_OVERHEAD,
+    SSE_P99,
 )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from bench.figures import NO_FIGURE, figure
+from bench.figures import NO_FIGURE, Figure, figure, joined_failures
 from bench.load import LoadResult, closed_loop
 from bench.read_api import NAMESPACE, model_document
 from bench.stack import BenchStack, bearer
@@ -57,7 +57,8 @@ async def listening(port: int, process: subprocess.Popen[bytes], attempts: int =
     raise RuntimeError(f"the stand-in endpoint is not listening on {port}")
 
 
-async def run(stack: BenchStack, api_key: str, duration_s: float) -> Table:
+async def run(stack: BenchStack, api_key: str, duration_s: float) -> tuple[Table, Figure]:
+    """The table, and the p50 the worse of the two inference routes adds over the direct call."""
     port = embedded.free_port()
     endpoint_url = f"http://127.0.0.1:{port}/{NAMESPACE}/{MODEL_ID}"
     endpoint = subprocess.Popen([sys.executable, "-m", "bench.endpoint", str(port)])
@@ -110,6 +111,7 @@ async def run(stack: BenchStack, api_key: str, duration_s: float) -> Table:
         ["target", "req/s", "p50 ms", "p99 ms", "added p50 ms", "errors"],
     )
     direct = results["endpoint directly"]
+    overhead = worst_added_p50(results)
     for name, r in results.items():
         if r.failure is not None:
             table.add(name, r.rps.text(",.0f"), NO_FIGURE, NO_FIGURE, NO_FIGURE, f"{r.error_count:,}")
@@ -126,4 +128,14 @@ async def run(stack: BenchStack, api_key: str, duration_s: float) -> Table:
         "API floor: the details read through the same API (key check, one model read, no forward), for what "
         "any request costs there on this machine at this moment"
     )
-    return table
+    return table, overhead
+
+
+def worst_added_p50(results: dict[str, LoadResult]) -> Figure:
+    """The larger p50 added by a predict route over the direct call; failed when any of them failed."""
+    direct = results["endpoint directly"]
+    routes = [r for name, r in results.items() if "predict" in name]
+    failure = joined_failures(direct.failure, *(r.failure for r in routes))
+    if failure is not None or not routes:
+        return figure(0.0, failure or "no inference route measured")
+    return figure(max(r.p50_ms for r in routes) - direct.p50_ms)
