@@ -22,7 +22,7 @@ from bench.load import LoadResult, closed_loop
 from bench.read_api import NAMESPACE, model_document, model_ids, status_error
 from bench.stack import BenchStack, bearer, rss_bytes, worker_process
 from bench.tables import Table
-from bench.worker_apply import event_stream, produce
+from bench.worker_apply import OBSERVED_FIELDS, event_stream, produce
 from modelreg.shared.adapters import kafka
 
 SEED_CHUNK = 10_000
@@ -80,7 +80,7 @@ async def worker_rate(stack: BenchStack, ids: list[str], workers: int, per_model
     collection = client[settings.mongodb_database].custom_models
     await collection.update_many(
         {"namespace_id": NAMESPACE, "model_id": {"$in": ids}},
-        {"$unset": {"last_event_sequence": "", "deployment_history": "", "deployment_status": ""}},
+        {"$unset": dict.fromkeys(OBSERVED_FIELDS, "")},
     )
     processes = [worker_process(stack, settings, f"worker-{run}-{n}") for n in range(workers)]
     producer = kafka.make_producer(settings, linger_ms=20, max_batch_size=256 * 1024)

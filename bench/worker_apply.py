@@ -23,6 +23,14 @@ from modelreg.shared.contracts import DeploymentEvent, EventType, encode
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 # The wait for the worker gives up when it applied no further event for this long.
 STALL_S = 60
+# What the worker's events write into a model: unset, a model is as registered and every event is new to it
+# (the sequence guard is per cluster: `cluster_sequences`, not only `last_event_sequence`).
+OBSERVED_FIELDS = (
+    "last_event_sequence",
+    "cluster_sequences",
+    "deployment_history",
+    "deployment_status",
+)
 
 
 def event_stream(ids: list[str], per_model: int, seed: int) -> list[DeploymentEvent]:
@@ -208,7 +216,7 @@ async def run(stack: BenchStack, ids: list[str], per_model: int, limit_seconds: 
     try:
         await collection.update_many(
             {"namespace_id": NAMESPACE},
-            {"$unset": {"last_event_sequence": "", "deployment_history": "", "deployment_status": ""}},
+            {"$unset": dict.fromkeys(OBSERVED_FIELDS, "")},
         )
         async with PeakRss(stack.worker.process.pid) as worker_peak:
             started = time.perf_counter()
