@@ -177,6 +177,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             state.model_store,
             ModelReads(state.model_store, aliases=state.alias_store),
             now_ms,
+            details_cache=caches.details,
+            audit=audit,
         )
 
     def provide_prediction_service(state: State) -> PredictionService:
