@@ -375,6 +375,11 @@ class AliasDocument(Document):
                 [("namespace_id", pymongo.ASCENDING), ("model_id", pymongo.ASCENDING)],
                 name="namespace_alias_target",
             ),
+            # The models an alias points at (the list filter's `alias` field).
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("alias", pymongo.ASCENDING)],
+                name="namespace_alias_name",
+            ),
         ]
 
 

@@ -100,3 +100,7 @@ class AliasIndex(Protocol):
     async def aliases_of(self, namespace_id: str, model_ids: Sequence[str]) -> dict[str, list[str]]:
         """model_id → its aliases, sorted, for the models that have any."""
         ...
+
+    async def models_with_aliases(self, namespace_id: str, aliases: Sequence[str]) -> list[str]:
+        """The ids of the namespace's models one of `aliases` points at (the list filter's `alias`)."""
+        ...
