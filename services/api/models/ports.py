@@ -45,9 +45,11 @@ class ModelRepository(Protocol):
         expected_desired_at: datetime | None,
         now: datetime,
         placement: Placement | None = None,
+        desired_by: str | None = None,
     ) -> bool:
-        """Compare-and-set on `desired_at` (with `placement`: also the desired cluster and failover);
-        False when the model changed since (or is gone)."""
+        """Compare-and-set on `desired_at` (with `placement`: also the desired cluster and failover;
+        `desired_by`, the requesting key prefix, in the same write); False when the model changed since
+        (or is gone)."""
         ...
 
     async def update_tags(
