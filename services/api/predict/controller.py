@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
-from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.errors import ERROR_RESPONSES, HTTPValidationError, error_spec
 from modelreg.services.api.models.controller import ModelId, NamespaceId
 from modelreg.services.api.predict.service import Prediction, PredictionService
 from modelreg.shared.contracts import ModelKey
@@ -18,7 +18,11 @@ PREDICT_RESPONSES: dict[int, ResponseSpec] = {
     200: ResponseSpec(data_container=None, description="The endpoint's answer, streamed as it sent it"),
     404: error_spec("Model (or alias) not found"),
     409: error_spec("The model is not deployed (code model_not_deployed)"),
-    422: error_spec("A JSON body's inputs do not fit the model's input_schema (invalid_model_inputs)"),
+    422: ResponseSpec(
+        data_container=HTTPValidationError,
+        description="Validation Error (inputs that do not fit the model's input_schema: ErrorResponse with "
+        "code invalid_model_inputs and details.inputs)",
+    ),
     502: error_spec("The endpoint could not be reached (endpoint_unreachable) or failed (endpoint_error)"),
     504: error_spec("The endpoint did not answer within MODELREG_PREDICT_TIMEOUT_S (endpoint_timeout)"),
 }
