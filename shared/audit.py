@@ -25,6 +25,9 @@ class AuditAction(enum.StrEnum):
     MODEL_DELETE = "model.delete"
     KEY_CREATE = "key.create"
     KEY_REVOKE = "key.revoke"
+    ALIAS_SET = "alias.set"
+    ALIAS_ROLLBACK = "alias.rollback"
+    ALIAS_REMOVE = "alias.remove"
 
 
 class AuditOutcome(enum.StrEnum):

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from modelreg.shared.audit_rules import requested_by_desired
 from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 
 
@@ -61,9 +62,13 @@ def summarize(change: RegistryChange) -> ModelChangeSummary | None:
     updated = change.updated_fields
     entry = applied_history_entry(updated, document)
     if entry is not None:
+        event_type = _text(entry.get("event_type"))
         return ModelChangeSummary(
             kind=ChangeKind.DEPLOYMENT_CHANGED,
-            event_type=_text(entry.get("event_type")),
+            event_type=event_type,
+            requested_by=requested_by_desired(
+                event_type, document.get("desired_state"), document.get("desired_by")
+            ),
             sequence=entry.get("sequence") if isinstance(entry.get("sequence"), int) else None,
             message=_text(entry.get("message")),
             endpoint=_text(entry.get("endpoint")),
@@ -72,9 +77,9 @@ def summarize(change: RegistryChange) -> ModelChangeSummary | None:
     desired = updated.get("desired_state")
     if desired in REQUEST_KINDS:
         kind = REQUEST_KINDS[desired]
-        return ModelChangeSummary(
-            kind=kind, requested_by=_text(updated.get("desired_by", document.get("desired_by"))), **base
-        )
+        # The same write stored the request's key prefix (None from the CLI: `desired_by` is then unset).
+        requested = updated["desired_by"] if "desired_by" in updated else document.get("desired_by")
+        return ModelChangeSummary(kind=kind, requested_by=_text(requested), **base)
     return ModelChangeSummary(kind=ChangeKind.MODEL_UPDATED, **base)
 
 

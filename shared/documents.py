@@ -76,6 +76,8 @@ class ModelDetails(BaseModel):
     observed_at: datetime | None = None
     desired_state: DesiredState | None = None
     desired_at: datetime | None = None
+    # The key prefix of the request that set desired_state (None: the CLI, or written before it was kept).
+    desired_by: str | None = None
     # Set on a namespace's copy of a shared (org-level) model: the shared model's id (= this model_id).
     org_model_id: str | None = None
     # Ray clusters (docs/clusters.md): the placement the observed state describes and each cluster's
@@ -374,6 +376,11 @@ class AliasDocument(Document):
             pymongo.IndexModel(
                 [("namespace_id", pymongo.ASCENDING), ("model_id", pymongo.ASCENDING)],
                 name="namespace_alias_target",
+            ),
+            # The models an alias points at (the list filter's `alias` field).
+            pymongo.IndexModel(
+                [("namespace_id", pymongo.ASCENDING), ("alias", pymongo.ASCENDING)],
+                name="namespace_alias_name",
             ),
         ]
 

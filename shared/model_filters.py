@@ -58,9 +58,9 @@ FIELDS: dict[str, tuple[str, Kind]] = {
     "updated_at": ("updated_at", Kind.TIME),
 }
 # Fields answered by a lookup to model ids (e.g. "alias": the models the named aliases point at).
-LOOKUP_FIELDS: frozenset[str] = frozenset()
+LOOKUP_FIELDS: frozenset[str] = frozenset({"alias"})
 # Known but not filterable yet: a clear refusal rather than "unknown field".
-UNAVAILABLE_FIELDS = {"alias": "filtering by alias is not available yet"}
+UNAVAILABLE_FIELDS: dict[str, str] = {}
 
 MONGO_OPERATORS = {
     Op.EQ: "$eq",
@@ -125,7 +125,7 @@ def _field(comparison: Comparison) -> tuple[str, Kind]:
         return FIELDS[name]
     if name in UNAVAILABLE_FIELDS:
         raise FilterError(UNAVAILABLE_FIELDS[name], comparison.position, "filter_field_unavailable")
-    known = ", ".join([*FIELDS, "tags.<key>"])
+    known = ", ".join([*FIELDS, *sorted(LOOKUP_FIELDS), "tags.<key>"])
     raise FilterError(
         f"unknown field {name!r} (fields: {known})", comparison.position, "invalid_filter_field"
     )

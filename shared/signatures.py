@@ -103,6 +103,11 @@ def _declared(input_schema: Mapping[str, Any] | None) -> dict[str, Mapping[str, 
     return declared
 
 
+def declares_inputs(input_schema: Mapping[str, Any] | None) -> bool:
+    """Whether `check_inputs` constrains anything for this schema (it holds an `inputs` list)."""
+    return _declared(input_schema) is not None
+
+
 def _shape_of(value: Any, rank: int) -> tuple[list[int | None], list[Any]] | str:
     """The shape of a nested list down to `rank` levels and its leaves, or why it is not rectangular.
 

@@ -58,6 +58,15 @@ class FakeAliasStore:
         ]
         return aliases_by_model(states)
 
+    async def models_with_aliases(self, namespace_id: str, aliases: Sequence[str]) -> list[str]:
+        return sorted(
+            {
+                s.model_id
+                for s in self.aliases.values()
+                if s.namespace_id == namespace_id and s.alias in aliases
+            }
+        )
+
 
 class FakeAnswer:
     def __init__(

@@ -92,13 +92,19 @@ class FakeModelStore:
         expected_desired_at: datetime | None,
         now: datetime,
         placement: Placement | None = None,
+        desired_by: str | None = None,
     ) -> bool:
         if self.before_set_desired is not None:
             await self.before_set_desired(key)
         current = self.models.get(key)
         if current is None or current.desired_at != expected_desired_at:
             return False
-        update: dict[str, Any] = {"desired_state": desired, "desired_at": desired_at, "updated_at": now}
+        update: dict[str, Any] = {
+            "desired_state": desired,
+            "desired_at": desired_at,
+            "desired_by": desired_by,
+            "updated_at": now,
+        }
         if placement is not None:
             update["desired_cluster"] = placement.cluster
             if placement.failover is not None:

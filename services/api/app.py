@@ -43,6 +43,7 @@ from modelreg.services.api.models.reads import ModelReads
 from modelreg.services.api.models.service import ModelService, now_ms
 from modelreg.services.api.org_models.controller import ORG_MODEL_CONTROLLERS
 from modelreg.services.api.org_models.service import OrgModelService
+from modelreg.services.api.predict.checks import InputSchemaCheck
 from modelreg.services.api.predict.controller import PredictController
 from modelreg.services.api.predict.service import PredictionService
 from modelreg.services.api.uploads.controller import (
@@ -177,10 +178,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             state.model_store,
             ModelReads(state.model_store, aliases=state.alias_store),
             now_ms,
+            details_cache=caches.details,
+            audit=audit,
         )
 
     def provide_prediction_service(state: State) -> PredictionService:
-        return PredictionService(state.model_store, state.alias_store, state.endpoint_client)
+        return PredictionService(
+            state.model_store, state.alias_store, state.endpoint_client, check=InputSchemaCheck()
+        )
 
     def provide_model_archives(state: State) -> ModelArchives:
         return ModelArchives(state.model_store, storage)

@@ -6,20 +6,25 @@ reloaded while they arrive. Screenshots go to artifacts/browser/ (MODELREG_TEST_
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
-import re
 import shutil
+import subprocess
+import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from modelreg.shared.adapters import kafka
-from modelreg.shared.contracts import COMMAND_DECODER, CommandType
+from modelreg.shared.contracts import COMMAND_DECODER, ClusterHealthReport, ClusterResources, CommandType
 from tests.browser.conftest import DEMO_ID, NS, ROOT, Stack, Watched, register_demo
 from tests.conftest import eventually, read_topic
+from tests.endpoints import stand_in_endpoint
 from tests.factories import event, record, seed_model_document
 
 pytestmark = pytest.mark.browser
@@ -55,10 +60,6 @@ async def publish(stack: Stack, *events: Any) -> None:
             await producer.send_and_wait(stack.settings.events_topic, value, key=key)
     finally:
         await producer.stop()
-
-
-def route_exists(stack: Stack, pattern: str) -> bool:
-    return any(re.search(pattern, path) for path in stack.openapi_paths())
 
 
 async def test_a_wrong_key_is_refused_and_the_right_one_shows_the_namespace(
@@ -111,7 +112,10 @@ async def test_the_filter_box_narrows_the_table(stack: Stack, page: Watched) -> 
 
     await page.page.fill("#filter", "owner ~ 'me'")
     await page.page.click("#filter-form button[type=submit]")
-    await (await expect(page.page.locator("#list-error"))).to_contain_text("filters on name, model_format")
+    # The registry's filter language refuses it with the position, shown in words.
+    await (await expect(page.page.locator("#list-error"))).to_contain_text(
+        "The list failed (422): Invalid filter at position 6"
+    )
     assert page.csp_violations() == []
 
 
@@ -139,9 +143,23 @@ async def test_deploying_the_demo_model_turns_its_badge_deployed_and_grows_the_t
     await register_demo(stack)
     context = await browser.new_context(viewport={"width": 1280, "height": 1000})
     namespace_page, model_page = Watched(await context.new_page()), Watched(await context.new_page())
+    list_path = f"/v1/namespaces/{NS}/models"
+    list_reads: list[str] = []
+    watch_reads: list[str] = []
+
+    def reads(request: Any) -> None:
+        path = request.url.split("?", 1)[0].removeprefix(stack.url)
+        if request.method == "GET" and path == list_path:
+            list_reads.append(path)
+        elif path == f"/v1/namespaces/{NS}/watch":
+            watch_reads.append(path)
+
+    namespace_page.page.on("request", reads)
     try:
         await sign_in(namespace_page, stack)
         await (await expect(badge(namespace_page, DEMO_ID))).to_have_text("not_deployed")
+        await (await expect(namespace_page.page.locator("#live"))).to_have_text("live: watching")
+        loaded = len(list_reads)  # the page's own loading of the list, before it follows the stream
         await sign_in(model_page, stack)
         await model_page.page.click(f'#models-table tr[data-model-id="{DEMO_ID}"] a')
         status = model_page.page.locator("#model-status .badge")
@@ -177,6 +195,10 @@ async def test_deploying_the_demo_model_turns_its_badge_deployed_and_grows_the_t
         await (await expect(status)).to_have_text("deployed", timeout=LONG_MS)
         await (await expect(segments)).to_have_count(2, timeout=LONG_MS)
         await (await expect(segments.last)).to_have_attribute("data-status", "deployed")
+
+        # The namespace page never read its list again: every later status came through the real watch stream.
+        assert len(list_reads) == loaded and watch_reads
+        await (await expect(namespace_page.page.locator("#live"))).to_have_text("live: watching")
 
         await namespace_page.screenshot("namespace-deployed")
         await model_page.screenshot("model-page-deployed")
@@ -295,21 +317,46 @@ async def test_swagger_ui_renders_offline_under_the_csp(stack: Stack, page: Watc
 
 
 async def test_predict_from_the_form(stack: Stack, page: Watched) -> None:
-    if not route_exists(stack, r"/models/\{[^}]+\}/predict$"):
-        pytest.skip("this registry has no inference route (POST …/models/{id}/predict) yet")
     await register_demo(stack)
-    await sign_in(page, stack)
-    await page.page.goto(f"{stack.url}/ui#/ns/{NS}/models/{DEMO_ID}")
-    await (await expect(page.page.locator("#predict-panel"))).to_be_visible()
-    await page.page.click("#predict-form button[type=submit]")
-    # No Ray Serve here: the answer is the route's refusal, shown in words.
-    await (await expect(page.page.locator("#predict-output"))).not_to_be_empty()
-    await page.screenshot("predict")
+    schema = {"inputs": [{"name": "x", "type": "tensor(float)", "shape": [None, 3]}]}
+    await stack.database.custom_models.update_one({"model_id": DEMO_ID}, {"$set": {"input_schema": schema}})
+    with stand_in_endpoint("stand-in") as endpoint:
+        # The bridge's reports of a deployment whose Serve endpoint is the local stand-in server.
+        await publish(
+            stack,
+            event("deployment.started", 1, NS, DEMO_ID, occurred_at=datetime.now(UTC)),
+            event(
+                "deployment.ready",
+                2,
+                NS,
+                DEMO_ID,
+                occurred_at=datetime.now(UTC),
+                endpoint=f"{endpoint.url}/{NS}/{DEMO_ID}",
+            ),
+        )
+        await sign_in(page, stack)
+        await page.page.goto(f"{stack.url}/ui#/ns/{NS}/models/{DEMO_ID}")
+        status = page.page.locator("#model-status .badge")
+        await (await expect(status)).to_have_text("deployed", timeout=LONG_MS)
+        await (await expect(page.page.locator("#predict-panel"))).to_be_visible()
+        field = page.page.locator('#predict-fields textarea[data-input="x"]')  # one field per declared input
+        output = page.page.locator("#predict-output")
+
+        await field.fill("[[1.0, 2.0, 3.0]]")
+        await page.page.click("#predict-form button[type=submit]")
+        await (await expect(output)).to_contain_text('"served_by": "stand-in"')
+        assert endpoint.requests == 1
+
+        # Inputs that do not fit the schema are refused by the registry, in words, before the endpoint.
+        await field.fill("[[1.0, 2.0]]")
+        await page.page.click("#predict-form button[type=submit]")
+        await (await expect(output)).to_contain_text("Prediction failed (422)")
+        await (await expect(output)).to_contain_text("x")
+        assert endpoint.requests == 1
+        await page.screenshot("predict")
 
 
 async def test_roll_an_alias_back(stack: Stack, page: Watched) -> None:
-    if not route_exists(stack, r"/names/\{[^}]+\}/aliases/\{[^}]+\}/rollback$"):
-        pytest.skip("this registry has no aliases (…/names/{name}/aliases) yet")
     await register_demo(stack)
     second = seed_model_document(NS, "linear-onnx-2", name="demo-linear", version="2")
     await stack.database.custom_models.insert_one(second)
@@ -329,12 +376,63 @@ async def test_roll_an_alias_back(stack: Stack, page: Watched) -> None:
 
 
 async def test_the_clusters_page(stack: Stack, page: Watched) -> None:
-    if not route_exists(stack, r"^/v1/clusters$"):
-        pytest.skip("this registry does not report clusters (GET /v1/clusters) yet")
-    await sign_in(page, stack)
-    await page.page.click("#nav-clusters")
-    await (await expect(page.page.locator("#clusters-page"))).to_be_visible()
-    await page.screenshot("clusters")
+    name = "browser-eu"
+    added = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "modelreg.services.cli",
+            "clusters",
+            "add",
+            name,
+            "--ray-address",
+            "ray-eu:6379",
+        ]
+        + ["--serve-url", "http://eu:8000", "--label", "region=eu"],
+        env={**os.environ, **stack.settings.as_env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert added.returncode == 0, added.stderr
+    try:
+        await kafka.ensure_topics(stack.settings, [stack.settings.cluster_health_topic])
+        report = ClusterHealthReport(
+            report_id=uuid.uuid4(),
+            cluster=name,
+            sequence=1,
+            reported_at=datetime.now(UTC),
+            serve_up=True,
+            resources=ClusterResources(
+                cpu_total=8, cpu_free=6, memory_total_bytes=2**34, memory_free_bytes=2**33
+            ),
+            applications=[],
+        )
+        producer = kafka.make_producer(stack.settings)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                stack.settings.cluster_health_topic, value=msgspec.json.encode(report), key=report.kafka_key()
+            )
+        finally:
+            await producer.stop()
+
+        async def reported() -> bool:
+            stored = await stack.database.ray_clusters.find_one({"name": name})
+            return stored is not None and stored.get("last_seen_at") is not None
+
+        await eventually(reported)  # the worker stored the report
+        await sign_in(page, stack)
+        await page.page.click("#nav-clusters")
+        await (await expect(page.page.locator("#clusters-page"))).to_be_visible()
+        row = page.page.locator(f'#clusters-table tr[data-cluster="{name}"]')
+        await (await expect(row.locator(".badge"))).to_have_text("healthy", timeout=LONG_MS)
+        await (await expect(row)).to_contain_text("region")
+        await page.screenshot("clusters")
+    finally:
+        # Later tests deploy without clusters (commands with no cluster).
+        await stack.database.ray_clusters.delete_one({"name": name})
 
 
 async def test_the_watch_stream_is_read_with_the_key_in_a_header_and_resumed(

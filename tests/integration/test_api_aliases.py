@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import pytest
 
 from tests.api_support import api_client, api_process, bearer
@@ -247,3 +248,60 @@ async def test_disabling_a_shared_model_removes_its_copys_aliases(topics, db, ma
         disabled = await admin.post(f"/v1/namespaces/ns_a/models/org/{model_id}/disable")
         assert disabled.status_code == 200, disabled.text
         assert (await admin.get(f"{aliases}/production")).status_code == 404  # none left dangling
+
+
+async def test_alias_writes_show_at_once_in_cached_details(topics, db, key) -> None:
+    await db.custom_models.insert_many(
+        [seed_model_document("ns_a", v, name="resnet", version=v) for v in ("v1", "v2")]
+    )
+    # Details cached for an hour and no change feed: only this process's own invalidation can show a move.
+    settings = msgspec.structs.replace(
+        topics,
+        api_details_cache_ttl_s=3600,
+        api_details_cache_feed_ttl_s=3600,
+        api_cache_follow_changes=False,
+    )
+    async with api_client(settings, key) as client:
+
+        async def aliases_of(model_id: str) -> list[str]:
+            response = await client.get(f"{MODELS}/{model_id}")
+            assert response.status_code == 200, response.text
+            return response.json()["model"]["aliases"]
+
+        assert await aliases_of("v1") == await aliases_of("v2") == []  # both cached now
+
+        await put_alias(client, "production", "v1")
+        assert (await aliases_of("v1"), await aliases_of("v2")) == (["production"], [])
+
+        await put_alias(client, "production", "v2")
+        assert (await aliases_of("v1"), await aliases_of("v2")) == ([], ["production"])
+
+        assert (await client.post(f"{ALIASES}/production/rollback")).status_code == 200
+        assert (await aliases_of("v1"), await aliases_of("v2")) == (["production"], [])
+
+        assert (await client.delete(f"{ALIASES}/production")).status_code == 200
+        assert (await aliases_of("v1"), await aliases_of("v2")) == ([], [])
+
+
+async def test_alias_writes_are_in_the_audit_trail(client, key) -> None:
+    await put_alias(client, "production", "v1")
+    await put_alias(client, "production", "v2")
+    assert (await client.post(f"{ALIASES}/production/rollback")).status_code == 200
+    assert (await client.delete(f"{ALIASES}/production")).status_code == 200
+    refused = await client.put(f"{ALIASES}/production", json={"model_id": "missing"})
+    assert refused.status_code == 404
+
+    response = await client.get("/v1/namespaces/ns_a/audit", params={"limit": 10})
+    assert response.status_code == 200, response.text
+    entries = [e for e in response.json()["entries"] if e["action"].startswith("alias.")]
+
+    assert [(e["action"], e["outcome"], e["model_id"]) for e in entries] == [
+        ("alias.set", "refused", "missing"),
+        ("alias.remove", "done", "v1"),
+        ("alias.rollback", "done", "v1"),
+        ("alias.set", "done", "v2"),
+        ("alias.set", "done", "v1"),
+    ]
+    assert all(e["target"] == {"name": "resnet", "alias": "production"} for e in entries)
+    assert all(e["key_prefix"] == key.split("_")[1] for e in entries)
+    assert [e["details"].get("previous_model_id") for e in entries[1:]] == ["v1", "v2", "v1", None]

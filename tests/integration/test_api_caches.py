@@ -1,5 +1,5 @@
 """The API's caches through the real app and MongoDB: what this process writes it reads back at once, a
-revoked key is refused, and the caches follow a change feed wired in `app.state.change_source`.
+revoked key is refused, and the caches follow the real change feed of the process.
 
 Caches are on here with TTLs far longer than any test, so a stale answer could not hide behind one.
 """
@@ -7,15 +7,12 @@ Caches are on here with TTLs far longer than any test, so a stale answer could n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 
 from modelreg.services.api.app import create_app
-from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 from modelreg.shared.settings import Settings
 from tests.api_support import bearer, make_archive, upload_form
 from tests.conftest import eventually
@@ -28,26 +25,6 @@ def cached(settings: Settings) -> Settings:
     return msgspec.structs.replace(
         settings, api_auth_cache_ttl_s=3600, api_details_cache_ttl_s=3600, api_details_cache_feed_ttl_s=3600
     )
-
-
-class QueueChangeSource:
-    """A `ChangeSource` the test feeds by hand, standing in for the change feed's component.
-
-    The test client runs the app on its own event loop (a thread), so changes cross over thread-safely.
-    """
-
-    def __init__(self) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.queue: asyncio.Queue[RegistryChange] | None = None
-
-    async def subscribe(self, after: str | None = None) -> AsyncIterator[RegistryChange]:
-        self.loop, self.queue = asyncio.get_running_loop(), asyncio.Queue()
-        while True:
-            yield await self.queue.get()
-
-    def push(self, change: RegistryChange) -> None:
-        assert self.loop is not None and self.queue is not None, "nothing subscribed"
-        self.loop.call_soon_threadsafe(self.queue.put_nowait, change)
 
 
 @pytest.fixture
@@ -117,33 +94,20 @@ async def test_a_key_revoked_by_the_api_process_is_refused_at_once(topics, db, m
         assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_api_key"
 
 
-def change_of(collection: ChangedCollection, document: dict) -> RegistryChange:
-    return RegistryChange(
-        token=str(document.get("_id")),
-        collection=collection,
-        operation=ChangeOperation.UPDATE,
-        document_id=str(document["_id"]),
-        namespace_id=document.get("namespace_id"),
-        document=document,
-        committed_at=datetime.now(UTC),
-    )
-
-
 async def test_the_caches_follow_the_change_feed_of_other_processes_writes(topics, db, make_key) -> None:
     key = await make_key("ns_a")
     await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
-    source = QueueChangeSource()
-    app = create_app(cached(topics))
-    app.state.change_source = source
-    async with AsyncTestClient(app=app, timeout=60) as client:
+    async with AsyncTestClient(app=create_app(cached(topics)), timeout=60) as client:
         client.headers.update(bearer(key))
-        await eventually(lambda: asyncio.sleep(0, source.queue is not None))
+        # The API follows its own change feed (the hub the watch routes stream), not a stand-in.
+        hub = client.app.state.change_hub
+        assert client.app.state.change_source is hub
+        await eventually(lambda: asyncio.sleep(0, hub.subscriber_count > 0))
         assert (await client.get(f"{BASE}/m1")).json()["model"]["task_type"] == "classification"
 
-        # Another process (the worker, an operator) changes the model: cached until its change arrives.
+        # Another process (the worker, an operator) changes the model: with TTLs of an hour, only the
+        # change feed can make this API see it.
         await db.custom_models.update_one({"model_id": "m1"}, {"$set": {"task_type": "detection"}})
-        assert (await client.get(f"{BASE}/m1")).json()["model"]["task_type"] == "classification"
-        source.push(change_of(ChangedCollection.MODELS, await db.custom_models.find_one()))
 
         async def seen() -> bool:
             response = await client.get(f"{BASE}/m1")
@@ -153,7 +117,6 @@ async def test_the_caches_follow_the_change_feed_of_other_processes_writes(topic
 
         # `modelreg keys revoke` in another process: refused once its change arrives.
         await db.api_keys.update_one({"prefix": key.split("_")[1]}, {"$set": {"revoked": True}})
-        source.push(change_of(ChangedCollection.API_KEYS, await db.api_keys.find_one()))
 
         async def refused() -> bool:
             return (await client.get("/v1/whoami")).status_code == 401

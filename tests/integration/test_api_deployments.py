@@ -190,8 +190,9 @@ async def test_without_a_broker_a_request_records_nothing_and_answers_503(no_bro
         assert body["error"]["type"] == "ServiceUnavailableError"
         assert body["error"]["code"] == "command_not_published"
         after = await db.custom_models.find_one({"model_id": "m1"})
-        assert after["desired_state"] is None and after["desired_at"] is None
-        unchanged = {k: v for k, v in after.items() if k not in ("desired_state", "desired_at", "updated_at")}
+        assert after["desired_state"] is None and after["desired_at"] is None and after["desired_by"] is None
+        desired = ("desired_state", "desired_at", "desired_by", "updated_at")
+        unchanged = {k: v for k, v in after.items() if k not in desired}
         assert unchanged == {k: v for k, v in before.items() if k != "updated_at"}
         assert await status_of(client, "m1") == "not_deployed"
         # Reads do not need the broker.

@@ -163,7 +163,7 @@ async def test_injection_attempts_match_nothing(client, text) -> None:
         ("model_format = 'tensorflow'", 0, "invalid_filter_value"),
         ("deployed LIKE 'x'", 0, "invalid_filter_operator"),
         ("version = 1", 0, "invalid_filter_value"),
-        ("alias = 'production'", 0, "filter_field_unavailable"),
+        ("alias LIKE 'prod%'", 0, "invalid_filter_operator"),
         ("name LIKE 'a\x00'", 12, "invalid_filter"),  # MongoDB refuses NUL in a regex: never sent
         ("created_at > '0001-01-01T00:00:00+01:00'", 0, "invalid_filter_value"),
     ],
@@ -221,3 +221,24 @@ async def test_deployment_status_filters_on_the_status_the_api_reports(client, d
         assert await ids(client, f"deployment_status = '{status}'", limit=100) == expected, status
         others = sorted(model_id for model_id, shown in reported.items() if shown != status)
         assert await ids(client, f"deployment_status != '{status}'", limit=100) == others, status
+
+
+async def test_the_alias_field_finds_the_models_aliases_point_at(client, models) -> None:
+    aliases = "/v1/namespaces/ns_a/names/resnet/aliases"
+    for alias, target in (("production", "resnet-1"), ("canary", "resnet-2")):
+        response = await client.put(f"{aliases}/{alias}", json={"model_id": target})
+        assert response.status_code == 200, response.text
+    bert = await client.put(
+        "/v1/namespaces/ns_a/names/BERT.base/aliases/production", json={"model_id": "bert"}
+    )
+    assert bert.status_code == 200, bert.text
+
+    assert await ids(client, "alias = 'production'") == ["bert", "resnet-1"]
+    assert await ids(client, "alias IN ('canary', 'nowhere')") == ["resnet-2"]
+    assert await ids(client, "alias = 'production' AND name = 'resnet'") == ["resnet-1"]
+    assert await ids(client, "alias = 'canary' OR deployed = TRUE") == ["bert", "resnet-2"]
+    assert await ids(client, "alias = 'nowhere'") == []
+
+    # A move shows in the next filtered list.
+    assert (await client.put(f"{aliases}/production", json={"model_id": "resnet-2"})).status_code == 200
+    assert await ids(client, "alias = 'production' AND name = 'resnet'") == ["resnet-2"]

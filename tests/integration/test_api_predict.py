@@ -163,3 +163,33 @@ async def test_predicting_through_an_alias_follows_its_moves_with_no_failed_requ
     after = (await client.post(f"{ALIASES}/production/predict", json={})).json()
     assert after["served_by"] == "A"
     assert endpoint_a.requests + endpoint_b.requests == sum(served.values()) + 1
+
+
+X_SCHEMA = {"inputs": [{"name": "x", "type": "tensor(float)", "shape": [None, 2]}]}
+
+
+async def test_a_json_body_is_checked_against_the_models_input_schema(client, db, endpoint_a) -> None:
+    await db.custom_models.insert_one(
+        seed_model_document(
+            "ns_a", "typed", input_schema=X_SCHEMA, **deployed_at(endpoint_a.url + "/ns_a/typed")
+        )
+    )
+    forwarded = len(endpoint_a.seen_headers)
+
+    wrong = await client.post(f"{MODELS}/typed/predict", json={"inputs": {"x": [[1.0, 2.0, 3.0]], "z": [1]}})
+    assert error_code(wrong, 422) == "invalid_model_inputs"
+    problems = wrong.json()["error"]["details"]["inputs"]
+    assert sorted(p["input"] for p in problems) == ["x", "z"]
+    assert error_code(await client.post(f"{MODELS}/typed/predict", json={"x": [[1.0, 2.0]]}), 422) == (
+        "invalid_model_inputs"
+    )
+    assert len(endpoint_a.seen_headers) == forwarded  # refused before reaching the endpoint
+
+    fits = await client.post(f"{MODELS}/typed/predict", json={"inputs": {"x": [[1.0, 2.0]]}})
+    assert fits.status_code == 200, fits.text
+    # Other content types are the endpoint's business; models without inputs in their schema are not checked.
+    raw = await client.post(
+        f"{MODELS}/typed/predict", content=b'{"x": 1}', headers={"content-type": "application/octet-stream"}
+    )
+    assert raw.status_code == 200, raw.text
+    assert (await client.post(f"{MODELS}/ma/predict", json={"anything": 1})).status_code == 200

@@ -151,3 +151,26 @@ async def test_watch_follows_the_read_rules_for_keys_and_namespaces(api, db, mak
         assert missing.json()["success"] is False
     async with watch(base_url, "/v1/namespaces/ns_a/watch", "mrk_bad") as unauthenticated:
         assert isinstance(unauthenticated, httpx.Response) and unauthenticated.status_code == 401
+
+
+async def test_the_change_feed_names_the_same_requester_as_the_history(api, db, make_key) -> None:
+    base_url, _ = api
+    key = await make_key("ns_a")
+    prefix = key.split("_")[1]
+    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+    async with watch(base_url, "/v1/namespaces/ns_a/models/m1/watch", key) as stream:
+        assert isinstance(stream, Watch)
+        assert (await stream.next_event()).event == "snapshot"
+        async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as client:
+            deployed = await client.post("/v1/namespaces/ns_a/models/m1/deploy")
+            assert deployed.status_code in (200, 202), deployed.text
+            requested = await stream.next_event()
+            await apply(event(EventType.STARTED, 1, "ns_a", "m1"))
+            started = await stream.next_event()
+            history = (await client.get("/v1/namespaces/ns_a/models/m1/events")).json()["events"]
+
+    assert requested.json()["change"]["type"] == "deploy.requested"
+    assert requested.json()["change"]["requested_by"] == prefix
+    assert started.json()["change"]["type"] == "deployment.changed"
+    assert started.json()["change"]["requested_by"] == prefix
+    assert [(e["event_type"], e["requested_by"]) for e in history] == [("deployment.started", prefix)]

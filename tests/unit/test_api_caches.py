@@ -23,6 +23,7 @@ from modelreg.services.api.caching.details import DetailsCache, InvalidatingMode
 from modelreg.services.api.caching.feed import follow
 from modelreg.services.api.models.ports import ModelRepository
 from modelreg.services.api.models.service import ModelService
+from modelreg.services.changefeed.hub import SubscriberLagged
 from modelreg.services.keys.service import KeyService
 from modelreg.shared.api_keys import generate_key
 from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
@@ -452,9 +453,12 @@ class FakeChangeSource:
     """A `ChangeSource` over a list of changes: each subscription yields those after `after`, then fails
     (`fail_after` set) or waits forever."""
 
-    def __init__(self, changes: list[RegistryChange], fail_after: int | None = None) -> None:
+    def __init__(
+        self, changes: list[RegistryChange], fail_after: int | None = None, lag: bool = False
+    ) -> None:
         self.changes = changes
         self.fail_after = fail_after
+        self.lag = lag
         self.subscriptions: list[str | None] = []
 
     async def subscribe(self, after: str | None = None) -> AsyncIterator[RegistryChange]:
@@ -464,7 +468,7 @@ class FakeChangeSource:
         for delivered, change in enumerate(self.changes[start:]):
             if self.fail_after is not None and delivered == self.fail_after:
                 self.fail_after = None
-                raise ConnectionError("feed lost")
+                raise SubscriberLagged("fell behind") if self.lag else ConnectionError("feed lost")
             yield change
         await asyncio.Event().wait()
 
@@ -527,6 +531,23 @@ async def test_a_failed_feed_empties_the_caches_and_resumes_after_the_last_appli
 
     assert recorder.applied == ["a", "b", "c"]
     assert source.subscriptions == [None, "b"]
+    assert recorder.live[:3] == [True, False, True]
+
+
+async def test_a_lagged_subscriber_empties_the_caches_and_resubscribes_from_now_at_once() -> None:
+    source = FakeChangeSource([change(t) for t in ("a", "b", "c")], fail_after=2, lag=True)
+    recorder = Recorder()
+    # A retry delay longer than any test: resubscribing after a lag must not wait for it.
+    task = asyncio.create_task(follow(source, recorder, retry_s=3600))
+
+    await until(lambda: len(source.subscriptions) == 2 and len(recorder.applied) == 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    # The token of a lagged subscription is worthless: it starts again from now (here: the whole list).
+    assert source.subscriptions == [None, None]
+    assert recorder.applied == ["a", "b", "a", "b", "c"]
     assert recorder.live[:3] == [True, False, True]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -87,6 +88,32 @@ def test_requests_and_other_updates() -> None:
     assert (deploy.kind, undeploy.kind) == (ChangeKind.DEPLOY_REQUESTED, ChangeKind.UNDEPLOY_REQUESTED)
     assert cleared.kind == ChangeKind.MODEL_UPDATED
     assert summarize(change(ChangeOperation.UPDATE, model(), {"name": "x"})).kind == ChangeKind.MODEL_UPDATED
+
+
+def test_requested_by_is_the_key_prefix_the_request_stored_with_its_desired_state() -> None:
+    asked = {"desired_state": "deployed", "desired_by": "abc123"}
+    assert summarize(change(ChangeOperation.UPDATE, model(**asked), asked)).requested_by == "abc123"
+    # From the CLI: the write clears it, whatever an older request stored.
+    cli = {"desired_state": "not_deployed", "desired_by": None}
+    assert summarize(change(ChangeOperation.UPDATE, model(**cli), cli)).requested_by is None
+
+
+@pytest.mark.parametrize(
+    ("event_type", "desired_state", "expected"),
+    [
+        ("deployment.started", "deployed", "abc123"),
+        ("deployment.ready", "deployed", "abc123"),
+        ("deployment.deleted", "not_deployed", "abc123"),
+        ("deployment.deleted", "deployed", None),  # goes the other way
+        ("deployment.unhealthy", "deployed", None),  # no request explains it
+    ],
+)
+def test_a_deployment_change_names_the_stored_request_when_it_goes_its_way(
+    event_type: str, desired_state: str, expected: str | None
+) -> None:
+    document = model(desired_state=desired_state, desired_by="abc123")
+    updated = {"last_event_sequence": 3, "deployment_history.0": entry(3, event_type)}
+    assert summarize(change(ChangeOperation.UPDATE, document, updated)).requested_by == expected
 
 
 def test_other_collections_are_not_model_changes() -> None:

@@ -39,3 +39,9 @@ class ModelViews(Protocol):
     """A model's details as clients see them (`services.api.models.reads.ModelReads`)."""
 
     async def get_details(self, key: ModelKey) -> ModelDetailResponse: ...
+
+
+class DetailsInvalidation(Protocol):
+    """The details cache (`services.api.caching.details.DetailsCache`): forget one model's cached details."""
+
+    def invalidate(self, key: ModelKey) -> None: ...

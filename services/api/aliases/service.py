@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
 
-from modelreg.services.api.aliases.ports import AliasRepository, ModelLookup, ModelViews
+from modelreg.services.api.aliases.ports import AliasRepository, DetailsInvalidation, ModelLookup, ModelViews
 from modelreg.services.api.aliases.schemas import (
     AliasDeleteResponse,
     AliasDetailResponse,
@@ -25,7 +26,9 @@ from modelreg.services.api.domain_errors import (
     ModelNotFound,
 )
 from modelreg.services.api.models.views import current_status
+from modelreg.services.audit.recorder import NOT_AUDITED, Audit, AuditNote
 from modelreg.shared.alias_rules import AliasState, NoPreviousTarget, history_notes, move, rollback
+from modelreg.shared.audit import AuditAction
 from modelreg.shared.contracts import DeploymentStatus, ModelKey
 
 log = structlog.get_logger("modelreg.api")
@@ -53,11 +56,16 @@ class AliasService:
         models: ModelLookup,
         views: ModelViews,
         clock: Callable[[], datetime],
+        *,
+        details_cache: DetailsInvalidation | None = None,
+        audit: Audit = NOT_AUDITED,
     ) -> None:
         self.store = store
         self.models = models
         self.views = views
         self.clock = clock
+        self.details_cache = details_cache
+        self.audit = audit
 
     async def set(
         self,
@@ -70,44 +78,47 @@ class AliasService:
         require_deployed: bool = False,
     ) -> AliasResponse:
         key = ModelKey(namespace_id, model_id)
-        await self._check_target(key, name, require_deployed)
-        for _ in range(MAX_WRITE_ROUNDS):
-            before = await self.store.get(namespace_id, name, alias)
-            after = move(
-                before,
-                namespace_id=namespace_id,
-                name=name,
-                alias=alias,
-                model_id=model_id,
-                now=self.clock(),
-                actor=actor,
-            )
-            if await self.store.write(before, after):
-                await self._changed(before, after)
-                return AliasResponse(alias=alias_view(after))
-        raise ConcurrentRequest()
+        async with self._recording(AuditAction.ALIAS_SET, namespace_id, name, alias, model_id) as note:
+            await self._check_target(key, name, require_deployed)
+            for _ in range(MAX_WRITE_ROUNDS):
+                before = await self.store.get(namespace_id, name, alias)
+                after = move(
+                    before,
+                    namespace_id=namespace_id,
+                    name=name,
+                    alias=alias,
+                    model_id=model_id,
+                    now=self.clock(),
+                    actor=actor,
+                )
+                if await self.store.write(before, after):
+                    await self._changed(before, after, note)
+                    return AliasResponse(alias=alias_view(after))
+            raise ConcurrentRequest()
 
     async def rollback(self, namespace_id: str, name: str, alias: str, *, actor: str | None) -> AliasResponse:
-        for _ in range(MAX_WRITE_ROUNDS):
-            before = await self._existing(namespace_id, name, alias)
-            try:
-                after = rollback(before, now=self.clock(), actor=actor)
-            except NoPreviousTarget:
-                raise AliasWithoutPrevious(alias) from None
-            if await self.models.get_details(ModelKey(namespace_id, after.model_id)) is None:
-                raise AliasWithoutPrevious(alias)  # the previous target was deleted meanwhile
-            if await self.store.write(before, after):
-                await self._changed(before, after)
-                return AliasResponse(alias=alias_view(after))
-        raise ConcurrentRequest()
+        async with self._recording(AuditAction.ALIAS_ROLLBACK, namespace_id, name, alias, None) as note:
+            for _ in range(MAX_WRITE_ROUNDS):
+                before = await self._existing(namespace_id, name, alias)
+                try:
+                    after = rollback(before, now=self.clock(), actor=actor)
+                except NoPreviousTarget:
+                    raise AliasWithoutPrevious(alias) from None
+                if await self.models.get_details(ModelKey(namespace_id, after.model_id)) is None:
+                    raise AliasWithoutPrevious(alias)  # the previous target was deleted meanwhile
+                if await self.store.write(before, after):
+                    await self._changed(before, after, note)
+                    return AliasResponse(alias=alias_view(after))
+            raise ConcurrentRequest()
 
     async def remove(self, namespace_id: str, name: str, alias: str) -> AliasDeleteResponse:
-        for _ in range(MAX_WRITE_ROUNDS):
-            before = await self._existing(namespace_id, name, alias)
-            if await self.store.remove(before):
-                await self._changed(before, None)
-                return AliasDeleteResponse(name=name, alias=alias, model_id=before.model_id)
-        raise ConcurrentRequest()
+        async with self._recording(AuditAction.ALIAS_REMOVE, namespace_id, name, alias, None) as note:
+            for _ in range(MAX_WRITE_ROUNDS):
+                before = await self._existing(namespace_id, name, alias)
+                if await self.store.remove(before):
+                    await self._changed(before, None, note)
+                    return AliasDeleteResponse(name=name, alias=alias, model_id=before.model_id)
+            raise ConcurrentRequest()
 
     async def get(self, namespace_id: str, name: str, alias: str) -> AliasDetailResponse:
         state = await self._existing(namespace_id, name, alias)
@@ -139,18 +150,39 @@ class AliasService:
         if require_deployed and status is not DeploymentStatus.DEPLOYED:
             raise AliasTargetNotDeployed(key.model_id, str(status))
 
-    async def _changed(self, before: AliasState | None, after: AliasState | None) -> None:
-        """After a stored alias change: the history of each model concerned shows it.
+    @asynccontextmanager
+    async def _recording(
+        self, action: AuditAction, namespace_id: str, name: str, alias: str, model_id: str | None
+    ) -> AsyncIterator[AuditNote]:
+        """The audit entry of one alias write (stored ahead, settled after; `_changed` adds what moved)."""
+        target = {"name": name, "alias": alias}
+        async with self.audit.recording(action, [namespace_id], model_id=model_id, target=target) as note:
+            yield note
 
-        The one place alias changes are announced (the audit trail records them here too).
+    async def _changed(
+        self, before: AliasState | None, after: AliasState | None, audit_note: AuditNote
+    ) -> None:
+        """After a stored alias change: the history of each model concerned shows it, the audit entry says
+        where the alias pointed before and after, and this process's cached details of both models go (their
+        `aliases` changed: read-your-writes).
+
+        The one place alias changes are announced.
         """
         state = after or before
         assert state is not None
+        audit_note.model_id = after.model_id if after else state.model_id
+        audit_note.details.update(
+            model_id=after.model_id if after else None, previous_model_id=before.model_id if before else None
+        )
         now = self.clock()
         for note in history_notes(before, after):
             await self.store.add_history(
                 ModelKey(state.namespace_id, note.model_id), note.kind, note.message, str(uuid.uuid4()), now
             )
+        # After the history notes: a GET in between must not cache details without them.
+        if self.details_cache is not None:
+            for model_id in {s.model_id for s in (before, after) if s is not None}:
+                self.details_cache.invalidate(ModelKey(state.namespace_id, model_id))
         log.info(
             "alias changed",
             namespace_id=state.namespace_id,

@@ -132,6 +132,7 @@ class InvalidatingModelRepository:
         expected_desired_at: datetime | None,
         now: datetime,
         placement: Placement | None = None,
+        desired_by: str | None = None,
     ) -> bool:
         try:
             return await self.store.set_desired(
@@ -141,6 +142,7 @@ class InvalidatingModelRepository:
                 expected_desired_at=expected_desired_at,
                 now=now,
                 placement=placement,
+                desired_by=desired_by,
             )
         finally:
             self.cache.invalidate(key)

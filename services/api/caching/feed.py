@@ -3,6 +3,8 @@
 `follow` applies every committed change to every cache, in commit order. While it delivers, the caches use
 their feed TTL; when the feed fails, they forget what they hold (it may have missed changes), fall back to
 their short TTL, and `follow` subscribes again after the last change it applied, so nothing is skipped.
+A subscriber the feed cut off for falling behind (`SubscriberLagged`) missed changes it cannot get back: the
+caches forget what they hold and `follow` subscribes again at once, from now on.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Protocol
 
 import structlog
 
+from modelreg.services.changefeed.hub import SubscriberLagged
 from modelreg.shared.changes import ChangeSource, RegistryChange
 
 log = structlog.get_logger("modelreg.api")
@@ -47,6 +50,14 @@ async def follow(
             for cache in caches:
                 cache.following(False)
             raise
+        except SubscriberLagged as exc:
+            # Changes were missed (buffer overflow, or a token the feed cannot resume): drop what the caches
+            # hold and start again from now, without waiting.
+            log.warning("caches fell behind the change feed; emptied and resubscribed", error=str(exc)[:300])
+            for cache in caches:
+                cache.following(False)
+            after, delay, failures = None, retry_s, 0
+            continue
         except Exception as exc:
             log.warning("change feed failed; caches fall back to their TTL", error=repr(exc)[:300])
         failures += 1

@@ -22,7 +22,8 @@ from modelreg.services.api.models.schemas import DeploymentRequestResponse, Depl
 from modelreg.services.api.models.views import current_status
 from modelreg.services.audit.recorder import NOT_AUDITED, Audit
 from modelreg.shared.adapters.kafka import CommandNotPublishedError
-from modelreg.shared.audit import AuditAction
+from modelreg.shared.audit import AuditAction, current_actor
+from modelreg.shared.audit_rules import request_key_prefix
 from modelreg.shared.contracts import CommandType, DeploymentCommand, DeploymentStatus, ModelKey
 from modelreg.shared.conversions import aware_utc, observed_from_details
 from modelreg.shared.deployment_rules import (
@@ -206,7 +207,13 @@ class DeploymentRequests:
                 Placement(cluster=wanted, failover=failover) if desired is DesiredState.DEPLOYED else None
             )
             recorded = await self.store.set_desired(
-                key, desired, now, expected_desired_at=previous_at, now=now, placement=target
+                key,
+                desired,
+                now,
+                expected_desired_at=previous_at,
+                now=now,
+                placement=target,
+                desired_by=request_key_prefix(current_actor.get()),
             )
             if not recorded:
                 continue  # another request changed the model meanwhile: decide again on fresh data
@@ -227,6 +234,7 @@ class DeploymentRequests:
                     expected_desired_at=now,
                     now=self.clock(),
                     placement=restored if target is not None else None,
+                    desired_by=details.desired_by,
                 )
                 raise
             after = effective_status(observed_from_details(details), desired, now)

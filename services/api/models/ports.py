@@ -45,9 +45,11 @@ class ModelRepository(Protocol):
         expected_desired_at: datetime | None,
         now: datetime,
         placement: Placement | None = None,
+        desired_by: str | None = None,
     ) -> bool:
-        """Compare-and-set on `desired_at` (with `placement`: also the desired cluster and failover);
-        False when the model changed since (or is gone)."""
+        """Compare-and-set on `desired_at` (with `placement`: also the desired cluster and failover;
+        `desired_by`, the requesting key prefix, in the same write); False when the model changed since
+        (or is gone)."""
         ...
 
     async def update_tags(
@@ -99,4 +101,8 @@ class AliasIndex(Protocol):
 
     async def aliases_of(self, namespace_id: str, model_ids: Sequence[str]) -> dict[str, list[str]]:
         """model_id → its aliases, sorted, for the models that have any."""
+        ...
+
+    async def models_with_aliases(self, namespace_id: str, aliases: Sequence[str]) -> list[str]:
+        """The ids of the namespace's models one of `aliases` points at (the list filter's `alias`)."""
         ...

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import msgspec
 
 from modelreg.services.api.caching.details import DetailsCache, EncodedDetails
@@ -25,7 +27,7 @@ from modelreg.shared.audit_rules import SentRequest, requested_by
 from modelreg.shared.contracts import ModelKey
 from modelreg.shared.conversions import aware_utc
 from modelreg.shared.filter_language import FilterError
-from modelreg.shared.model_filters import compile_filter
+from modelreg.shared.model_filters import compile_filter, lookup_terms
 
 # Requests read from the audit trail to attribute one page of history (the newest ones).
 ATTRIBUTED_REQUESTS = 1000
@@ -48,6 +50,12 @@ class ModelReads:
         if self.aliases is None or not model_ids:
             return {}
         return await self.aliases.aliases_of(namespace_id, model_ids)
+
+    async def models_with_aliases(self, namespace_id: str, aliases: Sequence[str]) -> list[str]:
+        """The filter's `alias` comparisons (the only lookup field) as model ids."""
+        if self.aliases is None:
+            return []
+        return await self.aliases.models_with_aliases(namespace_id, aliases)
 
     async def get_details(self, key: ModelKey) -> ModelDetailResponse:
         details = await self.store.get_details(key)
@@ -86,7 +94,11 @@ class ModelReads:
                 expression = compile_filter(filter_text)
             except FilterError as exc:
                 raise InvalidFilter(exc.message, exc.code, filter_text, exc.position) from None
-            where = msgspec.structs.replace(where, expression=expression)
+            lookups = {
+                term: tuple(await self.models_with_aliases(namespace_id, term.values))
+                for term in lookup_terms(expression)
+            }
+            where = msgspec.structs.replace(where, expression=expression, lookups=lookups)
         total, page = await self.store.list_models(namespace_id, where, sort, offset, limit)
         aliases = await self.aliases_of(namespace_id, [details.model_id for details in page])
         return ModelListResponse(

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.response import Stream
 
-from modelreg.services.api.errors import ERROR_RESPONSES, error_spec
+from modelreg.services.api.errors import ERROR_RESPONSES, HTTPValidationError, error_spec
 from modelreg.services.api.models.controller import ModelId, NamespaceId
 from modelreg.services.api.predict.service import Prediction, PredictionService
 from modelreg.shared.contracts import ModelKey
@@ -18,14 +18,20 @@ PREDICT_RESPONSES: dict[int, ResponseSpec] = {
     200: ResponseSpec(data_container=None, description="The endpoint's answer, streamed as it sent it"),
     404: error_spec("Model (or alias) not found"),
     409: error_spec("The model is not deployed (code model_not_deployed)"),
+    422: ResponseSpec(
+        data_container=HTTPValidationError,
+        description="Validation Error (inputs that do not fit the model's input_schema: ErrorResponse with "
+        "code invalid_model_inputs and details.inputs)",
+    ),
     502: error_spec("The endpoint could not be reached (endpoint_unreachable) or failed (endpoint_error)"),
     504: error_spec("The endpoint did not answer within MODELREG_PREDICT_TIMEOUT_S (endpoint_timeout)"),
 }
 PREDICT_DESCRIPTION = (
     "Forwards the request body (and its Content-Type, Accept and X-Request-ID) to the model's current "
     "endpoint (deployment_info.endpoint, wherever it runs) and streams the answer back with its status; the "
-    "endpoint's own 4xx pass through. 409 model_not_deployed, 502 endpoint_unreachable / endpoint_error, "
-    "504 endpoint_timeout."
+    "endpoint's own 4xx pass through. A JSON body is checked against the model's input_schema first (when it "
+    "declares inputs): 422 invalid_model_inputs names each offending input. 409 model_not_deployed, "
+    "502 endpoint_unreachable / endpoint_error, 504 endpoint_timeout."
 )
 
 

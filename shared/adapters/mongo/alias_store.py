@@ -86,6 +86,11 @@ class AliasStore:
         found = AliasDocument.find({"namespace_id": namespace_id, "model_id": {"$in": list(model_ids)}})
         return aliases_by_model([_state(document) async for document in found])
 
+    async def models_with_aliases(self, namespace_id: str, aliases: Sequence[str]) -> list[str]:
+        """The ids of the namespace's models one of `aliases` (of any name) points at."""
+        found = AliasDocument.find({"namespace_id": namespace_id, "alias": {"$in": list(aliases)}})
+        return sorted({document.model_id async for document in found})
+
     async def release_model(self, key: ModelKey) -> list[AliasState]:
         """A deleted model's aliases go, and no alias keeps it as rollback target; returns those removed."""
         where = {"namespace_id": key.namespace_id, "model_id": key.model_id}

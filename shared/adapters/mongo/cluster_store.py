@@ -147,6 +147,7 @@ class ClusterStore:
                     "desired_cluster": to_cluster,
                     "desired_state": str(DesiredState.DEPLOYED),
                     "desired_at": now,
+                    "desired_by": None,  # the failover check asked, not a request
                     "updated_at": now,
                 }
             }

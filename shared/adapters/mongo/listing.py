@@ -9,7 +9,7 @@ from beanie import SortDirection
 
 from modelreg.shared.adapters.mongo.mapping import key_filter
 from modelreg.shared.contracts import ModelKey
-from modelreg.shared.model_filters import CheckedNode, to_mongo
+from modelreg.shared.model_filters import Checked, CheckedNode, to_mongo
 
 
 class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):
@@ -19,6 +19,8 @@ class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):
     name: str | None = None
     # The `filter` parameter, parsed and checked against the allow-list (shared/model_filters.py).
     expression: CheckedNode | None = None
+    # The model ids of each lookup comparison in `expression` (`alias`), resolved by the service.
+    lookups: dict[Checked, tuple[str, ...]] | None = None
 
 
 # pymongo's 1 and -1, as Beanie's sort() is typed.
@@ -41,7 +43,7 @@ def listing_query(namespace_id: str, where: ModelFilter) -> dict[str, Any]:
         if value is not None:
             query[field] = value
     if where.expression is not None:
-        query["$and"] = [to_mongo(where.expression)]
+        query["$and"] = [to_mongo(where.expression, where.lookups)]
     return query
 
 

@@ -212,6 +212,7 @@ class ModelStore:
         expected_desired_at: datetime | None,
         now: datetime,
         placement: Placement | None = None,
+        desired_by: str | None = None,
     ) -> bool:
         """Record what the user asked for, unless another request changed it since (compare-and-set).
 
@@ -221,6 +222,7 @@ class ModelStore:
         fields: dict[str, object] = {
             "desired_state": None if desired is None else str(desired),
             "desired_at": desired_at,
+            "desired_by": desired_by,
             "updated_at": now,
         }
         update: dict[str, object] = {"$set": fields}

@@ -199,7 +199,8 @@ function follow(streamPath, onModel, refresh) {
       if (event.id) lastEventId = event.id;
       let data = null;
       try { data = JSON.parse(event.data); } catch (_) { return; }
-      if (event.type === "snapshot") onModel(data.model || data);
+      if (event.type === "snapshot" && Array.isArray(data.models)) data.models.forEach(onModel); // a namespace's
+      else if (event.type === "snapshot") onModel(data.model || data);
       else if (event.type === "change") onModel(data.model);
     });
     try {
@@ -495,7 +496,15 @@ function setUpPredict(ns, model) {
   panel.dataset.model = model.model_id;
   const schema = model.input_schema && typeof model.input_schema === "object" ? model.input_schema : null;
   const fields = [];
-  if (schema && Object.keys(schema).length) {
+  if (schema && Array.isArray(schema.inputs) && schema.inputs.length) {
+    // A signature (shared/signatures.py): one field per declared input, with its type and shape.
+    for (const input of schema.inputs) {
+      if (!input || typeof input.name !== "string") continue;
+      const shape = Array.isArray(input.shape) ? `[${input.shape.map((d) => (d === null ? "?" : d)).join(", ")}]` : "";
+      fields.push(el("label", { text: `${input.name} (${input.type || input.dtype || "tensor"} ${shape}, JSON)` },
+        el("textarea", { "data-input": input.name, rows: 2, text: "[[1.0, 2.0, 3.0]]" })));
+    }
+  } else if (schema && !("source" in schema) && Object.keys(schema).length) {
     for (const [name, description] of Object.entries(schema)) {
       fields.push(el("label", { text: `${name} (${typeof description === "string" ? description : JSON.stringify(description)}, JSON)` },
         el("textarea", { "data-input": name, rows: 2, text: "[[1.0, 2.0, 3.0]]" })));
