@@ -102,9 +102,12 @@ class ModelKeyFields(BaseModel):
 
 
 class ModelClusterFields(ModelKeyFields):
-    """The projection of a model down to its key and the Ray cluster its deployment info names."""
+    """The projection of a model down to its key and its placement: the cluster it lives on, the Ray cluster
+    its deployment info names and the cluster it is asked on."""
 
+    cluster: str | None = None
     deployment_info: DeploymentInfoFields | None = None
+    desired_cluster: str | None = None
 
 
 def _ns_index(name: str, *keys: tuple[str, int]) -> pymongo.IndexModel:
