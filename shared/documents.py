@@ -330,6 +330,8 @@ class ClusterRecord(BaseModel):
     healthy: bool = False
     unreachable: bool = False
     last_seen_at: datetime | None = None
+    # The last report that said Serve is up (None: never, or stored before this field).
+    last_up_at: datetime | None = None
     last_report_sequence: int | None = None
     resources: dict[str, Any] | None = None
     applications: list[dict[str, Any]] = Field(default_factory=list)
