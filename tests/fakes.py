@@ -73,6 +73,9 @@ class FakeServe:
         self._answer()
         return True
 
+    def start_serve(self) -> None:
+        self._answer()
+
     def resources(self) -> ClusterResources:
         self._answer()
         return self.free

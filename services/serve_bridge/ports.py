@@ -56,6 +56,10 @@ class ServeAdapter(Protocol):
         """Whether Serve's controller runs on the cluster."""
         ...
 
+    def start_serve(self) -> None:
+        """Start Serve (with the bridge's HTTP options) unless it runs; it runs the applications there are."""
+        ...
+
     def resources(self) -> ClusterResources:
         """The cluster's total and free CPU, GPU and memory."""
         ...
