@@ -79,8 +79,8 @@ class Walkthrough(msgspec.Struct):
             ray_replica_work_dir=str(self.tmp_path / f"replica-{name}"),
             bridge_archive_registry_url=self.api_url,
             bridge_archive_registry_key=read_key,
-            # A frozen cluster is noticed within a few seconds.
-            bridge_ray_timeout_s=6.0,
+            # Each dashboard exchange waits at most 5 s (a third of this): a frozen cluster is seen soon.
+            bridge_ray_timeout_s=15.0,
         )
         log = self.tmp_path / f"bridge-{name}.log"
         bridge = BridgeProcess(settings, log, ["--cluster", name]).start()
@@ -274,9 +274,10 @@ async def test_place_move_and_lose_a_cluster_without_a_failed_prediction(walk: W
     for name in ("eu", "us"):
         walk.start_bridge(name, read_key)
 
-    async def both_healthy() -> None:
+    async def both_healthy() -> bool:
         clusters = (await walk.api.get("/v1/clusters")).json()["clusters"]
-        assert {c["name"]: c["healthy"] for c in clusters} == {"eu": True, "us": True}
+        assert {c["name"]: c["healthy"] for c in clusters} == {"eu": True, "us": True}, clusters
+        return True
 
     await eventually(both_healthy, timeout_s=120, interval_s=1)
     listed = walk.cli("clusters", "list")
@@ -336,8 +337,9 @@ async def test_place_move_and_lose_a_cluster_without_a_failed_prediction(walk: W
         model = await walk.wait_for(v1, "deployed", ray_cluster_url=us.address)
         assert model["deployment_info"]["endpoint"].startswith(f"http://127.0.0.1:{us.serve_port}/")
 
-        async def gone_from_eu() -> None:
+        async def gone_from_eu() -> bool:
             assert await walk.applications("eu") == []
+            return True
 
         await eventually(gone_from_eu, timeout_s=120, interval_s=1)
         await loop.served_more("v1")
