@@ -42,8 +42,9 @@ pytestmark = pytest.mark.e2e
 
 X = [[1.0, 2.0, 3.0]]
 V2_B = LINEAR_B + 10.0  # version 2 answers 10 more: the answers say which version served
-# The worker's loss check, fast for the test (the defaults are 30 s and 5 s: docs/clusters.md).
-UNREACHABLE_AFTER_S = 6.0
+# The worker's loss check, faster for the test (the defaults are 30 s and 5 s: docs/clusters.md), with
+# room for reports delayed on a loaded machine.
+UNREACHABLE_AFTER_S = 20.0
 
 
 class Walkthrough(msgspec.Struct):
