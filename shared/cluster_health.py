@@ -31,6 +31,13 @@ def is_unreachable(last_seen_at: datetime | None, timeout_s: float, now: datetim
     return last_seen_at is not None and now - last_seen_at > timedelta(seconds=timeout_s)
 
 
+def last_served_at(last_seen_at: datetime | None, last_up_at: datetime | None) -> datetime | None:
+    """Since when a cluster counts as serving: its last report that said Serve is up. A bridge that keeps
+    reporting a cluster that does not answer (Ray stopped, Serve down) does not keep it alive; a cluster never
+    reported up (or stored before up-times were kept) falls back to its last report."""
+    return last_up_at if last_up_at is not None else last_seen_at
+
+
 def seen_at(report: ClusterHealthReport, now: datetime) -> datetime:
     """When the report counts as seen: its own time, never later than now (a fast clock cannot keep a
     silent cluster alive)."""

@@ -104,9 +104,12 @@ class ModelKeyFields(BaseModel):
 
 
 class ModelClusterFields(ModelKeyFields):
-    """The projection of a model down to its key and the Ray cluster its deployment info names."""
+    """The projection of a model down to its key and its placement: the cluster it lives on, the Ray cluster
+    its deployment info names and the cluster it is asked on."""
 
+    cluster: str | None = None
     deployment_info: DeploymentInfoFields | None = None
+    desired_cluster: str | None = None
 
 
 def _ns_index(name: str, *keys: tuple[str, int]) -> pymongo.IndexModel:
@@ -329,6 +332,8 @@ class ClusterRecord(BaseModel):
     healthy: bool = False
     unreachable: bool = False
     last_seen_at: datetime | None = None
+    # The last report that said Serve is up (None: never, or stored before this field).
+    last_up_at: datetime | None = None
     last_report_sequence: int | None = None
     resources: dict[str, Any] | None = None
     applications: list[dict[str, Any]] = Field(default_factory=list)

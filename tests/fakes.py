@@ -20,6 +20,7 @@ from modelreg.services.serve_bridge.ray_calls import RayCalls
 from modelreg.services.serve_bridge.transitions import AppObservation, DeploymentObservation
 from modelreg.shared.adapters.kafka import Message
 from modelreg.shared.adapters.storage import ArchiveStorage
+from modelreg.shared.cluster_routing import ObservedPlacement
 from modelreg.shared.contracts import (
     ClusterResources,
     DeploymentCommand,
@@ -71,6 +72,9 @@ class FakeServe:
     def serve_up(self) -> bool:
         self._answer()
         return True
+
+    def start_serve(self) -> None:
+        self._answer()
 
     def resources(self) -> ClusterResources:
         self._answer()
@@ -142,7 +146,7 @@ class InMemoryModels:
     def __init__(self, models: Iterable[ModelDetails] = ()) -> None:
         self.details: dict[ModelKey, ModelDetails] = {}
         self.on_serve: set[ModelKey] = set()  # what keys_observed_on_serve answers
-        self.cluster_urls: dict[ModelKey, str] = {}  # a model's observed ray_cluster_url, when it has one
+        self.placements: dict[ModelKey, ObservedPlacement] = {}  # a model's placement, when it has one
         for details in models:
             self.add(details)
 
@@ -157,8 +161,8 @@ class InMemoryModels:
     async def keys_observed_on_serve(self) -> list[ModelKey]:
         return sorted(self.on_serve, key=str)
 
-    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, str | None]:
-        return {key: self.cluster_urls.get(key) for key in sorted(self.on_serve, key=str)}
+    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, ObservedPlacement]:
+        return {key: self.placements.get(key, ObservedPlacement()) for key in sorted(self.on_serve, key=str)}
 
 
 def make_bridge(

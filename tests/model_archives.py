@@ -17,7 +17,8 @@ LINEAR_W = np.array([[1.0, -1.0], [0.5, 2.0], [0.0, 1.0]], dtype=np.float32)
 LINEAR_B = np.array([0.25, -0.5], dtype=np.float32)
 
 
-def linear_onnx_bytes() -> bytes:
+def linear_onnx_bytes(b: np.ndarray = LINEAR_B) -> bytes:
+    """y = x @ LINEAR_W + b (another `b`: another version of the model, with answers told apart)."""
     graph = helper.make_graph(
         [
             helper.make_node("MatMul", ["x", "W"], ["xw"]),
@@ -26,7 +27,10 @@ def linear_onnx_bytes() -> bytes:
         "linear",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2])],
-        initializer=[numpy_helper.from_array(LINEAR_W, "W"), numpy_helper.from_array(LINEAR_B, "b")],
+        initializer=[
+            numpy_helper.from_array(LINEAR_W, "W"),
+            numpy_helper.from_array(np.asarray(b, dtype=np.float32), "b"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8  # readable by every onnxruntime of the last years
@@ -34,8 +38,8 @@ def linear_onnx_bytes() -> bytes:
     return model.SerializeToString()
 
 
-def expected_linear(x: list[list[float]]) -> np.ndarray:
-    return np.asarray(x, dtype=np.float32) @ LINEAR_W + LINEAR_B
+def expected_linear(x: list[list[float]], b: np.ndarray = LINEAR_B) -> np.ndarray:
+    return np.asarray(x, dtype=np.float32) @ LINEAR_W + b
 
 
 SAFETENSORS_TENSORS = {

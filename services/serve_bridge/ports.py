@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from modelreg.services.serve_bridge.model_server import ModelSpec
 from modelreg.services.serve_bridge.transitions import AppObservation
+from modelreg.shared.cluster_routing import ObservedPlacement
 from modelreg.shared.contracts import ClusterResources, DeploymentEvent, EventType, ModelFormat, ModelKey
 from modelreg.shared.documents import ModelDetails
 
@@ -31,8 +32,9 @@ class ModelReader(Protocol):
         """Models the registry shows as running on Serve (pending, deployed, unhealthy, deleting)."""
         ...
 
-    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, str | None]:
-        """The same models, each with the `ray_cluster_url` its deployment info holds (None: none yet)."""
+    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, ObservedPlacement]:
+        """The same models, each with its placement (its `cluster`, the `ray_cluster_url` its deployment info
+        holds, its `desired_cluster`; None where it has none yet)."""
         ...
 
 
@@ -52,6 +54,10 @@ class ServeAdapter(Protocol):
 
     def serve_up(self) -> bool:
         """Whether Serve's controller runs on the cluster."""
+        ...
+
+    def start_serve(self) -> None:
+        """Start Serve (with the bridge's HTTP options) unless it runs; it runs the applications there are."""
         ...
 
     def resources(self) -> ClusterResources:

@@ -128,6 +128,13 @@ class RayDashboardAdapter:
     def serve_up(self) -> bool:
         return serve_running(self._details())
 
+    def start_serve(self) -> None:
+        """A PUT of the applications that run (none on a fresh cluster) starts Serve's controller and proxy
+        with the bridge's HTTP options; Serve already running is left alone."""
+        if not self.serve_up():
+            self._put()
+            log.info("started Ray Serve on the cluster", serve_port=self.settings.serve_port)
+
     def applications(self, prefix: str) -> dict[str, AppObservation]:
         try:
             return observations(self._details(), prefix)

@@ -46,9 +46,15 @@ class ServeSession:
     def adapter(self) -> ServeAdapter:
         return self.calls.adapter
 
+    def _connected(self, reconnect: bool) -> None:
+        """(Re)connect, then make sure Serve runs: a fresh cluster has none until the first deploy, and a
+        cluster without Serve is reported unhealthy and so never chosen by placement (docs/clusters.md)."""
+        (self.adapter.reconnect if reconnect else self.adapter.connect)()
+        self.adapter.start_serve()
+
     async def connect(self) -> None:
         await self.retry.run(
-            "connect_ray", lambda: self.calls.call(self.adapter.connect), (ServeUnavailable,)
+            "connect_ray", lambda: self.calls.call(self._connected, False), (ServeUnavailable,)
         )
         self.publisher.cluster_url = self.adapter.cluster_url
         log.info("connected to Ray Serve", ray=self.adapter.cluster_url, serve=self.settings.serve_port)
@@ -60,7 +66,7 @@ class ServeSession:
                 return
             while True:
                 await self.retry.run(
-                    "reconnect_ray", lambda: self.calls.call(self.adapter.reconnect), (ServeUnavailable,)
+                    "reconnect_ray", lambda: self.calls.call(self._connected, True), (ServeUnavailable,)
                 )
                 self.publisher.cluster_url = self.adapter.cluster_url
                 self.generation += 1

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import msgspec
 
-from modelreg.shared.cluster_routing import DEFAULT_CLUSTER
+from modelreg.shared.cluster_routing import DEFAULT_CLUSTER, ObservedPlacement
 from modelreg.shared.contracts import CommandType, EventType
 
 # ApplicationStatus values of Ray Serve (ray.serve.schema.ApplicationStatus).
@@ -131,16 +131,22 @@ def later_command_wins(earlier: CommandType, later: CommandType) -> bool:
 K = TypeVar("K")
 
 
-def observed_on_this_cluster(model_cluster_url: str | None, cluster: str, cluster_url: str | None) -> bool:
-    """Whether a model the registry shows on Serve is this bridge's to reconcile: its deployment info names
-    this bridge's dashboard URL (every event carries it). The default cluster (`local`) also takes the models
-    without a cluster URL, or with one from before dashboards (a GCS `host:port`), as single-cluster installs
-    had only it."""
-    if model_cluster_url is not None and model_cluster_url == cluster_url:
-        return True
-    if cluster != DEFAULT_CLUSTER:
-        return False
-    return model_cluster_url is None or not model_cluster_url.startswith(("http://", "https://"))
+def observed_on_this_cluster(placement: ObservedPlacement, cluster: str, cluster_url: str | None) -> bool:
+    """Whether a model the registry shows on Serve is this bridge's to reconcile.
+
+    The model's `cluster` (the placement the worker recorded from its events) decides. Documents from before
+    placements were recorded fall back to their deployment info's `ray_cluster_url` (this bridge's dashboard
+    URL); the default cluster (`local`) also takes those with a cluster URL from before dashboards (a GCS
+    `host:port`), as single-cluster installs had only it. A model that lives nowhere yet belongs to the
+    cluster it is asked on (`desired_cluster`), else to the default cluster."""
+    if placement.cluster is not None:
+        return placement.cluster == cluster
+    url = placement.ray_cluster_url
+    if url is not None:
+        if url == cluster_url:
+            return True
+        return cluster == DEFAULT_CLUSTER and not url.startswith(("http://", "https://"))
+    return (placement.desired_cluster or DEFAULT_CLUSTER) == cluster
 
 
 def models_missing_from_serve(

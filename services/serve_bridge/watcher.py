@@ -61,7 +61,7 @@ class StatusWatcher:
         )
         here = self.session.adapter.cluster_url
         # Only this cluster's models: another cluster's bridge reconciles the rest.
-        live = [key for key, url in observed.items() if observed_on_this_cluster(url, self.cluster, here)]
+        live = [key for key, where in observed.items() if observed_on_this_cluster(where, self.cluster, here)]
         missing = models_missing_from_serve(live, owned, busy)
         for key in missing:
             await self.reporter.deleted(key, NO_APPLICATION)

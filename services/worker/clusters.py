@@ -4,7 +4,7 @@
   cluster's newest report is stored (guarded by its sequence, so any order and any number of workers are
   safe); bad reports go to the DLQ like bad events; applications a report lists that are wanted nowhere
   get an undeploy command for that cluster.
-- `ClusterWatch.check`: the periodic loss check. A cluster silent longer than
+- `ClusterWatch.check`: the periodic loss check. A cluster silent (or reported not serving) longer than
   MODELREG_CLUSTER_UNREACHABLE_AFTER_S turns the models placed there `unhealthy` ("cluster NAME
   unreachable") through the events topic, so the history shows it; a model deployed with failover is
   asked on another fitting cluster.
@@ -31,6 +31,7 @@ from modelreg.shared.adapters.mongo import PlacedModel
 from modelreg.shared.adapters.mongo.cluster_store import candidate
 from modelreg.shared.cluster_health import (
     is_unreachable,
+    last_served_at,
     needs_unreachable_event,
     newest_reports,
     seen_at,
@@ -134,7 +135,9 @@ class ClusterWatch:
         lost = [
             c
             for c in clusters
-            if is_unreachable(c.last_seen_at, self.settings.cluster_unreachable_after_s, now)
+            if is_unreachable(
+                last_served_at(c.last_seen_at, c.last_up_at), self.settings.cluster_unreachable_after_s, now
+            )
         ]
         for cluster in lost:
             for placed in await self.store.models_living_on(cluster.name):

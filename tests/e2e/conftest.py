@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +41,8 @@ class RayCluster:
     log_dir: Path
     name: str = "local"
     token: str = ""
+    pid: int = 0  # `ray start --block`: its process tree is the cluster's processes
+    temp_dir: Path | None = None
 
 
 @pytest.fixture(scope="session")
@@ -94,8 +96,15 @@ def cluster_pair(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> It
             heads.append((head, temp_dir))
             head.start(timeout_s=120)
             embedded.wait_for_ray(head, timeout_s=120)
+            assert head.process is not None
             clusters[name] = RayCluster(
-                head.url, embedded.free_port(), log_dir, name, extra.get("RAY_AUTH_TOKEN", "")
+                head.url,
+                embedded.free_port(),
+                log_dir,
+                name,
+                extra.get("RAY_AUTH_TOKEN", ""),
+                head.process.pid,
+                temp_dir,
             )
         yield clusters
     finally:
@@ -107,16 +116,17 @@ def cluster_pair(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> It
 class BridgeProcess:
     """`modelreg bridge` as its own process, so a test can SIGKILL it like a crash."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, args: Sequence[str] = ()) -> None:
         self.settings = settings
         self.log_path = log_path
+        self.args = list(args)  # e.g. ["--cluster", "eu"]
         self.process: subprocess.Popen | None = None
 
     def start(self) -> BridgeProcess:
         log = self.log_path.open("ab")
         env = {**os.environ, **self.settings.as_env()}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "modelreg.services.cli", "bridge"],
+            [sys.executable, "-m", "modelreg.services.cli", "bridge", *self.args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,

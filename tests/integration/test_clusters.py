@@ -100,13 +100,14 @@ def cluster_document(
     }
 
 
-def report(cluster: str, *apps: str, cpus: float = 4) -> ClusterHealthReport:
+def report(cluster: str, *apps: str, cpus: float = 4, serve_up: bool = True) -> ClusterHealthReport:
     return ClusterHealthReport(
         report_id=uuid.uuid4(),
         cluster=cluster,
         sequence=now_microseconds(),
         reported_at=datetime.now(UTC),
-        serve_up=True,
+        serve_up=serve_up,
+        message=None if serve_up else "the Ray cluster does not answer: connection refused",
         resources=ClusterResources(
             cpu_total=cpus, cpu_free=cpus, memory_total_bytes=16 * GIB, memory_free_bytes=16 * GIB
         ),
@@ -368,9 +369,12 @@ async def _command(settings: Settings, command_type: CommandType, cluster: str) 
     return None
 
 
+@pytest.mark.parametrize("lost_by", ["silence", "serve_down"])
 async def test_a_lost_cluster_turns_its_models_unhealthy_and_they_recover_when_it_returns(
-    cluster_topics, worker, db, producer, make_key
+    cluster_topics, worker, db, producer, make_key, lost_by
 ) -> None:
+    """Lost either way: its bridge stops reporting (`silence`), or keeps reporting that the cluster does
+    not answer (`serve_down`: Ray's processes stopped, the bridge alive)."""
     settings = cluster_topics
     await db.ray_clusters.insert_one(cluster_document("a", healthy=False))
     await db.custom_models.insert_one(
@@ -382,8 +386,10 @@ async def test_a_lost_cluster_turns_its_models_unhealthy_and_they_recover_when_i
         await deployed_on(producer, settings, db, "lost", "a")
     finally:
         reporting.cancel()
+    if lost_by == "serve_down":
+        reporting = asyncio.create_task(_report_every(producer, settings, "a", 0.5, serve_up=False))
 
-    # No more reports: after the timeout the worker says so, through the events topic.
+    # No more reports that Serve is up: after the timeout the worker says so, through the events topic.
     doc = await eventually(lambda: _status(db, "lost", "unhealthy"), timeout_s=30)
     assert doc["deployment_message"] == "cluster a unreachable" and doc["deployed"] is False
     assert doc["deployment_history"][-1]["message"] == "cluster a unreachable"
@@ -393,6 +399,7 @@ async def test_a_lost_cluster_turns_its_models_unhealthy_and_they_recover_when_i
         assert view["healthy"] is False and view["models"] == 1
 
     # The cluster comes back: reports again, and its bridge re-announces the true state.
+    reporting.cancel()
     await send(producer, settings, report("a", "lost"), bridge_event(EventType.READY, "lost", "a"))
     doc = await eventually(lambda: _status(db, "lost", "deployed"))
     assert doc["deployed"] is True
@@ -443,9 +450,13 @@ async def test_failover_deploys_on_another_fitting_cluster_after_the_timeout(
         keep_b_alive.cancel()
 
 
-async def _report_every(producer, settings: Settings, cluster: str, interval_s: float, *apps: str) -> None:
+async def _report_every(
+    producer, settings: Settings, cluster: str, interval_s: float, *apps: str, serve_up: bool = True
+) -> None:
     while True:
-        await send(producer, settings, report(cluster, *apps, cpus=2 if cluster == "b" else 4))
+        await send(
+            producer, settings, report(cluster, *apps, cpus=2 if cluster == "b" else 4, serve_up=serve_up)
+        )
         await asyncio.sleep(interval_s)
 
 

@@ -18,6 +18,7 @@ from modelreg.shared.adapters.mongo import (
     ModelStore,
     observed_from_details,
 )
+from modelreg.shared.cluster_routing import ObservedPlacement
 from modelreg.shared.contracts import DeploymentStatus, ModelKey
 from modelreg.shared.deployment_rules import (
     ObservedChange,
@@ -52,12 +53,21 @@ async def test_models_observed_on_serve_are_those_the_rule_says(db) -> None:
     assert ModelKey(NS, "down-legacy") not in expected and ModelKey(NS, "up-legacy") in expected
 
 
-async def test_models_observed_on_serve_come_with_the_cluster_their_info_names(db) -> None:
+async def test_models_observed_on_serve_come_with_their_placement(db) -> None:
     info = {"endpoint": "http://serve:8001/ns/a", "base_image": "img", "ray_cluster_url": "http://eu:8265"}
     await db.custom_models.insert_many(
         [
             seed_model_document(
                 NS, "on-eu", deployed=True, deployment_status="deployed", deployment_info=info
+            ),
+            seed_model_document(
+                NS,
+                "moving",
+                deployed=True,
+                deployment_status="deployed",
+                deployment_info=info,
+                cluster="eu",
+                desired_cluster="us",
             ),
             seed_model_document(NS, "pending", deployment_status="pending"),
             seed_model_document(NS, "down", deployed=False, deployment_status="not_deployed"),
@@ -66,7 +76,11 @@ async def test_models_observed_on_serve_come_with_the_cluster_their_info_names(d
 
     observed = await ModelStore().observed_on_serve_with_cluster()
 
-    assert observed == {ModelKey(NS, "on-eu"): "http://eu:8265", ModelKey(NS, "pending"): None}
+    assert observed == {
+        ModelKey(NS, "on-eu"): ObservedPlacement(None, "http://eu:8265", None),
+        ModelKey(NS, "moving"): ObservedPlacement("eu", "http://eu:8265", "us"),
+        ModelKey(NS, "pending"): ObservedPlacement(),
+    }
     assert set(observed) == set(await ModelStore().keys_observed_on_serve())
 
 

@@ -13,6 +13,8 @@ from typing import Any
 import msgspec
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modelreg.services.serve_bridge.bridge import Bridge
 from modelreg.services.serve_bridge.health import HealthReporter, health_report
@@ -29,6 +31,7 @@ from modelreg.services.serve_bridge.serve_config import (
     serve_running,
 )
 from modelreg.services.serve_bridge.transitions import observed_on_this_cluster
+from modelreg.shared.cluster_routing import ObservedPlacement
 from modelreg.shared.contracts import (
     ClusterHealthReport,
     CommandType,
@@ -128,7 +131,10 @@ async def test_every_event_names_the_bridges_cluster(rig: Rig) -> None:
 async def test_reconcile_deletes_only_this_clusters_models_that_serve_lost(rig: Rig) -> None:
     mine, theirs, unplaced = ModelKey("ns", "mine"), ModelKey("ns", "theirs"), ModelKey("ns", "unplaced")
     rig.models.on_serve = {mine, theirs, unplaced}
-    rig.models.cluster_urls = {mine: FakeServe.cluster_url, theirs: "http://other-head-svc:8265"}
+    rig.models.placements = {
+        mine: ObservedPlacement(ray_cluster_url=FakeServe.cluster_url),
+        theirs: ObservedPlacement(ray_cluster_url="http://other-head-svc:8265"),
+    }
     await rig.bridge.session.connect()
 
     await rig.bridge.watcher.reconcile()
@@ -149,10 +155,55 @@ async def test_reconcile_deletes_only_this_clusters_models_that_serve_lost(rig: 
         ("127.0.0.1:6379", "eu", "http://eu:8265", False),
     ],
 )
-def test_which_models_a_bridge_reconciles(
+def test_a_model_without_a_recorded_placement_falls_back_to_its_cluster_url(
     model_url: str | None, cluster: str, here: str, expected: bool
 ) -> None:
-    assert observed_on_this_cluster(model_url, cluster, here) is expected
+    placement = ObservedPlacement(ray_cluster_url=model_url)
+    assert observed_on_this_cluster(placement, cluster, here) is expected
+
+
+@pytest.mark.parametrize(
+    ("placement", "cluster", "expected"),
+    [
+        (ObservedPlacement("eu", "http://eu:8265"), "eu", True),
+        # The dashboard's address changed (another Service name, a port): the name still says it is ours.
+        (ObservedPlacement("eu", "http://old-eu-head:8265"), "eu", True),
+        # Another cluster's model, even if its deployment info names this URL (a cluster renamed, a URL
+        # reused by a new cluster): the recorded placement wins.
+        (ObservedPlacement("us", "http://eu:8265"), "eu", False),
+        (ObservedPlacement("local", "127.0.0.1:6379"), "local", True),
+        (ObservedPlacement("eu", "127.0.0.1:6379"), "local", False),
+        # Moving eu -> us: until us is ready the model lives on eu, and only eu reconciles it.
+        (ObservedPlacement("eu", "http://eu:8265", desired_cluster="us"), "eu", True),
+        (ObservedPlacement("eu", "http://eu:8265", desired_cluster="us"), "us", False),
+        # Living nowhere yet: the cluster it is asked on, else the default one.
+        (ObservedPlacement(desired_cluster="us"), "us", True),
+        (ObservedPlacement(desired_cluster="us"), "local", False),
+        (ObservedPlacement(), "local", True),
+    ],
+)
+def test_a_bridge_reconciles_the_models_placed_on_its_cluster_by_name(
+    placement: ObservedPlacement, cluster: str, expected: bool
+) -> None:
+    assert observed_on_this_cluster(placement, cluster, "http://eu:8265") is expected
+
+
+@given(
+    placement=st.builds(
+        ObservedPlacement,
+        st.one_of(st.none(), st.sampled_from(["local", "eu", "us"])),
+        st.one_of(st.none(), st.sampled_from(["http://eu:8265", "http://us:8265", "127.0.0.1:6379"])),
+        st.one_of(st.none(), st.sampled_from(["local", "eu", "us"])),
+    )
+)
+def test_exactly_one_bridge_reconciles_each_model(placement: ObservedPlacement) -> None:
+    """Of the bridges of local, eu and us, at most one takes a model, and exactly one when it names a
+    known cluster (or none at all): no model is reconciled twice, by two clusters' views of Serve."""
+    urls = {"local": "http://local:8265", "eu": "http://eu:8265", "us": "http://us:8265"}
+    takers = [name for name, url in urls.items() if observed_on_this_cluster(placement, name, url)]
+    assert len(takers) <= 1
+    if placement.cluster is not None:
+        assert takers == [placement.cluster]
 
 
 def test_the_default_cluster_keeps_the_consumer_group_and_others_get_their_own() -> None:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from modelreg.shared.cluster_health import (
     is_stray,
     is_unreachable,
+    last_served_at,
     needs_unreachable_event,
     newest_reports,
     stray_applications,
@@ -164,6 +165,17 @@ def test_unreachable_only_after_the_timeout_and_never_when_never_seen() -> None:
     assert not is_unreachable(None, 30, BASE_TIME)
     assert not is_unreachable(BASE_TIME, 30, BASE_TIME + timedelta(seconds=30))
     assert is_unreachable(BASE_TIME, 30, BASE_TIME + timedelta(seconds=31))
+
+
+def test_a_cluster_counts_as_serving_since_its_last_report_that_serve_was_up() -> None:
+    later = BASE_TIME + timedelta(seconds=60)
+    # Reports keep coming (the bridge is alive) but say the cluster does not answer: lost all the same.
+    assert last_served_at(later, BASE_TIME) == BASE_TIME
+    assert is_unreachable(last_served_at(later, BASE_TIME), 30, later)
+    assert not is_unreachable(last_served_at(later, later), 30, later)
+    # Never reported up (or stored before up-times were kept): its last report.
+    assert last_served_at(later, None) == later
+    assert last_served_at(None, None) is None
 
 
 @settings(deadline=None)

@@ -128,3 +128,18 @@ async def test_a_cluster_within_the_timeout_or_never_seen_is_not_lost() -> None:
     recorder = Recorder()
     assert await ClusterWatch(Settings(), store, recorder, clock=lambda: now).check() == []
     assert recorder.sent == [] and store.flagged == []
+
+
+async def test_a_cluster_reported_not_serving_is_lost_though_its_reports_keep_coming() -> None:
+    now = T0 + timedelta(seconds=100)
+    settings = Settings(cluster_unreachable_after_s=30)
+    down = cluster("a", now).model_copy(update={"healthy": False, "last_up_at": T0})
+    store = FakeClusterStore([down, cluster("b", now).model_copy(update={"last_up_at": now})], {})
+    store.models[KEY] = deployed_on_a(failover=False)
+    recorder = Recorder()
+
+    assert await ClusterWatch(settings, store, recorder, clock=lambda: now).check() == ["a"]
+
+    [(_, lost)] = recorder.sent
+    assert isinstance(lost, DeploymentEvent) and lost.message == "cluster a unreachable"
+    assert store.flagged == ["a"]

@@ -95,19 +95,19 @@ class ClusterStore:
             "name": report.cluster,
             "$or": [{"last_report_sequence": None}, {"last_report_sequence": {"$lt": report.sequence}}],
         }
-        result = await ClusterDocument.find_one(guard).update(
-            {
-                "$set": {
-                    "healthy": report.serve_up,
-                    "unreachable": False,
-                    "last_seen_at": seen_at,
-                    "last_report_sequence": report.sequence,
-                    "resources": msgspec.to_builtins(report.resources),
-                    "applications": msgspec.to_builtins(report.applications),
-                    "message": report.message,
-                }
-            }
-        )
+        observed: dict[str, Any] = {
+            "healthy": report.serve_up,
+            "last_seen_at": seen_at,
+            "last_report_sequence": report.sequence,
+            "resources": msgspec.to_builtins(report.resources),
+            "applications": msgspec.to_builtins(report.applications),
+            "message": report.message,
+        }
+        if report.serve_up:
+            # Only a report that Serve is up brings a lost cluster back (a cluster that does not answer is
+            # still lost while its bridge keeps reporting it).
+            observed |= {"unreachable": False, "last_up_at": seen_at}
+        result = await ClusterDocument.find_one(guard).update({"$set": observed})
         return isinstance(result, UpdateResult) and result.matched_count == 1
 
     async def mark_unreachable(self, name: str, last_seen_at: datetime) -> bool:

@@ -20,6 +20,7 @@ from modelreg.shared.adapters.mongo.listing import (
 )
 from modelreg.shared.adapters.mongo.mapping import key_filter, observed_from_details, observed_update
 from modelreg.shared.adapters.mongo.tombstone_store import TombstoneStore
+from modelreg.shared.cluster_routing import ObservedPlacement
 from modelreg.shared.contracts import ModelKey
 from modelreg.shared.deployment_rules import (
     OBSERVED_ON_SERVE,
@@ -137,18 +138,20 @@ class ModelStore:
         )
         return [ModelKey(d.namespace_id, d.model_id) async for d in found]
 
-    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, str | None]:
-        """`keys_observed_on_serve`, each with its deployment info's `ray_cluster_url` (which cluster's bridge
-        reported it last; None when it has no deployment info)."""
+    async def observed_on_serve_with_cluster(self) -> dict[ModelKey, ObservedPlacement]:
+        """`keys_observed_on_serve`, each with its placement: the cluster it lives on (`cluster`), its
+        deployment info's `ray_cluster_url` (whose bridge reported it last) and `desired_cluster`."""
         live = sorted(str(s) for s in OBSERVED_ON_SERVE)
         found = ModelDocument.find(
             {"$or": [{"deployed": True}, {"deployment_status": {"$in": live}}]},
             projection_model=ModelClusterFields,
         )
         return {
-            ModelKey(d.namespace_id, d.model_id): d.deployment_info.ray_cluster_url
-            if d.deployment_info
-            else None
+            ModelKey(d.namespace_id, d.model_id): ObservedPlacement(
+                d.cluster,
+                d.deployment_info.ray_cluster_url if d.deployment_info else None,
+                d.desired_cluster,
+            )
             async for d in found
         }
 
