@@ -24,7 +24,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 from modelreg.services.worker import metrics
-from modelreg.services.worker.commands import deploy_command, undeploy_command
+from modelreg.services.worker.commands import deploy_command, resync_command, undeploy_command
 from modelreg.services.worker.consumer import RETRYABLE, DeadLetter, DeploymentEventConsumer
 from modelreg.shared.adapters.kafka import Batch, ConsumerLoop, Offsets, Publisher
 from modelreg.shared.adapters.mongo import PlacedModel
@@ -61,6 +61,8 @@ class ClusterHealthStore(Protocol):
     async def apply_report(self, report: ClusterHealthReport, seen_at: datetime) -> bool: ...
 
     async def mark_unreachable(self, name: str, last_seen_at: datetime) -> bool: ...
+
+    async def mark_reachable(self, name: str) -> bool: ...
 
     async def models_living_on(self, name: str) -> list[PlacedModel]: ...
 
@@ -111,6 +113,11 @@ class ClusterWatch:
                 continue  # older than the stored one, or from a cluster nobody registered
             stored += 1
             metrics.HEALTH_REPORTS_APPLIED.inc()
+            if report.serve_up and await self.store.mark_reachable(report.cluster):
+                # Back after being lost: its models carry our "unreachable" event, possibly applied after the
+                # bridge's own re-announcement; a resync makes the bridge announce the truth again.
+                log.warning("cluster reachable again", cluster=report.cluster)
+                await self._resync_models_of(report.cluster, now)
             keys = [ModelKey(a.namespace_id, a.model_id) for a in report.applications]
             strays = stray_applications(
                 report.cluster, report.applications, await self.store.load_placements(keys)
@@ -152,7 +159,18 @@ class ClusterWatch:
                     log.warning(
                         "cluster unreachable", cluster=cluster.name, last_seen_at=str(cluster.last_seen_at)
                     )
+                else:
+                    # A report arrived after this check read the cluster: it may be back already, and the
+                    # unreachable events just sent would then outlive the bridge's re-announcement.
+                    await self._resync_models_of(cluster.name, now)
         return [c.name for c in lost]
+
+    async def _resync_models_of(self, cluster: str, now: datetime) -> None:
+        for placed in await self.store.models_living_on(cluster):
+            await self.publisher.publish(
+                self.settings.commands_topic, resync_command(placed.key, cluster, now)
+            )
+            metrics.COMMANDS_SENT.labels(reason="cluster_back").inc()
 
     async def _fail_over(
         self,

@@ -1,4 +1,5 @@
-"""The commands the worker sends on its own: undeploys that retire a placement, deploys of a failover."""
+"""The commands the worker sends on its own: undeploys that retire a placement, deploys of a failover,
+resyncs of a cluster that came back."""
 
 from __future__ import annotations
 
@@ -28,3 +29,8 @@ def undeploy_command(key: ModelKey, cluster: str, now: datetime) -> DeploymentCo
 
 def deploy_command(key: ModelKey, cluster: str, now: datetime) -> DeploymentCommand:
     return cluster_command(CommandType.DEPLOY, key, cluster, now)
+
+
+def resync_command(key: ModelKey, cluster: str, now: datetime) -> DeploymentCommand:
+    """Have `cluster`'s bridge re-announce what its Serve really runs for the model (fresh sequences)."""
+    return cluster_command(CommandType.RESYNC, key, cluster, now)

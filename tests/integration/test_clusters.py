@@ -398,12 +398,29 @@ async def test_a_lost_cluster_turns_its_models_unhealthy_and_they_recover_when_i
         [view] = (await client.get("/v1/clusters")).json()["clusters"]
         assert view["healthy"] is False and view["models"] == 1
 
-    # The cluster comes back: reports again, and its bridge re-announces the true state.
+    # The cluster comes back: reports again, and its bridge re-announces the true state. The worker's
+    # "unreachable" event may still land after that, so the worker asks the bridge for a resync; this test
+    # plays the bridge and answers each one with the model's true state.
     reporting.cancel()
-    await send(producer, settings, report("a", "lost"), bridge_event(EventType.READY, "lost", "a"))
-    doc = await eventually(lambda: _status(db, "lost", "deployed"))
-    assert doc["deployed"] is True
-    await eventually(lambda: _cluster(db, "a", healthy=True, unreachable=False))
+    answering = asyncio.create_task(_answer_resyncs(producer, settings, "a", "lost"))
+    try:
+        await send(producer, settings, report("a", "lost"), bridge_event(EventType.READY, "lost", "a"))
+        assert await eventually(lambda: _command(settings, CommandType.RESYNC, "a"))
+        doc = await eventually(lambda: _status(db, "lost", "deployed"))
+        assert doc["deployed"] is True
+        await eventually(lambda: _cluster(db, "a", healthy=True, unreachable=False))
+    finally:
+        answering.cancel()
+
+
+async def _answer_resyncs(producer, settings: Settings, cluster: str, model_id: str) -> None:
+    answered: set[uuid.UUID] = set()
+    while True:
+        for command in await commands(settings, expected=0):
+            if command.command_type is CommandType.RESYNC and command.command_id not in answered:
+                answered.add(command.command_id)
+                await send(producer, settings, bridge_event(EventType.READY, model_id, cluster))
+        await asyncio.sleep(0.5)
 
 
 async def _status(db, model_id: str, status: str) -> dict[str, Any] | None:

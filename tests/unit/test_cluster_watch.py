@@ -3,6 +3,7 @@ same events (the copies are stale), fail a model over once, and flag the cluster
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import msgspec
 from modelreg.services.worker.clusters import ClusterWatch
 from modelreg.shared.adapters.mongo import PlacedModel
 from modelreg.shared.contracts import (
+    ClusterHealthReport,
     ClusterResources,
     CommandType,
     DeploymentCommand,
@@ -39,8 +41,20 @@ class FakeClusterStore:
     async def all(self) -> list[ClusterRecord]:
         return list(self.records.values())
 
-    async def apply_report(self, report, seen_at) -> bool:  # not used here
-        return False
+    async def apply_report(self, report, seen_at) -> bool:
+        record = self.records[report.cluster]
+        update = {"last_seen_at": seen_at, "healthy": report.serve_up}
+        if report.serve_up:
+            update["last_up_at"] = seen_at
+        self.records[report.cluster] = record.model_copy(update=update)
+        return True
+
+    async def mark_reachable(self, name: str) -> bool:
+        record = self.records[name]
+        if not record.unreachable:
+            return False
+        self.records[name] = record.model_copy(update={"unreachable": False})
+        return True
 
     async def mark_unreachable(self, name: str, last_seen_at: datetime) -> bool:
         record = self.records[name]
@@ -143,3 +157,50 @@ async def test_a_cluster_reported_not_serving_is_lost_though_its_reports_keep_co
     [(_, lost)] = recorder.sent
     assert isinstance(lost, DeploymentEvent) and lost.message == "cluster a unreachable"
     assert store.flagged == ["a"]
+
+
+def resyncs(recorder: Recorder) -> list[tuple[str, str | None]]:
+    return [
+        (m.model_id, m.cluster)
+        for _, m in recorder.sent
+        if isinstance(m, DeploymentCommand) and m.command_type is CommandType.RESYNC
+    ]
+
+
+async def test_a_lost_cluster_that_reports_serving_again_gets_its_models_resynced() -> None:
+    now = T0 + timedelta(seconds=100)
+    settings = Settings(cluster_unreachable_after_s=30)
+    store = FakeClusterStore([cluster("a", T0)], {KEY: deployed_on_a(failover=False)})
+    checker = Recorder()
+    assert await ClusterWatch(settings, store, checker, clock=lambda: now).check() == ["a"]
+    assert resyncs(checker) == []
+
+    back = Recorder()
+    watch = ClusterWatch(settings, store, back, clock=lambda: now)
+    report = ClusterHealthReport(
+        report_id=uuid.uuid4(), cluster="a", sequence=2, reported_at=now, serve_up=True
+    )
+    assert await watch.apply_reports([report]) == 1
+    # Our "unreachable" event may have landed after the bridge's re-announcement: ask for the truth again.
+    assert resyncs(back) == [("m1", "a")]
+    again = Recorder()
+    await ClusterWatch(settings, store, again, clock=lambda: now).apply_reports([report])
+    assert resyncs(again) == [], "only the report that brings the cluster back resyncs"
+
+
+async def test_a_report_arriving_during_the_loss_check_resyncs_the_models_it_marked() -> None:
+    now = T0 + timedelta(seconds=100)
+    settings = Settings(cluster_unreachable_after_s=30)
+    store = FakeClusterStore([cluster("a", T0)], {KEY: deployed_on_a(failover=False)})
+    stale_read = store.all
+
+    async def all_then_a_report_arrives() -> list[ClusterRecord]:
+        records = await stale_read()
+        store.records["a"] = store.records["a"].model_copy(update={"last_seen_at": now, "last_up_at": now})
+        return records
+
+    store.all = all_then_a_report_arrives  # type: ignore[method-assign]
+    recorder = Recorder()
+    assert await ClusterWatch(settings, store, recorder, clock=lambda: now).check() == ["a"]
+    assert store.flagged == [], "the cluster reported in between: not flagged"
+    assert resyncs(recorder) == [("m1", "a")], "the unreachable event just sent is corrected by a resync"

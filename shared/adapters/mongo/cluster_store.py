@@ -106,8 +106,16 @@ class ClusterStore:
         if report.serve_up:
             # Only a report that Serve is up brings a lost cluster back (a cluster that does not answer is
             # still lost while its bridge keeps reporting it).
-            observed |= {"unreachable": False, "last_up_at": seen_at}
+            # (The unreachable flag is cleared by mark_reachable, which tells the worker the cluster is back.)
+            observed |= {"last_up_at": seen_at}
         result = await ClusterDocument.find_one(guard).update({"$set": observed})
+        return isinstance(result, UpdateResult) and result.matched_count == 1
+
+    async def mark_reachable(self, name: str) -> bool:
+        """Clear the cluster's unreachable flag; True when it was set (the cluster just came back)."""
+        result = await ClusterDocument.find_one({"name": name, "unreachable": True}).update(
+            {"$set": {"unreachable": False}}
+        )
         return isinstance(result, UpdateResult) and result.matched_count == 1
 
     async def mark_unreachable(self, name: str, last_seen_at: datetime) -> bool:
