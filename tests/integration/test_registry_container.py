@@ -124,7 +124,7 @@ def test_the_command_starts_a_registry_the_wait_strategy_sees_ready(
         ready_wait_strategy(timeout_s=120).wait_until_ready(LocalTarget(port))
         assert httpx.get(f"http://127.0.0.1:{port}/health/ready").json()["status"] == "ok"
         commands = subprocess.run(
-            ["ps", "-o", "args=", "-g", str(registry.pid)], capture_output=True, text=True
+            ["ps", "-ww", "-o", "args=", "-g", str(registry.pid)], capture_output=True, text=True
         )
         assert "worker" in commands.stdout and "api" in commands.stdout
 
