@@ -23,6 +23,21 @@ POLL_INTERVAL_S = 0.01
 # At most this many GETs in flight for all probes together, so watching does not become the load.
 MAX_CONCURRENT_POLLS = 4
 GIVE_UP_S = 30
+PROBE_PREFIX = "latency probe "
+
+
+def shows_probe(message: str | None, probe: int) -> bool:
+    """Whether a model's message shows probe `probe` or a later one of the same model.
+
+    The worker writes a model once per batch, so a later event of the model can supersede an earlier one
+    in the same write: the earlier event is applied then, though its own message never shows.
+    """
+    if message is None or not message.startswith(PROBE_PREFIX):
+        return False
+    try:
+        return int(message[len(PROBE_PREFIX) :]) >= probe
+    except ValueError:
+        return False
 
 
 async def run(
@@ -39,7 +54,7 @@ async def run(
     connector = aiohttp.TCPConnector(limit=MAX_CONCURRENT_POLLS)
     async with aiohttp.ClientSession(stack.api_url, headers=bearer(api_key), connector=connector) as http:
 
-        async def watch(model_id: str, token: str, sent_at: float) -> None:
+        async def watch(model_id: str, probe: int, sent_at: float) -> None:
             nonlocal polls
             url = f"/v1/namespaces/{NAMESPACE}/models/{model_id}"
             # The copy last seen: while it holds, the API answers 304 without a body (cheaper to poll).
@@ -59,7 +74,7 @@ async def run(
                     # The event's figure is lost already; polling on would only add load.
                     poll_errors[error] += 1
                     return
-                if body is not None and body["model"]["deployment_message"] == token:
+                if body is not None and shows_probe(body["model"]["deployment_message"], probe):
                     latencies.append(time.perf_counter() - sent_at)
                     return
                 await asyncio.sleep(POLL_INTERVAL_S)
@@ -71,7 +86,7 @@ async def run(
             for i in range(count):
                 await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
                 model_id = ids[i % len(ids)]
-                token = f"latency probe {i}"
+                token = f"{PROBE_PREFIX}{i}"
                 evt = DeploymentEvent(
                     event_id=uuid.uuid4(),
                     event_type=EventType.STARTED,
@@ -83,7 +98,7 @@ async def run(
                 )
                 sent_at = time.perf_counter()
                 await producer.send(settings.events_topic, value=encode(evt), key=evt.key.kafka_key())
-                watchers.append(asyncio.create_task(watch(model_id, token, sent_at)))
+                watchers.append(asyncio.create_task(watch(model_id, i, sent_at)))
             achieved_rate = count / (time.perf_counter() - started)
             await asyncio.gather(*watchers)
             poll_rate = polls / (time.perf_counter() - started)
@@ -119,7 +134,8 @@ async def run(
         f"each event is watched by a poller (GET every {POLL_INTERVAL_S * 1000:g} ms, at most "
         f"{MAX_CONCURRENT_POLLS} GETs in flight overall: {poll_rate:,.0f} GET/s on average), so figures "
         "include up to one poll round and the watching's own load on the API and the database (polls send "
-        "If-None-Match, so an unchanged model answers 304 without a body)"
+        "If-None-Match, so an unchanged model answers 304 without a body); an event counts as visible once "
+        "its model shows it or a later event of the same model (one write per model per worker batch)"
     )
     p99 = figure(percentile(latencies, 0.99) * 1000, failure)
     return table, p99

@@ -22,7 +22,7 @@ from bench.load import LoadResult, closed_loop
 from bench.read_api import NAMESPACE, model_document, model_ids, status_error
 from bench.stack import BenchStack, bearer, rss_bytes, worker_process
 from bench.tables import Table
-from bench.worker_apply import OBSERVED_FIELDS, event_stream, produce
+from bench.worker_apply import OBSERVED_FIELDS, event_stream, produce, wait_for_last_sequences
 from modelreg.shared.adapters import kafka
 
 SEED_CHUNK = 10_000
@@ -93,14 +93,7 @@ async def worker_rate(stack: BenchStack, ids: list[str], workers: int, per_model
         events = event_stream(ids, per_model, seed=11)
         started = time.perf_counter()
         await produce(producer, settings.events_topic, events)
-        shown, deadline = 0, time.perf_counter() + 120
-        while time.perf_counter() < deadline:
-            shown = await collection.count_documents(
-                {"namespace_id": NAMESPACE, "model_id": {"$in": ids}, "last_event_sequence": per_model}
-            )
-            if shown >= len(ids):
-                break
-            await asyncio.sleep(0.1)
+        shown = await wait_for_last_sequences(collection, ids, per_model)
         elapsed = time.perf_counter() - started
     finally:
         await producer.stop()

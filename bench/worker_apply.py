@@ -156,33 +156,33 @@ async def raw_limits(stack: BenchStack, ids: list[str], duration_s: float) -> di
         await client.close()
 
 
-async def applied_sequences(collection: AsyncCollection) -> int:
+def of_models(ids: list[str]) -> dict:
+    return {"namespace_id": NAMESPACE, "model_id": {"$in": ids}}
+
+
+async def applied_sequences(collection: AsyncCollection, ids: list[str]) -> int:
     """The models' last applied sequences added up: grows with every batch the worker writes."""
     cursor = await collection.aggregate(
-        [
-            {"$match": {"namespace_id": NAMESPACE}},
-            {"$group": {"_id": None, "total": {"$sum": "$last_event_sequence"}}},
-        ]
+        [{"$match": of_models(ids)}, {"$group": {"_id": None, "total": {"$sum": "$last_event_sequence"}}}]
     )
     totals = await cursor.to_list()
     return int(totals[0]["total"]) if totals else 0
 
 
 async def wait_for_last_sequences(collection: AsyncCollection, ids: list[str], per_model: int) -> int:
-    """Models showing their last sequence, once all do or the worker applied nothing more for STALL_S."""
+    """Models of `ids` showing their last sequence, once all do or the worker applied nothing more for
+    STALL_S (a fixed deadline would fail a slow database rather than a lost event)."""
     # Events are interleaved, so models reach their last sequence only near the end: progress is
     # judged on every applied sequence, checked now and then to keep the polling light.
     progress, progress_at, checked_at = -1, time.perf_counter(), 0.0
     while True:
-        shown = await collection.count_documents(
-            {"namespace_id": NAMESPACE, "last_event_sequence": per_model}
-        )
+        shown = await collection.count_documents({**of_models(ids), "last_event_sequence": per_model})
         if shown >= len(ids):
             return shown
         now = time.perf_counter()
         if now - checked_at >= 2:
             checked_at = now
-            applied = await applied_sequences(collection)
+            applied = await applied_sequences(collection, ids)
             if applied > progress:
                 progress, progress_at = applied, now
             elif now - progress_at > STALL_S:
