@@ -24,6 +24,7 @@ from bench.stack import BenchStack, bearer, rss_bytes, worker_process
 from bench.tables import Table
 from bench.worker_apply import OBSERVED_FIELDS, event_stream, produce, wait_for_last_sequences
 from modelreg.shared.adapters import kafka
+from modelreg.shared.adapters.mongo.listing import LIST_SORTS, ModelFilter, listing_query
 
 SEED_CHUNK = 10_000
 WORKER_PARTITIONS = 2
@@ -38,6 +39,18 @@ LIST_QUERIES = [
     {"name": "name-model_00042", "limit": 20},
 ]
 TASK_TYPES = ("classification", "detection", "segmentation", "embedding")
+DEFAULT_SORT = "-created_at"  # the list route's
+
+
+def raw_list_query(params: dict) -> tuple[dict, list, int]:
+    """The list route's two database queries for `params`: the filter (for the count and the page), the
+    sort and the page size, built by the same adapter functions the route uses."""
+    fields = {k: v for k, v in params.items() if k in ("task_type", "model_format", "name")}
+    if "deployed" in params:
+        fields["deployed"] = params["deployed"] == "true"
+    query = listing_query(NAMESPACE, ModelFilter(**fields))
+    sort = [(field, int(direction)) for field, direction in LIST_SORTS[params.get("sort", DEFAULT_SORT)]]
+    return query, sort, int(params["limit"])
 
 
 def scaled_document(model_id: str, index: int) -> dict:
@@ -66,6 +79,7 @@ class SizeResult:
     seed_s: float
     get: LoadResult
     listing: LoadResult
+    raw_listing: LoadResult
     workers: dict[int, Figure] = field(default_factory=dict)
     api_rss: int = 0
 
@@ -129,7 +143,20 @@ async def measure_size(
         get_result = await closed_loop(get, 32, seconds)
         rss = rss_bytes(stack.api.process.pid)
         list_result = await closed_loop(page, LIST_CLIENTS, seconds)
-    result = SizeResult(size, seed_s, get_result, list_result, api_rss=rss)
+    mongo: AsyncMongoClient = AsyncMongoClient(stack.settings.mongodb_url)
+    collection = mongo[stack.settings.mongodb_database].custom_models
+
+    async def raw_page(i: int) -> str | None:
+        query, sort, limit = raw_list_query(LIST_QUERIES[i % len(LIST_QUERIES)])
+        await collection.count_documents(query)
+        await collection.find(query, {"deployment_history": 0}).sort(sort).limit(limit).to_list()
+        return None
+
+    try:
+        raw_list_result = await closed_loop(raw_page, LIST_CLIENTS, seconds)
+    finally:
+        await mongo.close()
+    result = SizeResult(size, seed_s, get_result, list_result, raw_list_result, api_rss=rss)
     # The newest models: untouched by the other benchmarks' events.
     chosen = ids[-worker_models:]
     for workers in (1, 2):
@@ -148,6 +175,7 @@ def tables(results: list[SizeResult], seconds: float, worker_models: int, per_mo
             "GET p99 ms",
             "list req/s",
             "list p99 ms",
+            "limit: raw list p99 ms",
             "worker events/s, 1",
             "worker events/s, 2",
             "2/1 workers",
@@ -162,6 +190,9 @@ def tables(results: list[SizeResult], seconds: float, worker_models: int, per_mo
                 table.fail(f"{name}, {r.size:,} models", load.failure)
             else:
                 cells += [load.rps.text(",.0f"), load.p99.text(".1f")]
+        cells.append(r.raw_listing.p99.text(".1f"))
+        if r.raw_listing.failure is not None:
+            table.fail(f"raw list, {r.size:,} models", r.raw_listing.failure)
         for workers in (1, 2):
             rate = r.workers[workers]
             cells.append(rate.text(",.0f"))
@@ -171,6 +202,11 @@ def tables(results: list[SizeResult], seconds: float, worker_models: int, per_mo
         rss = figure(r.api_rss / 2**20, None if r.api_rss else "process not running")
         cells.append(rss.text(".0f"))
         table.add(*cells)
+    table.notes.append(
+        "limit: raw list: the list route's own two queries (count, then the sorted page without histories) "
+        f"sent straight to the database by {LIST_CLIENTS} clients, same filters and orders: what the "
+        "database alone costs for a page at that size"
+    )
     table.notes.append(
         f"workers: {per_model} events for each of {worker_models:,} models per run, on a topic of "
         f"{WORKER_PARTITIONS} partitions; list queries in turn: "
