@@ -18,6 +18,8 @@ class ChangedCollection(enum.StrEnum):
     MODELS = "custom_models"
     ORG_MODELS = "org_models"
     API_KEYS = "api_keys"
+    # Every model view lists its aliases: a move must reach the details caches of every API process.
+    ALIASES = "model_aliases"
 
 
 class ChangeOperation(enum.StrEnum):

@@ -124,6 +124,41 @@ async def test_the_caches_follow_the_change_feed_of_other_processes_writes(topic
         assert await eventually(refused)
 
 
+async def test_an_alias_moved_by_another_process_shows_in_the_models_details(topics, db, make_key) -> None:
+    key = await make_key("ns_a")
+    for model_id in ("m1", "m2"):
+        await db.custom_models.insert_one(
+            seed_model_document("ns_a", model_id, name="resnet", version=model_id)
+        )
+    async with AsyncTestClient(app=create_app(cached(topics)), timeout=60) as client:
+        client.headers.update(bearer(key))
+        hub = client.app.state.change_hub
+        await eventually(lambda: asyncio.sleep(0, hub.subscriber_count > 0))
+
+        async def aliases_of(model_id: str) -> list[str]:
+            response = await client.get(f"{BASE}/{model_id}")
+            assert response.status_code == 200, response.text
+            return response.json()["model"]["aliases"]
+
+        assert await aliases_of("m1") == [] and await aliases_of("m2") == []  # both cached now
+        # Another API process points `prod` at m1, then moves it to m2: every model view must follow,
+        # the one it left and the one it joined, though only the alias collection changed.
+        await db.model_aliases.insert_one(
+            {"namespace_id": "ns_a", "name": "resnet", "alias": "prod", "model_id": "m1", "revision": 1}
+        )
+        assert await eventually(lambda: _equals(aliases_of("m1"), ["prod"]))
+        await db.model_aliases.update_one(
+            {"namespace_id": "ns_a", "alias": "prod"},
+            {"$set": {"model_id": "m2", "previous_model_id": "m1"}, "$inc": {"revision": 1}},
+        )
+        assert await eventually(lambda: _equals(aliases_of("m2"), ["prod"]))
+        assert await aliases_of("m1") == []
+
+
+async def _equals(value, expected) -> bool:
+    return await value == expected
+
+
 async def test_whoami_names_the_key_and_what_it_reaches(client) -> None:
     response = await client.get("/v1/whoami")
 

@@ -75,7 +75,14 @@ class DetailsCache:
             self.entries.clear()
 
     def apply(self, change: RegistryChange) -> None:
-        """A committed change of `custom_models` invalidates the model it changed."""
+        """A committed change of `custom_models` invalidates the model it changed; one of `model_aliases`
+        every model of its namespace (the models it left and joined; alias moves are rare)."""
+        if change.collection == ChangedCollection.ALIASES:
+            if change.namespace_id is None:
+                self.entries.clear()
+            else:
+                self.entries.invalidate_where(lambda key, _: key.namespace_id == change.namespace_id)
+            return
         if change.collection != ChangedCollection.MODELS:
             return
         document = change.document or {}
