@@ -26,7 +26,7 @@ from modelreg.services.api.auth.cache import CachingKeyStore
 from modelreg.services.api.auth.controller import whoami
 from modelreg.services.api.auth.guards import namespace_guard
 from modelreg.services.api.auth.middleware import ApiKeyAuthenticationMiddleware
-from modelreg.services.api.caching.details import InvalidatingModelRepository
+from modelreg.services.api.caching.details import CachedModelLookup, InvalidatingModelRepository
 from modelreg.services.api.caching.wiring import ApiCaches
 from modelreg.services.api.clusters.controller import ClusterController
 from modelreg.services.api.clusters.service import ClusterService
@@ -99,10 +99,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             mongo.connect_when_available(settings, stop=asyncio.Event()), timeout=STARTUP_TIMEOUT_S
         )
         app.state.mongo_client = client
-        # Every write of this process goes through this store, so it invalidates the details it changes.
+        # Every write of this process goes through this store, so it invalidates what the caches hold of it.
         # Typed as the port, so the type check proves the wrapper still implements every method.
         model_store: ModelRepository = InvalidatingModelRepository(
-            ModelStore(settings.history_limit, settings.tombstone_retention_s), caches.details
+            ModelStore(settings.history_limit, settings.tombstone_retention_s), caches.details, caches.records
         )
         app.state.model_store = model_store
         app.state.alias_store = AliasStore(settings.history_limit)
@@ -184,7 +184,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def provide_prediction_service(state: State) -> PredictionService:
         return PredictionService(
-            state.model_store, state.alias_store, state.endpoint_client, check=InputSchemaCheck()
+            CachedModelLookup(state.model_store, caches.records),
+            state.alias_store,
+            state.endpoint_client,
+            check=InputSchemaCheck(),
         )
 
     def provide_model_archives(state: State) -> ModelArchives:

@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 
 from modelreg.services.api.auth.cache import CachingKeyStore, KeyRecordCache
 from modelreg.services.api.caching.bounded import BoundedCache
-from modelreg.services.api.caching.details import DetailsCache, InvalidatingModelRepository
+from modelreg.services.api.caching.details import (
+    CachedModelLookup,
+    DetailsCache,
+    InvalidatingModelRepository,
+    ModelRecordCache,
+)
 from modelreg.services.api.caching.feed import follow
 from modelreg.services.api.models.ports import ModelRepository
 from modelreg.services.api.models.service import ModelService
@@ -207,9 +212,15 @@ class CachedRegistry:
         self.cache = DetailsCache(
             ttl_s=ttl_s, feed_ttl_s=300.0, max_entries=max_entries, max_bytes=1 << 20, clock=self.clock
         )
+        self.records = ModelRecordCache(
+            ttl_s=ttl_s, feed_ttl_s=300.0, max_entries=max_entries, max_bytes=1 << 20, clock=self.clock
+        )
         self.publisher = FakeCommandPublisher()
+        repository = InvalidatingModelRepository(self.store, self.cache, self.records)
+        # What the inference route resolves models through.
+        self.lookup = CachedModelLookup(repository, self.records)
         self.service = ModelService(
-            InvalidatingModelRepository(self.store, self.cache),
+            repository,
             FakeArchiveStorage(tmp_path / "archives"),
             self.publisher,
             Settings(archive_root=str(tmp_path / "archives")),
@@ -323,6 +334,56 @@ def model_change(
         document=document,
         committed_at=T0,
     )
+
+
+async def test_model_lookups_are_read_once_and_follow_this_process_writes(registry) -> None:
+    assert await registry.lookup.get_details(KEY) is None  # unknown: not cached
+    registry.store.add(details())
+    first = await registry.lookup.get_details(KEY)
+    assert first is not None and first.desired_state is None
+    assert await registry.lookup.get_details(KEY) is first and registry.store.detail_reads == 2
+
+    await registry.service.requests.request(KEY, DesiredState.DEPLOYED)
+    requested = await registry.lookup.get_details(KEY)
+    assert requested is not None and requested.desired_state == DesiredState.DEPLOYED
+
+    await registry.service.deletion.delete(KEY)
+    assert await registry.lookup.get_details(KEY) is None
+
+
+async def test_model_lookups_follow_the_feed(registry) -> None:
+    registry.store.add(details())
+    await registry.lookup.get_details(KEY)
+    registry.store.add(details(task_type="detection"))  # the worker, behind the API's back
+
+    registry.records.apply(model_change(KEY, {"namespace_id": "ns", "model_id": "m1"}))
+
+    found = await registry.lookup.get_details(KEY)
+    assert found is not None and found.task_type == "detection"
+
+
+def alias_change(namespace_id: str) -> RegistryChange:
+    return RegistryChange(
+        token="t-alias",
+        collection=ChangedCollection.ALIASES,
+        operation=ChangeOperation.UPDATE,
+        document_id="1" * 24,
+        namespace_id=namespace_id,
+        document={"namespace_id": namespace_id, "name": "resnet", "alias": "prod", "model_id": "m2"},
+        committed_at=T0,
+    )
+
+
+async def test_an_alias_change_drops_the_cached_details_of_its_namespace(registry) -> None:
+    other = ModelKey("other", "m1")
+    for key in (KEY, ModelKey("ns", "m2"), other):
+        registry.store.add(details(key))
+        await registry.get(key)
+
+    registry.cache.apply(alias_change("ns"))
+
+    assert registry.cache.get(KEY) is None and registry.cache.get(ModelKey("ns", "m2")) is None
+    assert registry.cache.get(other) is not None
 
 
 async def test_a_delete_from_the_feed_drops_the_models_of_its_namespace(registry) -> None:

@@ -1,5 +1,6 @@
-"""GET details answered from memory: the encoded body and its ETag per model, and the store wrapper that
-invalidates them on every write this process makes (read-your-writes).
+"""Models answered from memory: GET details (the encoded body and its ETag per model), the model records
+the inference route resolves endpoints from, and the store wrapper that invalidates both on every write
+this process makes (read-your-writes).
 
 Writes of other processes (the worker's observed state, the operator commands) reach the cache through the
 change feed (`apply`), or not at all: then the TTL bounds how stale an answer can be (docs/performance.md).
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -35,8 +37,11 @@ def entry_bytes(entry: EncodedDetails) -> int:
     return len(entry.body) + len(entry.etag) + ENTRY_OVERHEAD_BYTES
 
 
-class DetailsCache:
-    """Encoded GET details by model; `ttl_s` while no change feed is followed, `feed_ttl_s` while one is."""
+V = TypeVar("V")
+
+
+class ModelCache(Generic[V]):
+    """A value per model; `ttl_s` while no change feed is followed, `feed_ttl_s` while one is."""
 
     def __init__(
         self,
@@ -45,21 +50,22 @@ class DetailsCache:
         feed_ttl_s: float,
         max_entries: int,
         max_bytes: int,
+        size_of: Callable[[V], int],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl_s = ttl_s
         self.feed_ttl_s = feed_ttl_s
-        self.entries: BoundedCache[ModelKey, EncodedDetails] = BoundedCache(
-            ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes, clock=clock, size_of=entry_bytes
+        self.entries: BoundedCache[ModelKey, V] = BoundedCache(
+            ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes, clock=clock, size_of=size_of
         )
 
-    def get(self, key: ModelKey) -> EncodedDetails | None:
+    def get(self, key: ModelKey) -> V | None:
         return self.entries.get(key) if self.entries.enabled else None
 
     def begin(self) -> int:
         return self.entries.begin()
 
-    def put(self, key: ModelKey, entry: EncodedDetails, ticket: int) -> None:
+    def put(self, key: ModelKey, entry: V, ticket: int) -> None:
         self.entries.put(key, entry, ticket)
 
     def invalidate(self, key: ModelKey) -> None:
@@ -97,16 +103,95 @@ class DetailsCache:
             self.entries.clear()
 
 
+class DetailsCache(ModelCache[EncodedDetails]):
+    """Encoded GET details (body and ETag) by model."""
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float,
+        feed_ttl_s: float,
+        max_entries: int,
+        max_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            ttl_s=ttl_s,
+            feed_ttl_s=feed_ttl_s,
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            size_of=entry_bytes,
+            clock=clock,
+        )
+
+
+def record_bytes(details: ModelDetails) -> int:
+    return len(details.model_dump_json()) + ENTRY_OVERHEAD_BYTES
+
+
+class ModelRecordCache(ModelCache[ModelDetails]):
+    """Stored models (history left out) by key: what the inference route checks and forwards by."""
+
+    def __init__(
+        self,
+        *,
+        ttl_s: float,
+        feed_ttl_s: float,
+        max_entries: int,
+        max_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(
+            ttl_s=ttl_s,
+            feed_ttl_s=feed_ttl_s,
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            size_of=record_bytes,
+            clock=clock,
+        )
+
+
+class DetailsSource(Protocol):
+    async def get_details(self, key: ModelKey) -> ModelDetails | None: ...
+
+
+class CachedModelLookup:
+    """`get_details` from the record cache, loading a missing model from `store` (an unknown one is not
+    cached: its upload must be seen at once)."""
+
+    def __init__(self, store: DetailsSource, cache: ModelRecordCache) -> None:
+        self.store = store
+        self.cache = cache
+
+    async def get_details(self, key: ModelKey) -> ModelDetails | None:
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        ticket = self.cache.begin()
+        details = await self.store.get_details(key)
+        if details is not None:
+            self.cache.put(key, details, ticket)
+        return details
+
+
+class KeyInvalidation(Protocol):
+    def invalidate(self, key: ModelKey) -> None: ...
+
+
 class InvalidatingModelRepository:
-    """A `ModelRepository` whose writes invalidate the written model's cached details once they are done.
+    """A `ModelRepository` whose writes invalidate the written model in every cache once they are done.
 
     Every write method of the port must be here (tests/unit/test_api_caches.py checks it): a write that
     bypassed the invalidation would be hidden from its own writer until the TTL.
     """
 
-    def __init__(self, store: ModelRepository, cache: DetailsCache) -> None:
+    def __init__(self, store: ModelRepository, *caches: KeyInvalidation) -> None:
         self.store = store
-        self.cache = cache
+        self.caches = caches
+
+    def invalidate(self, key: ModelKey) -> None:
+        for cache in self.caches:
+            cache.invalidate(key)
 
     async def get_details(self, key: ModelKey) -> ModelDetails | None:
         return await self.store.get_details(key)
@@ -128,7 +213,7 @@ class InvalidatingModelRepository:
         try:
             await self.store.insert_model(details)
         finally:
-            self.cache.invalidate(ModelKey(details.namespace_id, details.model_id))
+            self.invalidate(ModelKey(details.namespace_id, details.model_id))
 
     async def set_desired(
         self,
@@ -152,7 +237,7 @@ class InvalidatingModelRepository:
                 desired_by=desired_by,
             )
         finally:
-            self.cache.invalidate(key)
+            self.invalidate(key)
 
     async def update_tags(
         self, key: ModelKey, to_set: Mapping[str, str], to_remove: Sequence[str], now: datetime
@@ -160,10 +245,10 @@ class InvalidatingModelRepository:
         try:
             return await self.store.update_tags(key, to_set, to_remove, now)
         finally:
-            self.cache.invalidate(key)
+            self.invalidate(key)
 
     async def delete_model(self, key: ModelKey) -> bool:
         try:
             return await self.store.delete_model(key)
         finally:
-            self.cache.invalidate(key)
+            self.invalidate(key)

@@ -11,7 +11,7 @@ import structlog
 from litestar import Litestar
 
 from modelreg.services.api.auth.cache import KeyRecordCache
-from modelreg.services.api.caching.details import DetailsCache
+from modelreg.services.api.caching.details import DetailsCache, ModelRecordCache
 from modelreg.services.api.caching.feed import follow
 from modelreg.shared.changes import ChangeSource
 from modelreg.shared.settings import Settings
@@ -31,6 +31,13 @@ class ApiCaches:
             max_entries=settings.api_details_cache_max_entries,
             max_bytes=settings.api_details_cache_max_bytes,
         )
+        # The inference route's model lookups: the same bounds and staleness as the details.
+        self.records = ModelRecordCache(
+            ttl_s=settings.api_details_cache_ttl_s,
+            feed_ttl_s=settings.api_details_cache_feed_ttl_s,
+            max_entries=settings.api_details_cache_max_entries,
+            max_bytes=settings.api_details_cache_max_bytes,
+        )
 
     @asynccontextmanager
     async def follow_changes(self, app: Litestar) -> AsyncIterator[None]:
@@ -41,7 +48,7 @@ class ApiCaches:
             log.info("api caches without the change feed: entries live their TTL")
             yield
             return
-        task = asyncio.create_task(follow(source, self.keys, self.details))
+        task = asyncio.create_task(follow(source, self.keys, self.details, self.records))
         try:
             yield
         finally:
