@@ -14,7 +14,7 @@ from pymongo import AsyncMongoClient
 from bench.figures import NO_FIGURE, Figure, error_summary, figure, joined_failures, unseen_failure
 from bench.load import percentile
 from bench.read_api import NAMESPACE, status_error
-from bench.stack import BenchStack, bearer
+from bench.stack import BenchStack, bearer, worker_batches
 from bench.tables import Table
 from modelreg.shared.adapters import kafka
 from modelreg.shared.contracts import DeploymentEvent, EventType, encode
@@ -40,6 +40,34 @@ def shows_probe(message: str | None, probe: int) -> bool:
         return False
 
 
+WARM_UP_MESSAGE = "latency warm-up"
+WARM_UP_S = 120
+
+
+def warm_up_event(model_id: str, sequence: int) -> DeploymentEvent:
+    return DeploymentEvent(
+        event_id=uuid.uuid4(),
+        event_type=EventType.STARTED,
+        namespace_id=NAMESPACE,
+        model_id=model_id,
+        sequence=sequence,
+        occurred_at=datetime.now(UTC),
+        message=WARM_UP_MESSAGE,
+    )
+
+
+async def warmed_up(http: aiohttp.ClientSession, model_id: str) -> None:
+    deadline = time.perf_counter() + WARM_UP_S
+    while time.perf_counter() < deadline:
+        async with http.get(f"/v1/namespaces/{NAMESPACE}/models/{model_id}") as response:
+            if response.status == 200 and (await response.json())["model"]["deployment_message"] == (
+                WARM_UP_MESSAGE
+            ):
+                return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"the worker applied no event within {WARM_UP_S} s")
+
+
 async def run(
     stack: BenchStack, api_key: str, ids: list[str], rate: float, duration_s: float, first_sequence: int
 ) -> tuple[Table, Figure]:
@@ -47,6 +75,7 @@ async def run(
     settings = stack.settings
     producer = kafka.make_producer(settings, linger_ms=0)
     await producer.start()
+    batches_before = await worker_batches(stack)
     latencies: list[float] = []
     polls = 0
     poll_errors: Counter[str] = Counter()
@@ -79,6 +108,12 @@ async def run(
                     return
                 await asyncio.sleep(POLL_INTERVAL_S)
 
+        # The worker has joined its group and applies events before the clock starts.
+        warm_up = warm_up_event(ids[0], first_sequence)
+        await producer.send_and_wait(
+            settings.events_topic, value=encode(warm_up), key=warm_up.key.kafka_key()
+        )
+        await warmed_up(http, ids[0])
         watchers = []
         count = int(rate * duration_s)
         started = time.perf_counter()
@@ -92,7 +127,7 @@ async def run(
                     event_type=EventType.STARTED,
                     namespace_id=NAMESPACE,
                     model_id=model_id,
-                    sequence=first_sequence + i,
+                    sequence=first_sequence + 1 + i,
                     occurred_at=datetime.now(UTC),
                     message=token,
                 )
@@ -104,6 +139,7 @@ async def run(
             poll_rate = polls / (time.perf_counter() - started)
         finally:
             await producer.stop()
+    batches = (await worker_batches(stack)).since(batches_before)
 
     latencies.sort()
     table = Table(
@@ -137,6 +173,7 @@ async def run(
         "If-None-Match, so an unchanged model answers 304 without a body); an event counts as visible once "
         "its model shows it or a later event of the same model (one write per model per worker batch)"
     )
+    table.notes.append(batches.summary())
     p99 = figure(percentile(latencies, 0.99) * 1000, failure)
     return table, p99
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from bench.figures import NO_FIGURE, Figure, error_summary, figure, joined_failures, unseen_failure
 from bench.load import percentile
 from bench.read_api import NAMESPACE
-from bench.stack import BenchStack, bearer
+from bench.stack import BenchStack, bearer, worker_batches
 from bench.tables import Table
 from modelreg.shared.adapters import kafka
 from modelreg.shared.contracts import DeploymentEvent, EventType, encode, now_microseconds
@@ -181,6 +181,7 @@ async def run(
             ]
             await asyncio.wait_for(asyncio.gather(*(o.wait() for o in opened)), 60)
             await producer.start()
+            batches_before = await worker_batches(stack)
             count = int(rate * duration_s)
             first_sequence = now_microseconds()
             started = time.perf_counter()
@@ -204,6 +205,7 @@ async def run(
                 len(arrivals.sse) < count or len(arrivals.webhook) < count
             ):
                 await asyncio.sleep(0.1)
+            batches = (await worker_batches(stack)).since(batches_before)
             stop.set()
             for stream in streams:
                 stream.cancel()
@@ -283,4 +285,5 @@ async def run(
         "an event arrives with the first change of its model at or past its sequence (one write per model "
         "per worker batch); goal p99 ≤ 100 ms for SSE"
     )
+    table.notes.append(batches.summary())
     return table, sse_p99

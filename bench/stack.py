@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import msgspec
+from prometheus_client.parser import text_string_to_metric_families
 
 from modelreg.services.devstack import embedded
 from modelreg.services.keys.service import with_key_service
@@ -43,6 +45,45 @@ async def create_api_key(settings: Settings, namespace_id: str) -> str:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass(frozen=True)
+class WorkerBatches:
+    """The worker's batch counters (its Prometheus endpoint): how many, their records, time applying."""
+
+    batches: float = 0.0
+    records: float = 0.0
+    apply_s: float = 0.0
+
+    def since(self, earlier: WorkerBatches) -> WorkerBatches:
+        return WorkerBatches(
+            self.batches - earlier.batches, self.records - earlier.records, self.apply_s - earlier.apply_s
+        )
+
+    def summary(self) -> str:
+        if self.batches <= 0:
+            return "the worker wrote no batch"
+        return (
+            f"the worker took {self.batches:,.0f} batches, {self.records / self.batches:.1f} records each on "
+            f"average, {self.apply_s / self.batches * 1000:.1f} ms each applying them to the database (mean)"
+        )
+
+
+async def worker_batches(stack: BenchStack) -> WorkerBatches:
+    url = f"http://{embedded.LOOPBACK}:{stack.settings.worker_metrics_port}/metrics"
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(url)).text
+    values = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+    return WorkerBatches(
+        values.get("modelreg_worker_batch_size_count", 0.0),
+        values.get("modelreg_worker_batch_size_sum", 0.0),
+        values.get("modelreg_worker_apply_seconds_sum", 0.0),
+    )
 
 
 def rss_bytes(pid: int) -> int:
