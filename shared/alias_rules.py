@@ -36,6 +36,14 @@ class NoPreviousTarget(Exception):
     """A rollback of an alias that never pointed anywhere else."""
 
 
+def undo(before: AliasState | None, after: AliasState) -> AliasState | None:
+    """What takes back the write of `after` over `before`: `before` again (a newer revision, so the guard
+    of any write made from `after` fails), or None: remove the alias it created."""
+    if before is None:
+        return None
+    return msgspec.structs.replace(before, revision=after.revision + 1)
+
+
 def move(
     current: AliasState | None,
     *,

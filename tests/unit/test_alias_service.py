@@ -20,6 +20,7 @@ from modelreg.services.api.domain_errors import (
     EndpointUnreachable,
     ModelHasAliases,
     ModelNotDeployed,
+    ModelNotFound,
 )
 from modelreg.services.api.models.reads import ModelReads
 from modelreg.services.api.models.service import ModelService
@@ -119,6 +120,29 @@ async def test_history_notes_and_rollback(aliases: Aliases) -> None:
     assert aliases.store.history[-1][:2] == (ModelKey("ns", "v1"), AliasHistoryKind.UNASSIGNED)
     with pytest.raises(AliasNotFound):
         await aliases.service.rollback("ns", "resnet", "production", actor=None)
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new alias", "moved alias"])
+async def test_an_alias_written_while_its_target_is_deleted_is_taken_back(
+    aliases: Aliases, existing: bool
+) -> None:
+    if existing:
+        await aliases.service.set("ns", "resnet", "production", "v1", actor=None)
+    before = await aliases.store.get("ns", "resnet", "production")
+
+    async def target_deleted_meanwhile() -> None:
+        # After the target check, before the write: the delete (model first, its aliases after) runs.
+        aliases.store.before_write = None
+        await aliases.models.deletion.delete(ModelKey("ns", "v2"))
+
+    aliases.store.before_write = target_deleted_meanwhile
+    with pytest.raises(ModelNotFound):
+        await aliases.service.set("ns", "resnet", "production", "v2", actor=None)
+
+    after = await aliases.store.get("ns", "resnet", "production")
+    assert (after.model_id if after else None) == (before.model_id if before else None)
+    assert after is None or after.revision > before.revision  # a write made from the taken-back one fails
+    assert not any(key.model_id == "v2" for key, _, _ in aliases.store.history)
 
 
 async def test_rollback_to_a_deleted_model_is_refused(aliases: Aliases) -> None:

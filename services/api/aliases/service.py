@@ -27,7 +27,7 @@ from modelreg.services.api.domain_errors import (
 )
 from modelreg.services.api.models.views import current_status
 from modelreg.services.audit.recorder import NOT_AUDITED, Audit, AuditNote
-from modelreg.shared.alias_rules import AliasState, NoPreviousTarget, history_notes, move, rollback
+from modelreg.shared.alias_rules import AliasState, NoPreviousTarget, history_notes, move, rollback, undo
 from modelreg.shared.audit import AuditAction
 from modelreg.shared.contracts import DeploymentStatus, ModelKey
 
@@ -92,9 +92,26 @@ class AliasService:
                     actor=actor,
                 )
                 if await self.store.write(before, after):
+                    await self._target_still_there(key, before, after)
                     await self._changed(before, after, note)
                     return AliasResponse(alias=alias_view(after))
             raise ConcurrentRequest()
+
+    async def _target_still_there(self, key: ModelKey, before: AliasState | None, after: AliasState) -> None:
+        """A delete of the target that ran between the check and the write released the model's aliases
+        before this one landed: take the write back (ModelNotFound) rather than leave the alias dangling.
+
+        The delete removes the model first and its aliases after, so a write that lands later sees the
+        model gone here, and one that landed earlier is removed by the delete.
+        """
+        if await self.models.get_details(key) is not None:
+            return
+        restored = undo(before, after)
+        taken_back = (
+            await self.store.remove(after) if restored is None else await self.store.write(after, restored)
+        )
+        log.info("alias write taken back: its target was deleted", alias=after.alias, taken_back=taken_back)
+        raise ModelNotFound(key)
 
     async def rollback(self, namespace_id: str, name: str, alias: str, *, actor: str | None) -> AliasResponse:
         async with self._recording(AuditAction.ALIAS_ROLLBACK, namespace_id, name, alias, None) as note:
