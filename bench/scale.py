@@ -79,6 +79,7 @@ class SizeResult:
     seed_s: float
     get: LoadResult
     listing: LoadResult
+    raw_get: LoadResult
     raw_listing: LoadResult
     workers: dict[int, Figure] = field(default_factory=dict)
     api_rss: int = 0
@@ -146,6 +147,13 @@ async def measure_size(
     mongo: AsyncMongoClient = AsyncMongoClient(stack.settings.mongodb_url)
     collection = mongo[stack.settings.mongodb_database].custom_models
 
+    async def raw_get(i: int) -> str | None:
+        # The GET's own database read at this size (the read table's "limit: find_one").
+        doc = await collection.find_one(
+            {"namespace_id": NAMESPACE, "model_id": keys[i % len(keys)]}, {"deployment_history": 0}
+        )
+        return None if doc is not None else "no document"
+
     async def raw_page(i: int) -> str | None:
         query, sort, limit = raw_list_query(LIST_QUERIES[i % len(LIST_QUERIES)])
         await collection.count_documents(query)
@@ -153,10 +161,11 @@ async def measure_size(
         return None
 
     try:
+        raw_get_result = await closed_loop(raw_get, 32, seconds)
         raw_list_result = await closed_loop(raw_page, LIST_CLIENTS, seconds)
     finally:
         await mongo.close()
-    result = SizeResult(size, seed_s, get_result, list_result, raw_list_result, api_rss=rss)
+    result = SizeResult(size, seed_s, get_result, list_result, raw_get_result, raw_list_result, api_rss=rss)
     # The newest models: untouched by the other benchmarks' events.
     chosen = ids[-worker_models:]
     for workers in (1, 2):
@@ -173,6 +182,7 @@ def tables(results: list[SizeResult], seconds: float, worker_models: int, per_mo
             "seed s",
             "GET req/s",
             "GET p99 ms",
+            "limit: find_one req/s",
             "list req/s",
             "list p99 ms",
             "limit: raw list p99 ms",
@@ -184,15 +194,15 @@ def tables(results: list[SizeResult], seconds: float, worker_models: int, per_mo
     )
     for r in results:
         cells: list[str] = [f"{r.size:,}", f"{r.seed_s:.1f}"]
-        for name, load in (("GET", r.get), ("list", r.listing)):
+        for name, load, limit in (("GET", r.get, r.raw_get), ("list", r.listing, r.raw_listing)):
             if load.failure is not None:
                 cells += [load.rps.text(",.0f"), NO_FIGURE]
                 table.fail(f"{name}, {r.size:,} models", load.failure)
             else:
                 cells += [load.rps.text(",.0f"), load.p99.text(".1f")]
-        cells.append(r.raw_listing.p99.text(".1f"))
-        if r.raw_listing.failure is not None:
-            table.fail(f"raw list, {r.size:,} models", r.raw_listing.failure)
+            cells.append(limit.rps.text(",.0f") if name == "GET" else limit.p99.text(".1f"))
+            if limit.failure is not None:
+                table.fail(f"raw {name}, {r.size:,} models", limit.failure)
         for workers in (1, 2):
             rate = r.workers[workers]
             cells.append(rate.text(",.0f"))
@@ -202,6 +212,11 @@ def tables(results: list[SizeResult], seconds: float, worker_models: int, per_mo
         rss = figure(r.api_rss / 2**20, None if r.api_rss else "process not running")
         cells.append(rss.text(".0f"))
         table.add(*cells)
+    table.notes.append(
+        "limit: find_one: the GET's own read sent straight to the database by 32 clients, same keys "
+        "(drawn at random over every model: at 10k and 100k most GETs find the details cache cold, so "
+        "the GET rate follows the database's)"
+    )
     table.notes.append(
         "limit: raw list: the list route's own two queries (count, then the sorted page without histories) "
         f"sent straight to the database by {LIST_CLIENTS} clients, same filters and orders: what the "
