@@ -223,6 +223,10 @@ def tables(results: list[SizeResult], seconds: float, worker_models: int, per_mo
         "database alone costs for a page at that size"
     )
     table.notes.append(
+        "two workers share the one database: where one worker already runs near the database's "
+        "guarded-update rate (the worker table's limit rows), a second one cannot add much"
+    )
+    table.notes.append(
         f"workers: {per_model} events for each of {worker_models:,} models per run, on a topic of "
         f"{WORKER_PARTITIONS} partitions; list queries in turn: "
         + "; ".join("&".join(f"{k}={v}" for k, v in q.items() if k != "limit") for q in LIST_QUERIES)
