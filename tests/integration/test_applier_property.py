@@ -11,13 +11,14 @@ ready last stays deployed there whatever the other cluster says afterwards.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelreg.services.worker.applier import EventApplier
 from modelreg.shared.adapters.mongo import ModelStore
-from modelreg.shared.contracts import EventType, ModelKey
+from modelreg.shared.contracts import DeploymentEvent, EventType, ModelKey
 from modelreg.shared.conversions import observed_from_details
 from modelreg.shared.deployment_rules import ObservedDeployment, apply_event, apply_events, group_by_model
 from modelreg.shared.documents import ModelDetails
@@ -27,27 +28,42 @@ MODEL_IDS = ["p1", "p2", "p3"]
 NEVER = ObservedDeployment()
 
 
-@st.composite
-def deliveries(draw):
-    namespace = f"ns_{uuid.uuid4().hex[:12]}"  # a fresh set of documents for every example
+def draw_stream(
+    draw: st.DrawFn, namespace: str, **drawn_fields: st.SearchStrategy[Any]
+) -> list[DeploymentEvent]:
+    """Up to six events of each model at distinct sequences, of any type; `drawn_fields` draws further
+    fields of each event."""
     stream = []
     for model_id in MODEL_IDS:
         for sequence in draw(st.lists(st.integers(0, 500), max_size=6, unique=True)):
+            event_type = draw(st.sampled_from(list(EventType)))
+            fields = {name: draw(strategy) for name, strategy in drawn_fields.items()}
             stream.append(
                 event(
-                    draw(st.sampled_from(list(EventType))),
+                    event_type,
                     sequence,
                     namespace_id=namespace,
                     model_id=model_id,
                     message=f"{model_id}-{sequence}",
-                    ray_deployment_name=draw(st.none() | st.sampled_from(["app-a", "app-b"])),
+                    **fields,
                 )
             )
+    return stream
+
+
+def draw_batches(draw: st.DrawFn, stream: list[DeploymentEvent]) -> list[list[DeploymentEvent]]:
+    """The stream with some events delivered twice, shuffled and cut into batches."""
     delivered = stream + (draw(st.lists(st.sampled_from(stream), max_size=8)) if stream else [])
     delivered = draw(st.permutations(delivered))
     cuts = sorted(draw(st.lists(st.integers(0, len(delivered)), max_size=4)))
-    batches = [delivered[i:j] for i, j in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
-    return namespace, stream, batches
+    return [delivered[i:j] for i, j in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
+
+
+@st.composite
+def deliveries(draw):
+    namespace = f"ns_{uuid.uuid4().hex[:12]}"  # a fresh set of documents for every example
+    stream = draw_stream(draw, namespace, ray_deployment_name=st.none() | st.sampled_from(["app-a", "app-b"]))
+    return namespace, stream, draw_batches(draw, stream)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -88,24 +104,8 @@ CLUSTERS = ["a", "b"]
 def two_cluster_deliveries(draw):
     namespace = f"ns_{uuid.uuid4().hex[:12]}"
     desired = {m: draw(st.sampled_from(CLUSTERS)) for m in MODEL_IDS}
-    stream = []
-    for model_id in MODEL_IDS:
-        for sequence in draw(st.lists(st.integers(0, 500), max_size=6, unique=True)):
-            stream.append(
-                event(
-                    draw(st.sampled_from(list(EventType))),
-                    sequence,
-                    namespace_id=namespace,
-                    model_id=model_id,
-                    message=f"{model_id}-{sequence}",
-                    cluster=draw(st.sampled_from(CLUSTERS)),
-                )
-            )
-    delivered = stream + (draw(st.lists(st.sampled_from(stream), max_size=8)) if stream else [])
-    delivered = draw(st.permutations(delivered))
-    cuts = sorted(draw(st.lists(st.integers(0, len(delivered)), max_size=4)))
-    batches = [delivered[i:j] for i, j in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
-    return namespace, desired, stream, batches
+    stream = draw_stream(draw, namespace, cluster=st.sampled_from(CLUSTERS))
+    return namespace, desired, stream, draw_batches(draw, stream)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
