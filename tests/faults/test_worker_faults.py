@@ -103,6 +103,19 @@ class Workload:
         self.total_applied = sum(len(e.history_event_ids) for e in self.expected.values())
 
 
+@contextlib.asynccontextmanager
+async def worker_on(
+    settings: Settings, work: Workload, tmp_path: Path
+) -> AsyncIterator[tuple[ProofEnv, ServiceProcess]]:
+    """The workload's models seeded and one worker process (not started yet), stopped on the way out."""
+    worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
+    async with proof_env(settings, work.models) as env:
+        try:
+            yield env, worker
+        finally:
+            worker.stop()
+
+
 async def start_mid_stream(worker: ServiceProcess, env: ProofEnv, events: Sequence[DeploymentEvent]) -> None:
     """Start the worker, publish `events` and return once it applied some of them."""
     worker.start()
@@ -115,18 +128,14 @@ async def test_worker_sigkilled_mid_stream_and_restarted_stores_exactly_the_rule
 ) -> None:
     settings = make_settings(infra)
     work = Workload(settings, n_models=200, n_events=5_000, seed=11)
-    worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
-    async with proof_env(settings, work.models) as env:
-        try:
-            # Kill as soon as the worker is part-way through the first 3,000 events.
-            await start_mid_stream(worker, env, work.stream[:3_000])
-            worker.kill()
-            applied_at_kill = await env.applied_events()
-            await publish(env.producer, settings, work.stream[3_000:])
-            worker.start()
-            await env.converge(work.expected)
-        finally:
-            worker.stop()
+    async with worker_on(settings, work, tmp_path) as (env, worker):
+        # Kill as soon as the worker is part-way through the first 3,000 events.
+        await start_mid_stream(worker, env, work.stream[:3_000])
+        worker.kill()
+        applied_at_kill = await env.applied_events()
+        await publish(env.producer, settings, work.stream[3_000:])
+        worker.start()
+        await env.converge(work.expected)
     assert 0 < applied_at_kill < work.total_applied, "the kill did not land mid-stream"
     assert worker.starts == 2
 
@@ -157,20 +166,16 @@ async def test_broker_sigkilled_and_restarted_worker_reconnects_and_loses_nothin
         ).start()
         settings = make_settings(infra, kafka_bootstrap_servers=broker.url, kafka_idempotent=False)
         work = Workload(settings, n_models=100, n_events=3_000, seed=12)
-        worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
-        async with proof_env(settings, work.models) as env:
-            try:
-                await start_mid_stream(worker, env, work.stream[:1_500])
-                broker.kill()
-                applied_at_kill = await env.applied_events()
-                await asyncio.sleep(5)  # the worker meets a dead broker: fetches and commits fail
-                assert worker.alive, worker.log_tail()
-                broker.start()
-                await publish(env.producer, settings, work.stream[1_500:])
-                await env.converge(work.expected)
-                assert worker.alive and worker.starts == 1, "the worker had to be restarted"
-            finally:
-                worker.stop()
+        async with worker_on(settings, work, tmp_path) as (env, worker):
+            await start_mid_stream(worker, env, work.stream[:1_500])
+            broker.kill()
+            applied_at_kill = await env.applied_events()
+            await asyncio.sleep(5)  # the worker meets a dead broker: fetches and commits fail
+            assert worker.alive, worker.log_tail()
+            broker.start()
+            await publish(env.producer, settings, work.stream[1_500:])
+            await env.converge(work.expected)
+            assert worker.alive and worker.starts == 1, "the worker had to be restarted"
         assert 0 < applied_at_kill < work.total_applied, "the broker kill did not land mid-stream"
     finally:
         if broker is not None:
@@ -185,23 +190,19 @@ async def test_database_down_for_ten_seconds_mid_stream_no_crash_nothing_lost(
     try:
         settings = make_settings(infra, mongodb_url=database.url)
         work = Workload(settings, n_models=100, n_events=3_000, seed=13)
-        worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
-        async with proof_env(settings, work.models) as env:
-            try:
-                await start_mid_stream(worker, env, work.stream[:1_500])
-                database.kill()
-                down_since = time.monotonic()
-                # Events keep arriving while the database is away.
-                await publish(env.producer, settings, work.stream[1_500:2_500])
-                await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
-                assert worker.alive, worker.log_tail()
-                database.start()
-                applied_after_outage = await _applied_when_back(env)
-                await publish(env.producer, settings, work.stream[2_500:])
-                await env.converge(work.expected)
-                assert worker.alive and worker.starts == 1, "the worker had to be restarted"
-            finally:
-                worker.stop()
+        async with worker_on(settings, work, tmp_path) as (env, worker):
+            await start_mid_stream(worker, env, work.stream[:1_500])
+            database.kill()
+            down_since = time.monotonic()
+            # Events keep arriving while the database is away.
+            await publish(env.producer, settings, work.stream[1_500:2_500])
+            await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
+            assert worker.alive, worker.log_tail()
+            database.start()
+            applied_after_outage = await _applied_when_back(env)
+            await publish(env.producer, settings, work.stream[2_500:])
+            await env.converge(work.expected)
+            assert worker.alive and worker.starts == 1, "the worker had to be restarted"
         assert 0 < applied_after_outage < work.total_applied, "the outage did not land mid-stream"
         retries = [line for line in worker.log_lines() if line.get("event") == "operation failed, retrying"]
         assert retries, "the worker never noticed the database was down"

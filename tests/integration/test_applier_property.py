@@ -59,6 +59,25 @@ def draw_batches(draw: st.DrawFn, stream: list[DeploymentEvent]) -> list[list[De
     return [delivered[i:j] for i, j in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
 
 
+async def apply_and_fold(
+    batches: list[list[DeploymentEvent]], pure: dict[str, ObservedDeployment]
+) -> dict[str, ObservedDeployment]:
+    """Apply the batches through the worker's applier and fold the pure rules over the same batches, from
+    `pure` (each model's state before, by model_id); returns what the rules make of each model."""
+    applier = EventApplier(ModelStore())
+    for batch in batches:
+        await applier.apply(batch)
+        for key, model_events in group_by_model(batch).items():
+            pure[key.model_id], _ = apply_events(pure[key.model_id], model_events)
+    return pure
+
+
+async def stored_state(db: Any, namespace: str, model_id: str) -> tuple[dict[str, Any], ObservedDeployment]:
+    """The model's stored document and the deployment state read from it."""
+    doc = await db.custom_models.find_one({"namespace_id": namespace, "model_id": model_id})
+    return doc, observed_from_details(ModelDetails.model_validate(doc))
+
+
 @st.composite
 def deliveries(draw):
     namespace = f"ns_{uuid.uuid4().hex[:12]}"  # a fresh set of documents for every example
@@ -71,16 +90,10 @@ def deliveries(draw):
 async def test_stored_state_equals_the_rules_for_any_delivery(db, case) -> None:
     namespace, stream, batches = case
     await db.custom_models.insert_many([seed_model_document(namespace, m) for m in MODEL_IDS])
-    applier = EventApplier(ModelStore())
-    pure = {m: NEVER for m in MODEL_IDS}
-    for batch in batches:
-        await applier.apply(batch)
-        for key, model_events in group_by_model(batch).items():
-            pure[key.model_id], _ = apply_events(pure[key.model_id], model_events)
+    pure = await apply_and_fold(batches, {m: NEVER for m in MODEL_IDS})
 
     for model_id in MODEL_IDS:
-        doc = await db.custom_models.find_one({"namespace_id": namespace, "model_id": model_id})
-        stored = observed_from_details(ModelDetails.model_validate(doc))
+        doc, stored = await stored_state(db, namespace, model_id)
         own = [e for e in stream if e.model_id == model_id]
         if not own:
             assert doc.get("last_event_sequence") is None and not doc.get("deployment_history")
@@ -115,16 +128,12 @@ async def test_two_clusters_stored_state_equals_the_rules_for_any_delivery(db, c
     await db.custom_models.insert_many(
         [seed_model_document(namespace, m, desired_cluster=desired[m]) for m in MODEL_IDS]
     )
-    applier = EventApplier(ModelStore())
-    pure = {m: ObservedDeployment(desired_cluster=desired[m]) for m in MODEL_IDS}
-    for batch in batches:
-        await applier.apply(batch)
-        for key, model_events in group_by_model(batch).items():
-            pure[key.model_id], _ = apply_events(pure[key.model_id], model_events)
+    pure = await apply_and_fold(
+        batches, {m: ObservedDeployment(desired_cluster=desired[m]) for m in MODEL_IDS}
+    )
 
     for model_id in MODEL_IDS:
-        doc = await db.custom_models.find_one({"namespace_id": namespace, "model_id": model_id})
-        stored = observed_from_details(ModelDetails.model_validate(doc))
+        doc, stored = await stored_state(db, namespace, model_id)
         assert stored == pure[model_id], ModelKey(namespace, model_id)
         own = [e for e in stream if e.model_id == model_id]
         for cluster in CLUSTERS:
