@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import aiohttp
 import httpx
@@ -15,33 +16,15 @@ from bench.figures import NO_FIGURE, figure, ratio
 from bench.load import LoadResult, closed_loop
 from bench.stack import BenchStack, bearer, rss_bytes
 from bench.tables import Table
+from modelreg.services.testing.documents import seed_model_document
 
 NAMESPACE = "ns_bench"
 CEILING = "ceiling: GET /v1/whoami"
 
 
 def model_document(model_id: str) -> dict:
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
-    return {
-        "model_id": model_id,
-        "namespace_id": NAMESPACE,
-        "name": f"name-{model_id}",
-        "version": "1.0.0",
-        "model_archive_url": f"s3://models/{NAMESPACE}/{model_id}.tar.gz",
-        "model_format": "onnx",
-        "model_hash": "0" * 64,
-        "deployed": False,
-        "deployment_info": None,
-        "framework": None,
-        "task_type": "classification",
-        "input_schema": {"x": "float[]"},
-        "output_schema": None,
-        "resource_requirements": {"num_cpus": 1.0, "num_gpus": 0, "memory": 4294967296},
-        "created_at": now,
-        "updated_at": now,
-    }
+    return seed_model_document(NAMESPACE, model_id, created_at=now, updated_at=now)
 
 
 def model_ids(count: int) -> list[str]:

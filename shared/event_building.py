@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypedDict, Unpack
 
 from modelreg.shared.contracts import (
     DeploymentEvent,
@@ -48,26 +49,37 @@ def event_type_of(value: EventType | str) -> EventType:
         raise ValueError(f"unknown event type {value!r}; one of {names}") from None
 
 
+class EventFields(TypedDict, total=False):
+    """The optional fields of a new event: what `build_event` and `DeploymentEventProducer.event` take by
+    keyword (the contract's meaning of each in docs/events.md)."""
+
+    endpoint: str | None
+    base_image: str | None
+    ray_cluster_url: str | None
+    ray_deployment_name: str | None
+    message: str | None
+    cluster: str | None
+    occurred_at: datetime | None
+    event_id: uuid.UUID | None
+
+
 def build_event(
     event_type: EventType | str,
     namespace_id: str,
     model_id: str,
     *,
     sequence: int,
-    endpoint: str | None = None,
-    base_image: str | None = None,
-    ray_cluster_url: str | None = None,
-    ray_deployment_name: str | None = None,
-    message: str | None = None,
-    cluster: str | None = None,
-    occurred_at: datetime | None = None,
-    event_id: uuid.UUID | None = None,
+    **fields: Unpack[EventFields],
 ) -> DeploymentEvent:
     """A new event (fresh `event_id`, `occurred_at` now unless given).
 
-    Raises ValueError for a `deployment.ready` without `endpoint` and `base_image` or an unknown type; the
-    other limits of the contract are checked by `check_event`.
+    Raises ValueError for a `deployment.ready` without `endpoint` and `base_image` or an unknown type,
+    TypeError for a keyword that is not one of `EventFields`; the other limits of the contract are checked
+    by `check_event`.
     """
+    rest: dict[str, Any] = dict(fields)  # typed by EventFields at the call; the event refuses other keys
+    event_id = rest.pop("event_id", None)
+    occurred_at = rest.pop("occurred_at", None)
     return DeploymentEvent(
         event_id=event_id or uuid.uuid4(),
         event_type=event_type_of(event_type),
@@ -75,12 +87,7 @@ def build_event(
         model_id=model_id,
         sequence=sequence,
         occurred_at=occurred_at or datetime.now(UTC),
-        ray_cluster_url=ray_cluster_url,
-        ray_deployment_name=ray_deployment_name,
-        endpoint=endpoint,
-        base_image=base_image,
-        message=message,
-        cluster=cluster,
+        **rest,
     )
 
 
@@ -91,4 +98,4 @@ def check_event(event: DeploymentEvent) -> DeploymentEvent:
     return event
 
 
-__all__ = ["InvalidMessage", "SequenceClock", "build_event", "check_event", "event_type_of"]
+__all__ = ["EventFields", "InvalidMessage", "SequenceClock", "build_event", "check_event", "event_type_of"]

@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
+from modelreg.services.testing.documents import BASE_TIME, seed_model_document
 from modelreg.shared.contracts import DeploymentEvent, EventType, encode
 
-_counter = itertools.count(1)
-BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-def seed_model_document(
-    namespace_id: str = "ns_test", model_id: str | None = None, **overrides: Any
-) -> dict[str, Any]:
-    """A document with only the seed's fields, as another service might insert it."""
-    model_id = model_id or f"model_{next(_counter)}"
-    document = {
-        "model_id": model_id,
-        "namespace_id": namespace_id,
-        "name": f"name-{model_id}",
-        "version": "1.0.0",
-        "model_archive_url": f"s3://models/{namespace_id}/{model_id}.tar.gz",
-        "model_format": "onnx",
-        "model_hash": hashlib.sha256(model_id.encode()).hexdigest(),
-        "deployed": False,
-        "deployment_info": None,
-        "framework": None,
-        "task_type": "classification",
-        "input_schema": {"x": "float[]"},
-        "output_schema": None,
-        "resource_requirements": {"num_cpus": 1.0, "num_gpus": 0, "memory": 4294967296},
-        "created_at": BASE_TIME,
-        "updated_at": BASE_TIME,
-    }
-    document.update(overrides)
-    return document
+__all__ = ["BASE_TIME", "event", "record", "seed_model_document"]
 
 
 def event(

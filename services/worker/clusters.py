@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from modelreg.services.worker import metrics
 from modelreg.services.worker.commands import deploy_command, resync_command, undeploy_command
 from modelreg.services.worker.consumer import RETRYABLE, DeadLetter, DeploymentEventConsumer
-from modelreg.shared.adapters.kafka import Batch, ConsumerLoop, Offsets, Publisher
+from modelreg.shared.adapters.kafka import Batch, Offsets, Publisher
 from modelreg.shared.adapters.mongo import PlacedModel
 from modelreg.shared.adapters.mongo.cluster_store import candidate
 from modelreg.shared.cluster_health import (
@@ -225,17 +225,7 @@ class ClusterHealthConsumer(DeploymentEventConsumer):
         self.watch = watch
 
     async def run(self, stop: asyncio.Event) -> None:
-        retry = RetryPolicy(
-            stop,
-            max_backoff_s=self.settings.worker_retry_max_backoff_s,
-            on_retry=lambda operation: metrics.RETRIES.labels(operation=operation).inc(),
-        )
-        loop = ConsumerLoop(
-            self.consumer,
-            retry,
-            timeout_ms=self.settings.worker_batch_timeout_ms,
-            max_records=self.settings.worker_batch_max_records,
-        )
+        retry, loop = self.consumer_loop(stop)
         with contextlib.suppress(Stopping):
             await loop.run(functools.partial(self.process_reports, retry=retry), self.reports_committed)
 

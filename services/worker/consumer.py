@@ -63,8 +63,9 @@ class DeploymentEventConsumer:
         self.clock = clock
         self.admission = AdmissionRules.from_settings(settings)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Consume until `stop` is set; the batch in hand is finished and committed first."""
+    def consumer_loop(self, stop: asyncio.Event) -> tuple[RetryPolicy, ConsumerLoop]:
+        """The retry policy (stopped by `stop`, counted in the retry metric) and the batch loop on it that
+        every worker consumer runs, sized by the worker's settings."""
         retry = RetryPolicy(
             stop,
             max_backoff_s=self.settings.worker_retry_max_backoff_s,
@@ -76,6 +77,11 @@ class DeploymentEventConsumer:
             timeout_ms=self.settings.worker_batch_timeout_ms,
             max_records=self.settings.worker_batch_max_records,
         )
+        return retry, loop
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the batch in hand is finished and committed first."""
+        retry, loop = self.consumer_loop(stop)
         await loop.run(functools.partial(self.process, retry=retry), self.committed)
 
     async def process(self, batch: Batch, retry: RetryPolicy) -> tuple[BatchOutcome, int]:

@@ -15,13 +15,11 @@ order, and each call returns once the broker acknowledged the event (acks=all).
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from modelreg.shared.adapters.kafka import KafkaPublisher, Publisher
 from modelreg.shared.contracts import DeploymentEvent, EventType
-from modelreg.shared.event_building import SequenceClock, build_event, check_event
+from modelreg.shared.event_building import EventFields, SequenceClock, build_event, check_event
 from modelreg.shared.settings import Settings
 
 DEFAULT_EVENTS_TOPIC = Settings().events_topic
@@ -81,35 +79,13 @@ class DeploymentEventProducer:
         )
 
     def event(
-        self,
-        event_type: EventType | str,
-        namespace_id: str,
-        model_id: str,
-        *,
-        endpoint: str | None = None,
-        base_image: str | None = None,
-        ray_cluster_url: str | None = None,
-        ray_deployment_name: str | None = None,
-        message: str | None = None,
-        cluster: str | None = None,
-        occurred_at: datetime | None = None,
-        event_id: uuid.UUID | None = None,
+        self, event_type: EventType | str, namespace_id: str, model_id: str, **fields: Unpack[EventFields]
     ) -> DeploymentEvent:
-        """The next event of this producer (its sequence taken from the producer's clock), not yet sent."""
-        return build_event(
-            event_type,
-            namespace_id,
-            model_id,
-            sequence=self.clock.next(),
-            endpoint=endpoint,
-            base_image=base_image,
-            ray_cluster_url=ray_cluster_url,
-            ray_deployment_name=ray_deployment_name,
-            message=message,
-            cluster=cluster if cluster is not None else self.cluster,
-            occurred_at=occurred_at,
-            event_id=event_id,
-        )
+        """The next event of this producer (its sequence taken from the producer's clock, its cluster the
+        producer's unless `cluster` names one), not yet sent. The fields as `build_event` takes them."""
+        if fields.get("cluster") is None:
+            fields["cluster"] = self.cluster
+        return build_event(event_type, namespace_id, model_id, sequence=self.clock.next(), **fields)
 
     async def publish(self, event: DeploymentEvent) -> DeploymentEvent:
         """Send one event (keyed by its model) and return it once the broker acknowledged it."""

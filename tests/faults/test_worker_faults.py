@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from modelreg.services.devstack import embedded
 from modelreg.services.testing.infra import Infra
 from modelreg.services.testing.processes import ServiceProcess
 from modelreg.shared.adapters import kafka, mongo
-from modelreg.shared.contracts import ModelKey
+from modelreg.shared.contracts import DeploymentEvent, ModelKey
 from modelreg.shared.settings import Settings
 from tests.conftest import eventually, make_settings
 from tests.streams import (
@@ -92,29 +92,51 @@ async def wait_until(check: Callable[[], Any], timeout_s: float = 120) -> None:
     await eventually(ok, timeout_s=timeout_s, interval_s=0.1)
 
 
+class Workload:
+    """A random stream over `n_models` seeded models, what the rules make of it, and how many events of it
+    are applied in all (the stored histories' total once converged)."""
+
+    def __init__(self, settings: Settings, n_models: int, n_events: int, seed: int) -> None:
+        self.models = model_ids(n_models)
+        self.stream = random_stream(self.models, n_events, seed=seed)
+        self.expected = expected_states(self.stream, settings.history_limit)
+        self.total_applied = sum(len(e.history_event_ids) for e in self.expected.values())
+
+
+@contextlib.asynccontextmanager
+async def worker_on(
+    settings: Settings, work: Workload, tmp_path: Path
+) -> AsyncIterator[tuple[ProofEnv, ServiceProcess]]:
+    """The workload's models seeded and one worker process (not started yet), stopped on the way out."""
+    worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
+    async with proof_env(settings, work.models) as env:
+        try:
+            yield env, worker
+        finally:
+            worker.stop()
+
+
+async def start_mid_stream(worker: ServiceProcess, env: ProofEnv, events: Sequence[DeploymentEvent]) -> None:
+    """Start the worker, publish `events` and return once it applied some of them."""
+    worker.start()
+    await publish(env.producer, env.settings, events)
+    await wait_until(lambda: _more_than(env.applied_events(), 0))
+
+
 async def test_worker_sigkilled_mid_stream_and_restarted_stores_exactly_the_rules_result(
     infra: Infra, tmp_path: Path
 ) -> None:
     settings = make_settings(infra)
-    models = model_ids(200)
-    stream = random_stream(models, 5_000, seed=11)
-    expected = expected_states(stream, settings.history_limit)
-    total_applied = sum(len(e.history_event_ids) for e in expected.values())
-    worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
-    async with proof_env(settings, models) as env:
-        try:
-            worker.start()
-            await publish(env.producer, settings, stream[:3_000])
-            # Kill as soon as the worker is part-way through the first 3,000 events.
-            await wait_until(lambda: _more_than(env.applied_events(), 0))
-            worker.kill()
-            applied_at_kill = await env.applied_events()
-            await publish(env.producer, settings, stream[3_000:])
-            worker.start()
-            await env.converge(expected)
-        finally:
-            worker.stop()
-    assert 0 < applied_at_kill < total_applied, "the kill did not land mid-stream"
+    work = Workload(settings, n_models=200, n_events=5_000, seed=11)
+    async with worker_on(settings, work, tmp_path) as (env, worker):
+        # Kill as soon as the worker is part-way through the first 3,000 events.
+        await start_mid_stream(worker, env, work.stream[:3_000])
+        worker.kill()
+        applied_at_kill = await env.applied_events()
+        await publish(env.producer, settings, work.stream[3_000:])
+        worker.start()
+        await env.converge(work.expected)
+    assert 0 < applied_at_kill < work.total_applied, "the kill did not land mid-stream"
     assert worker.starts == 2
 
 
@@ -143,27 +165,18 @@ async def test_broker_sigkilled_and_restarted_worker_reconnects_and_loses_nothin
             },
         ).start()
         settings = make_settings(infra, kafka_bootstrap_servers=broker.url, kafka_idempotent=False)
-        models = model_ids(100)
-        stream = random_stream(models, 3_000, seed=12)
-        expected = expected_states(stream, settings.history_limit)
-        total_applied = sum(len(e.history_event_ids) for e in expected.values())
-        worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
-        async with proof_env(settings, models) as env:
-            try:
-                worker.start()
-                await publish(env.producer, settings, stream[:1_500])
-                await wait_until(lambda: _more_than(env.applied_events(), 0))
-                broker.kill()
-                applied_at_kill = await env.applied_events()
-                await asyncio.sleep(5)  # the worker meets a dead broker: fetches and commits fail
-                assert worker.alive, worker.log_tail()
-                broker.start()
-                await publish(env.producer, settings, stream[1_500:])
-                await env.converge(expected)
-                assert worker.alive and worker.starts == 1, "the worker had to be restarted"
-            finally:
-                worker.stop()
-        assert 0 < applied_at_kill < total_applied, "the broker kill did not land mid-stream"
+        work = Workload(settings, n_models=100, n_events=3_000, seed=12)
+        async with worker_on(settings, work, tmp_path) as (env, worker):
+            await start_mid_stream(worker, env, work.stream[:1_500])
+            broker.kill()
+            applied_at_kill = await env.applied_events()
+            await asyncio.sleep(5)  # the worker meets a dead broker: fetches and commits fail
+            assert worker.alive, worker.log_tail()
+            broker.start()
+            await publish(env.producer, settings, work.stream[1_500:])
+            await env.converge(work.expected)
+            assert worker.alive and worker.starts == 1, "the worker had to be restarted"
+        assert 0 < applied_at_kill < work.total_applied, "the broker kill did not land mid-stream"
     finally:
         if broker is not None:
             broker.kill()
@@ -176,30 +189,21 @@ async def test_database_down_for_ten_seconds_mid_stream_no_crash_nothing_lost(
     database = embedded.secantus(tmp_path / "mongo", log_dir=tmp_path).start()
     try:
         settings = make_settings(infra, mongodb_url=database.url)
-        models = model_ids(100)
-        stream = random_stream(models, 3_000, seed=13)
-        expected = expected_states(stream, settings.history_limit)
-        total_applied = sum(len(e.history_event_ids) for e in expected.values())
-        worker = ServiceProcess("worker", settings, tmp_path / "worker.log")
-        async with proof_env(settings, models) as env:
-            try:
-                worker.start()
-                await publish(env.producer, settings, stream[:1_500])
-                await wait_until(lambda: _more_than(env.applied_events(), 0))
-                database.kill()
-                down_since = time.monotonic()
-                # Events keep arriving while the database is away.
-                await publish(env.producer, settings, stream[1_500:2_500])
-                await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
-                assert worker.alive, worker.log_tail()
-                database.start()
-                applied_after_outage = await _applied_when_back(env)
-                await publish(env.producer, settings, stream[2_500:])
-                await env.converge(expected)
-                assert worker.alive and worker.starts == 1, "the worker had to be restarted"
-            finally:
-                worker.stop()
-        assert 0 < applied_after_outage < total_applied, "the outage did not land mid-stream"
+        work = Workload(settings, n_models=100, n_events=3_000, seed=13)
+        async with worker_on(settings, work, tmp_path) as (env, worker):
+            await start_mid_stream(worker, env, work.stream[:1_500])
+            database.kill()
+            down_since = time.monotonic()
+            # Events keep arriving while the database is away.
+            await publish(env.producer, settings, work.stream[1_500:2_500])
+            await asyncio.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
+            assert worker.alive, worker.log_tail()
+            database.start()
+            applied_after_outage = await _applied_when_back(env)
+            await publish(env.producer, settings, work.stream[2_500:])
+            await env.converge(work.expected)
+            assert worker.alive and worker.starts == 1, "the worker had to be restarted"
+        assert 0 < applied_after_outage < work.total_applied, "the outage did not land mid-stream"
         retries = [line for line in worker.log_lines() if line.get("event") == "operation failed, retrying"]
         assert retries, "the worker never noticed the database was down"
     finally:
@@ -209,12 +213,10 @@ async def test_database_down_for_ten_seconds_mid_stream_no_crash_nothing_lost(
 async def test_two_workers_one_sigkilled_the_other_takes_its_partitions(infra: Infra, tmp_path: Path) -> None:
     # tansu evicts a member that stopped heartbeating after about twice the session timeout.
     settings = make_settings(infra, worker_session_timeout_ms=4_000, worker_heartbeat_interval_ms=500)
-    models = model_ids(150)
-    stream = random_stream(models, 4_000, seed=14)
-    expected = expected_states(stream, settings.history_limit)
+    work = Workload(settings, n_models=150, n_events=4_000, seed=14)
     first = ServiceProcess("worker", settings, tmp_path / "worker-a.log")
     second = ServiceProcess("worker", settings, tmp_path / "worker-b.log")
-    async with proof_env(settings, models) as env:
+    async with proof_env(settings, work.models) as env:
         try:
             first.start()
             second.start()
@@ -222,14 +224,14 @@ async def test_two_workers_one_sigkilled_the_other_takes_its_partitions(infra: I
             sent = 0
             while not (_partitions_handled(first) and _partitions_handled(second)):
                 assert sent < 2_000, "both workers never got partitions"
-                await publish(env.producer, settings, stream[sent : sent + 50])
+                await publish(env.producer, settings, work.stream[sent : sent + 50])
                 sent += 50
                 await asyncio.sleep(0.3)
             victim_partitions = _partitions_handled(second)
             survivor_batches_before = len(first.events_logged("batch applied"))
             second.kill()
-            await publish(env.producer, settings, stream[sent:])
-            await env.converge(expected)
+            await publish(env.producer, settings, work.stream[sent:])
+            await env.converge(work.expected)
             assert first.alive and first.starts == 1
         finally:
             first.stop()

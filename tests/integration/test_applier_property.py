@@ -11,13 +11,14 @@ ready last stays deployed there whatever the other cluster says afterwards.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelreg.services.worker.applier import EventApplier
 from modelreg.shared.adapters.mongo import ModelStore
-from modelreg.shared.contracts import EventType, ModelKey
+from modelreg.shared.contracts import DeploymentEvent, EventType, ModelKey
 from modelreg.shared.conversions import observed_from_details
 from modelreg.shared.deployment_rules import ObservedDeployment, apply_event, apply_events, group_by_model
 from modelreg.shared.documents import ModelDetails
@@ -27,27 +28,61 @@ MODEL_IDS = ["p1", "p2", "p3"]
 NEVER = ObservedDeployment()
 
 
-@st.composite
-def deliveries(draw):
-    namespace = f"ns_{uuid.uuid4().hex[:12]}"  # a fresh set of documents for every example
+def draw_stream(
+    draw: st.DrawFn, namespace: str, **drawn_fields: st.SearchStrategy[Any]
+) -> list[DeploymentEvent]:
+    """Up to six events of each model at distinct sequences, of any type; `drawn_fields` draws further
+    fields of each event."""
     stream = []
     for model_id in MODEL_IDS:
         for sequence in draw(st.lists(st.integers(0, 500), max_size=6, unique=True)):
+            event_type = draw(st.sampled_from(list(EventType)))
+            fields = {name: draw(strategy) for name, strategy in drawn_fields.items()}
             stream.append(
                 event(
-                    draw(st.sampled_from(list(EventType))),
+                    event_type,
                     sequence,
                     namespace_id=namespace,
                     model_id=model_id,
                     message=f"{model_id}-{sequence}",
-                    ray_deployment_name=draw(st.none() | st.sampled_from(["app-a", "app-b"])),
+                    **fields,
                 )
             )
+    return stream
+
+
+def draw_batches(draw: st.DrawFn, stream: list[DeploymentEvent]) -> list[list[DeploymentEvent]]:
+    """The stream with some events delivered twice, shuffled and cut into batches."""
     delivered = stream + (draw(st.lists(st.sampled_from(stream), max_size=8)) if stream else [])
     delivered = draw(st.permutations(delivered))
     cuts = sorted(draw(st.lists(st.integers(0, len(delivered)), max_size=4)))
-    batches = [delivered[i:j] for i, j in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
-    return namespace, stream, batches
+    return [delivered[i:j] for i, j in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
+
+
+async def apply_and_fold(
+    batches: list[list[DeploymentEvent]], pure: dict[str, ObservedDeployment]
+) -> dict[str, ObservedDeployment]:
+    """Apply the batches through the worker's applier and fold the pure rules over the same batches, from
+    `pure` (each model's state before, by model_id); returns what the rules make of each model."""
+    applier = EventApplier(ModelStore())
+    for batch in batches:
+        await applier.apply(batch)
+        for key, model_events in group_by_model(batch).items():
+            pure[key.model_id], _ = apply_events(pure[key.model_id], model_events)
+    return pure
+
+
+async def stored_state(db: Any, namespace: str, model_id: str) -> tuple[dict[str, Any], ObservedDeployment]:
+    """The model's stored document and the deployment state read from it."""
+    doc = await db.custom_models.find_one({"namespace_id": namespace, "model_id": model_id})
+    return doc, observed_from_details(ModelDetails.model_validate(doc))
+
+
+@st.composite
+def deliveries(draw):
+    namespace = f"ns_{uuid.uuid4().hex[:12]}"  # a fresh set of documents for every example
+    stream = draw_stream(draw, namespace, ray_deployment_name=st.none() | st.sampled_from(["app-a", "app-b"]))
+    return namespace, stream, draw_batches(draw, stream)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
@@ -55,16 +90,10 @@ def deliveries(draw):
 async def test_stored_state_equals_the_rules_for_any_delivery(db, case) -> None:
     namespace, stream, batches = case
     await db.custom_models.insert_many([seed_model_document(namespace, m) for m in MODEL_IDS])
-    applier = EventApplier(ModelStore())
-    pure = {m: NEVER for m in MODEL_IDS}
-    for batch in batches:
-        await applier.apply(batch)
-        for key, model_events in group_by_model(batch).items():
-            pure[key.model_id], _ = apply_events(pure[key.model_id], model_events)
+    pure = await apply_and_fold(batches, {m: NEVER for m in MODEL_IDS})
 
     for model_id in MODEL_IDS:
-        doc = await db.custom_models.find_one({"namespace_id": namespace, "model_id": model_id})
-        stored = observed_from_details(ModelDetails.model_validate(doc))
+        doc, stored = await stored_state(db, namespace, model_id)
         own = [e for e in stream if e.model_id == model_id]
         if not own:
             assert doc.get("last_event_sequence") is None and not doc.get("deployment_history")
@@ -88,24 +117,8 @@ CLUSTERS = ["a", "b"]
 def two_cluster_deliveries(draw):
     namespace = f"ns_{uuid.uuid4().hex[:12]}"
     desired = {m: draw(st.sampled_from(CLUSTERS)) for m in MODEL_IDS}
-    stream = []
-    for model_id in MODEL_IDS:
-        for sequence in draw(st.lists(st.integers(0, 500), max_size=6, unique=True)):
-            stream.append(
-                event(
-                    draw(st.sampled_from(list(EventType))),
-                    sequence,
-                    namespace_id=namespace,
-                    model_id=model_id,
-                    message=f"{model_id}-{sequence}",
-                    cluster=draw(st.sampled_from(CLUSTERS)),
-                )
-            )
-    delivered = stream + (draw(st.lists(st.sampled_from(stream), max_size=8)) if stream else [])
-    delivered = draw(st.permutations(delivered))
-    cuts = sorted(draw(st.lists(st.integers(0, len(delivered)), max_size=4)))
-    batches = [delivered[i:j] for i, j in zip([0, *cuts], [*cuts, len(delivered)], strict=True)]
-    return namespace, desired, stream, batches
+    stream = draw_stream(draw, namespace, cluster=st.sampled_from(CLUSTERS))
+    return namespace, desired, stream, draw_batches(draw, stream)
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
@@ -115,16 +128,12 @@ async def test_two_clusters_stored_state_equals_the_rules_for_any_delivery(db, c
     await db.custom_models.insert_many(
         [seed_model_document(namespace, m, desired_cluster=desired[m]) for m in MODEL_IDS]
     )
-    applier = EventApplier(ModelStore())
-    pure = {m: ObservedDeployment(desired_cluster=desired[m]) for m in MODEL_IDS}
-    for batch in batches:
-        await applier.apply(batch)
-        for key, model_events in group_by_model(batch).items():
-            pure[key.model_id], _ = apply_events(pure[key.model_id], model_events)
+    pure = await apply_and_fold(
+        batches, {m: ObservedDeployment(desired_cluster=desired[m]) for m in MODEL_IDS}
+    )
 
     for model_id in MODEL_IDS:
-        doc = await db.custom_models.find_one({"namespace_id": namespace, "model_id": model_id})
-        stored = observed_from_details(ModelDetails.model_validate(doc))
+        doc, stored = await stored_state(db, namespace, model_id)
         assert stored == pure[model_id], ModelKey(namespace, model_id)
         own = [e for e in stream if e.model_id == model_id]
         for cluster in CLUSTERS:

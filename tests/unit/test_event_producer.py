@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -55,6 +58,16 @@ async def test_cluster_is_set_per_producer_and_can_be_overridden_per_event() -> 
     await producer()[0].publish(event := producer()[0].event("started", "ns_a", "m1"))
     assert [e.cluster for e in sent.events()] == ["gpu-east", "cpu-west"]
     assert event.cluster is None
+
+
+def test_given_stamps_are_kept_and_an_unknown_keyword_is_refused() -> None:
+    client, _ = producer(cluster="gpu-east")
+    stamp = datetime(2026, 1, 2, tzinfo=UTC)
+    event_id = uuid.uuid4()
+    event = client.event("failed", "ns_a", "m1", occurred_at=stamp, event_id=event_id, cluster=None)
+    assert (event.occurred_at, event.event_id, event.cluster) == (stamp, event_id, "gpu-east")
+    with pytest.raises(TypeError, match="endpoit"):
+        client.event("started", "ns_a", "m1", endpoit="http://serve:8000/ns_a/m1")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from modelreg.services.api.domain_errors import DomainError, UploadTooLarge
+from modelreg.services.api.domain_errors import DomainError, InvalidField, UploadTooLarge
 from modelreg.services.api.errors import DOMAIN_ERROR_STATUS
 from modelreg.services.api.models.openapi import UPLOAD_FORM_SCHEMA
 from modelreg.services.api.models.schemas import NamespaceUploadForm
-from modelreg.services.api.models.upload import MAX_FIELD_BYTES, read_upload
+from modelreg.services.api.models.upload import (
+    FORM_OVERHEAD_BYTES,
+    MAX_FIELD_BYTES,
+    read_upload,
+    receive_upload,
+)
 from tests.api_support import chunked, multipart_body
 
 BOUNDARY = "----modelreg-test-boundary"
@@ -53,6 +58,34 @@ async def test_an_archive_over_the_limit_stops_the_read_and_leaves_no_file(tmp_p
     assert DOMAIN_ERROR_STATUS[type(caught.value)] == 413 and caught.value.code == "archive_too_large"
     assert consumed < 2_000  # refused while streaming, not after reading the body
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_a_content_length_over_the_limit_is_refused_before_the_body_is_read(tmp_path) -> None:
+    consumed = 0
+
+    async def never_read() -> AsyncIterator[bytes]:
+        nonlocal consumed
+        consumed += 1
+        yield b""
+
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
+    with pytest.raises(UploadTooLarge) as caught:
+        await receive_upload(never_read(), content_type, 1_000 + FORM_OVERHEAD_BYTES + 1, tmp_path, 1_000)
+
+    assert caught.value.code == "archive_too_large" and caught.value.details == {"max_archive_bytes": 1_000}
+    assert consumed == 0
+
+
+async def test_a_received_form_without_an_archive_names_the_missing_field(tmp_path) -> None:
+    body = multipart({"name": "bert"}, {})
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
+
+    received = await receive_upload(chunked(body, 64), content_type, len(body), tmp_path, 1_000)
+
+    assert received.fields == {"name": "bert"}
+    with pytest.raises(InvalidField) as caught:
+        received.required_archive()
+    assert caught.value.field == "file"
 
 
 ONE_ARCHIVE = multipart({}, {"file": ("a", b"1")})

@@ -13,17 +13,10 @@ from pathlib import Path
 
 import structlog
 
-from modelreg.services.api.domain_errors import ArchiveRefused, InvalidField, UploadTooLarge, VersionExists
+from modelreg.services.api.domain_errors import ArchiveRefused, VersionExists
 from modelreg.services.api.models.ports import ArchiveStore, ModelRepository
 from modelreg.services.api.models.schemas import ModelUploadResponse, NamespaceUploadForm, UploadForm
-from modelreg.services.api.models.upload import (
-    ARCHIVE_FIELD,
-    FORM_OVERHEAD_BYTES,
-    ReceivedUpload,
-    SpooledArchive,
-    multipart_boundary,
-    read_upload,
-)
+from modelreg.services.api.models.upload import ReceivedUpload, SpooledArchive, receive_upload
 from modelreg.services.api.models.upload_extras import UploadExtras, extras_of, with_inferred_signature
 from modelreg.services.api.models.upload_form import parse_form
 from modelreg.services.audit.recorder import NOT_AUDITED, Audit
@@ -95,15 +88,9 @@ class ModelRegistration:
         content_type: str | None,
         content_length: int | None,
     ) -> ModelUploadResponse:
-        boundary = multipart_boundary(content_type)
-        limit = self.settings.max_archive_bytes
-        if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
-            raise UploadTooLarge(
-                f"The upload exceeds the archive limit of {limit} bytes",
-                code="archive_too_large",
-                details={"max_archive_bytes": limit},
-            )
-        received = await read_upload(stream, boundary, self.storage.incoming_dir, limit)
+        received = await receive_upload(
+            stream, content_type, content_length, self.storage.incoming_dir, self.settings.max_archive_bytes
+        )
         try:
             return await self._register(namespace_id, received)
         finally:
@@ -111,10 +98,7 @@ class ModelRegistration:
 
     async def _register(self, namespace_id: str, received: ReceivedUpload) -> ModelUploadResponse:
         form = parse_form(received.fields, NamespaceUploadForm)
-        archive = received.archive
-        if archive is None:
-            raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
-        return await self.register_spooled(namespace_id, form, archive)
+        return await self.register_spooled(namespace_id, form, received.required_archive())
 
     async def check_version_free(self, namespace_id: str, name: str, version: str) -> None:
         """VersionExists when the namespace already has this name and version."""

@@ -14,7 +14,7 @@ from typing import TypeAlias
 import msgspec
 from multipart import MultipartSegment, ParserError, ParserLimitReached, PushMultipartParser
 
-from modelreg.services.api.domain_errors import InvalidUpload, UnsupportedUpload, UploadTooLarge
+from modelreg.services.api.domain_errors import InvalidField, InvalidUpload, UnsupportedUpload, UploadTooLarge
 from modelreg.shared.adapters.storage import ArchiveTooLargeError, spool
 
 ARCHIVE_FIELD = "file"
@@ -41,6 +41,12 @@ class ReceivedUpload(msgspec.Struct):
         if self.archive is not None:
             self.archive.path.unlink(missing_ok=True)
 
+    def required_archive(self) -> SpooledArchive:
+        """The spooled archive; InvalidField on the `file` field when the form had none."""
+        if self.archive is None:
+            raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
+        return self.archive
+
 
 def multipart_boundary(content_type: str | None) -> str:
     media_type, _, params = (content_type or "").partition(";")
@@ -53,6 +59,28 @@ def multipart_boundary(content_type: str | None) -> str:
         if key.lower() == "boundary" and value.strip('"'):
             return value.strip('"')
     raise InvalidUpload("multipart/form-data without a boundary", code="invalid_multipart")
+
+
+async def receive_upload(
+    stream: AsyncIterator[bytes],
+    content_type: str | None,
+    content_length: int | None,
+    spool_dir: Path,
+    max_archive_bytes: int,
+) -> ReceivedUpload:
+    """A model upload request's body read by `read_upload`, after the checks that need no body.
+
+    A body that is not multipart/form-data is refused, and so is one whose Content-Length already says it is
+    larger than the archive limit plus the room the form's other parts may take (before a byte is read).
+    """
+    boundary = multipart_boundary(content_type)
+    if content_length is not None and content_length > max_archive_bytes + FORM_OVERHEAD_BYTES:
+        raise UploadTooLarge(
+            f"The upload exceeds the archive limit of {max_archive_bytes} bytes",
+            code="archive_too_large",
+            details={"max_archive_bytes": max_archive_bytes},
+        )
+    return await read_upload(stream, boundary, spool_dir, max_archive_bytes)
 
 
 async def _parser_events(stream: AsyncIterator[bytes], boundary: str) -> AsyncGenerator[ParserEvent, None]:

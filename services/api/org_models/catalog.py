@@ -13,20 +13,12 @@ import structlog
 
 from modelreg.services.api.domain_errors import (
     ArchiveMissing,
-    InvalidField,
     OrgModelInUse,
     OrgModelNotFound,
-    UploadTooLarge,
     VersionExists,
 )
 from modelreg.services.api.models.registration import check_archive, new_model_id, save_with_record
-from modelreg.services.api.models.upload import (
-    ARCHIVE_FIELD,
-    FORM_OVERHEAD_BYTES,
-    SpooledArchive,
-    multipart_boundary,
-    read_upload,
-)
+from modelreg.services.api.models.upload import SpooledArchive, receive_upload
 from modelreg.services.api.models.upload_form import parse_form
 from modelreg.services.api.org_models.ports import OrgModelRepository, ReadableArchiveStore
 from modelreg.services.api.org_models.schemas import (
@@ -78,20 +70,12 @@ class OrgModelCatalog:
     async def upload(
         self, stream: AsyncIterator[bytes], content_type: str | None, content_length: int | None
     ) -> OrgModelUploadResponse:
-        boundary = multipart_boundary(content_type)
-        limit = self.settings.max_archive_bytes
-        if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
-            raise UploadTooLarge(
-                f"The upload exceeds the archive limit of {limit} bytes",
-                code="archive_too_large",
-                details={"max_archive_bytes": limit},
-            )
-        received = await read_upload(stream, boundary, self.storage.incoming_dir, limit)
+        received = await receive_upload(
+            stream, content_type, content_length, self.storage.incoming_dir, self.settings.max_archive_bytes
+        )
         try:
             form = parse_form(received.fields, OrgUploadForm)
-            if received.archive is None:
-                raise InvalidField("the model archive is missing (curl -F file=@model.tar.gz)", ARCHIVE_FIELD)
-            return await self.register_spooled(form, received.archive)
+            return await self.register_spooled(form, received.required_archive())
         finally:
             received.discard()
 

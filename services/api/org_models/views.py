@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TypedDict
 
 from modelreg.services.api.org_models.schemas import (
     AvailableOrgModelItem,
@@ -19,6 +20,30 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+class Summary(TypedDict):
+    """What every view of a shared model shows of it (the detail, the org's list, a namespace's list)."""
+
+    model_id: str
+    name: str
+    version: str
+    model_format: str
+    description: str | None
+    framework: str | None
+    task_type: str | None
+
+
+def summary(details: OrgModelDetails) -> Summary:
+    return Summary(
+        model_id=details.model_id,
+        name=details.name,
+        version=details.version,
+        model_format=str(details.model_format),
+        description=details.description,
+        framework=details.framework,
+        task_type=details.task_type,
+    )
+
+
 def registry_identity(organization_id: str, model_id: str) -> ModelRegistryIdentity:
     return ModelRegistryIdentity(
         registry_id=f"org:{organization_id}:{model_id}",
@@ -32,17 +57,11 @@ def org_detail_view(
 ) -> OrgModelDocument:
     resources = details.resource_requirements
     return OrgModelDocument(
-        model_id=details.model_id,
+        **summary(details),
         organization_id=organization_id,
-        name=details.name,
-        version=details.version,
-        description=details.description,
         s3_archive_url=details.model_archive_url,
-        model_format=str(details.model_format),
         model_hash=details.model_hash,
         deployed=deployed,
-        framework=details.framework,
-        task_type=details.task_type,
         input_schema=details.input_schema,
         output_schema=details.output_schema,
         resource_requirements=ModelResourceRequirements(
@@ -57,13 +76,7 @@ def org_detail_view(
 
 def org_list_item(details: OrgModelDetails, organization_id: str, deployed: bool) -> OrgModelListItem:
     return OrgModelListItem(
-        model_id=details.model_id,
-        name=details.name,
-        version=details.version,
-        model_format=str(details.model_format),
-        description=details.description,
-        framework=details.framework,
-        task_type=details.task_type,
+        **summary(details),
         deployed=deployed,
         created_at=_utc(details.created_at),
         updated_at=_utc(details.updated_at),
@@ -72,13 +85,4 @@ def org_list_item(details: OrgModelDetails, organization_id: str, deployed: bool
 
 
 def available_item(details: OrgModelDetails, enabled: bool) -> AvailableOrgModelItem:
-    return AvailableOrgModelItem(
-        model_id=details.model_id,
-        name=details.name,
-        version=details.version,
-        model_format=str(details.model_format),
-        description=details.description,
-        framework=details.framework,
-        task_type=details.task_type,
-        enabled_in_namespace=enabled,
-    )
+    return AvailableOrgModelItem(**summary(details), enabled_in_namespace=enabled)

@@ -68,8 +68,8 @@ class CreateModelUploadRequest(msgspec.Struct, kw_only=True, forbid_unknown_fiel
     ] = "customer"
 
 
-class ModelPresignedURLResponse(msgspec.Struct, kw_only=True):
-    """Where to PUT the archive, and until when."""
+class PresignedURL(msgspec.Struct, kw_only=True):
+    """The fields both presigned-URL answers start with; a subclass's own fields follow, in this order."""
 
     upload_id: Annotated[str, msgspec.Meta(title="Upload Id", description="Upload ID to use when confirming")]
     presigned_url: Annotated[
@@ -94,6 +94,11 @@ class ModelPresignedURLResponse(msgspec.Struct, kw_only=True):
     expires_at: Annotated[
         datetime, msgspec.Meta(title="Expires At", description="When the URL and the upload expire")
     ]
+
+
+class ModelPresignedURLResponse(PresignedURL, kw_only=True):
+    """Where to PUT the archive, and until when."""
+
     namespace_id: Annotated[str, msgspec.Meta(title="Namespace Id", description="Namespace of the model")]
     name: Annotated[str, msgspec.Meta(title="Name", description="Model name")]
     version: Annotated[str, msgspec.Meta(title="Version", description="Model version")]
@@ -138,32 +143,9 @@ class UploadReceivedResponse(msgspec.Struct, kw_only=True):
 # --- shared (org-level) models: the shapes of the SDK's ModelsApi ---------------------------------------
 
 
-class OrgModelPresignedURLResponse(msgspec.Struct, kw_only=True):
+class OrgModelPresignedURLResponse(PresignedURL, kw_only=True):
     """Where to PUT a shared model's archive, and until when (the SDK's `ModelPresignedURLResponse`)."""
 
-    upload_id: Annotated[str, msgspec.Meta(title="Upload Id", description="Upload ID to use when confirming")]
-    presigned_url: Annotated[
-        str,
-        msgspec.Meta(
-            title="Presigned Url",
-            description="PUT the archive here: an S3 presigned URL, or a signed URL on the registry",
-        ),
-    ]
-    required_content_type: Annotated[
-        str,
-        msgspec.Meta(
-            title="Required Content Type", description="Send exactly this Content-Type with the PUT"
-        ),
-    ]
-    s3_key: Annotated[
-        str,
-        msgspec.Meta(
-            title="S3 Key", description="Key of the uploaded bytes in the bucket (or under the archive root)"
-        ),
-    ]
-    expires_at: Annotated[
-        datetime, msgspec.Meta(title="Expires At", description="When the URL and the upload expire")
-    ]
     organization_id: Annotated[
         str,
         msgspec.Meta(title="Organization Id", description="Owner organization (MODELREG_ORGANIZATION_ID)"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from typing import TypedDict
 from urllib.parse import quote, urlencode
 
 import msgspec
@@ -28,6 +29,7 @@ from modelreg.services.api.domain_errors import (
     UploadNotReady,
     UploadTooLarge,
 )
+from modelreg.services.api.models.schemas import ModelFormatName
 from modelreg.services.api.models.upload import SpooledArchive
 from modelreg.services.api.uploads.ports import RegisteredModel, Registrar, UploadRepository, UploadStorage
 from modelreg.services.api.uploads.schemas import (
@@ -57,6 +59,19 @@ class Owner(msgspec.Struct, frozen=True):
     """Whose model an upload becomes: a namespace's, or a shared one (`namespace_id` None)."""
 
     namespace_id: str | None
+
+
+class CreatedUpload(TypedDict):
+    """What both presigned-URL answers say of a new upload; each adds its owner (namespace or org)."""
+
+    upload_id: str
+    presigned_url: str
+    required_content_type: str
+    s3_key: str
+    expires_at: datetime
+    name: str
+    version: str
+    model_format: ModelFormatName
 
 
 def new_upload_id() -> str:
@@ -97,39 +112,19 @@ class UploadService:
     async def create(
         self, namespace_id: str, request: CreateModelUploadRequest, request_base_url: str
     ) -> ModelPresignedURLResponse:
-        upload, url = await self._create(namespace_id, request, request_base_url)
-        return ModelPresignedURLResponse(
-            upload_id=upload.upload_id,
-            presigned_url=url,
-            required_content_type=upload.content_type,
-            s3_key=upload.storage_key,
-            expires_at=upload.expires_at,
-            namespace_id=namespace_id,
-            name=request.name,
-            version=request.version,
-            model_format=request.model_format,
-        )
+        created = await self._create(namespace_id, request, request_base_url)
+        return ModelPresignedURLResponse(**created, namespace_id=namespace_id)
 
     async def create_shared(
         self, request: CreateModelUploadRequest, request_base_url: str
     ) -> OrgModelPresignedURLResponse:
         """The same upload for a shared (org-level) model: confirmed with `confirm_shared`."""
-        upload, url = await self._create(None, request, request_base_url)
-        return OrgModelPresignedURLResponse(
-            upload_id=upload.upload_id,
-            presigned_url=url,
-            required_content_type=upload.content_type,
-            s3_key=upload.storage_key,
-            expires_at=upload.expires_at,
-            organization_id=self.settings.organization_id,
-            name=request.name,
-            version=request.version,
-            model_format=request.model_format,
-        )
+        created = await self._create(None, request, request_base_url)
+        return OrgModelPresignedURLResponse(**created, organization_id=self.settings.organization_id)
 
     async def _create(
         self, namespace_id: str | None, request: CreateModelUploadRequest, request_base_url: str
-    ) -> tuple[UploadRecord, str]:
+    ) -> CreatedUpload:
         limit = self.settings.max_archive_bytes
         if request.file_size_bytes is not None and request.file_size_bytes > limit:
             raise too_large(limit)
@@ -165,7 +160,16 @@ class UploadService:
         )
         await self.store.insert(upload)
         log.info("upload created", namespace_id=namespace_id, upload_id=upload_id, expires_at=expires_at)
-        return upload, url
+        return CreatedUpload(
+            upload_id=upload_id,
+            presigned_url=url,
+            required_content_type=upload.content_type,
+            s3_key=key,
+            expires_at=expires_at,
+            name=request.name,
+            version=request.version,
+            model_format=request.model_format,
+        )
 
     def _signed_url(self, upload_id: str, expires: int, request_base_url: str) -> str:
         base = (self.settings.api_public_url or request_base_url).rstrip("/")
