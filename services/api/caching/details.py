@@ -50,14 +50,17 @@ class ModelCache(Generic[V]):
         feed_ttl_s: float,
         max_entries: int,
         max_bytes: int,
-        size_of: Callable[[V], int],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl_s = ttl_s
         self.feed_ttl_s = feed_ttl_s
         self.entries: BoundedCache[ModelKey, V] = BoundedCache(
-            ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes, clock=clock, size_of=size_of
+            ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes, clock=clock, size_of=self.measure
         )
+
+    def measure(self, value: V) -> int:
+        """The bytes `value` counts for against `max_bytes`."""
+        raise NotImplementedError
 
     def get(self, key: ModelKey) -> V | None:
         return self.entries.get(key) if self.entries.enabled else None
@@ -106,49 +109,15 @@ class ModelCache(Generic[V]):
 class DetailsCache(ModelCache[EncodedDetails]):
     """Encoded GET details (body and ETag) by model."""
 
-    def __init__(
-        self,
-        *,
-        ttl_s: float,
-        feed_ttl_s: float,
-        max_entries: int,
-        max_bytes: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            ttl_s=ttl_s,
-            feed_ttl_s=feed_ttl_s,
-            max_entries=max_entries,
-            max_bytes=max_bytes,
-            size_of=entry_bytes,
-            clock=clock,
-        )
-
-
-def record_bytes(details: ModelDetails) -> int:
-    return len(details.model_dump_json()) + ENTRY_OVERHEAD_BYTES
+    def measure(self, value: EncodedDetails) -> int:
+        return entry_bytes(value)
 
 
 class ModelRecordCache(ModelCache[ModelDetails]):
     """Stored models (history left out) by key: what the inference route checks and forwards by."""
 
-    def __init__(
-        self,
-        *,
-        ttl_s: float,
-        feed_ttl_s: float,
-        max_entries: int,
-        max_bytes: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            ttl_s=ttl_s,
-            feed_ttl_s=feed_ttl_s,
-            max_entries=max_entries,
-            max_bytes=max_bytes,
-            size_of=record_bytes,
-            clock=clock,
-        )
+    def measure(self, value: ModelDetails) -> int:
+        return len(value.model_dump_json()) + ENTRY_OVERHEAD_BYTES
 
 
 class DetailsSource(Protocol):
