@@ -5,7 +5,7 @@ session Ray cluster form one group on one worker, so each cluster starts once pe
 loadgroup marks a group by rewriting the tests' node ids, which pytest 9.2 no longer lets it do (it then
 spreads tests one by one: pytest-xdist issue 1386), so the groups are set here, by file, where the
 controller decides. The groups start first: they are the longest units (clusters to start, models to deploy),
-and a long unit started last makes the whole run wait for it.
+and a long unit started last makes the whole run wait for it; after them the directories of slow files.
 """
 
 from __future__ import annotations
@@ -24,6 +24,27 @@ FILE_GROUPS = {
     "tests/e2e/test_bridge_e2e.py": "ray",
     "tests/e2e/test_testing_plugin_bridge.py": "ray",
 }
+
+
+# Units start longest first, roughly: a file of a few slow tests (real processes killed and awaited) takes
+# longer than one of many fast ones, which xdist would start first (it orders by the number of tests).
+START_ORDER = (
+    "ray",
+    "ray-pair",
+    "tests/faults/",
+    "tests/fuzz/",
+    "tests/examples/",
+    "tests/browser/",
+    "tests/e2e/",
+    "tests/integration/",
+)
+
+
+def start_rank(unit: str) -> int:
+    """Where a unit starts: by the first START_ORDER entry it begins with; the rest after them."""
+    return next(
+        (rank for rank, prefix in enumerate(START_ORDER) if unit.startswith(prefix)), len(START_ORDER)
+    )
 
 
 def unit_of(nodeid: str) -> str:
@@ -47,15 +68,14 @@ class GroupScheduling(LoadScopeScheduling):
 
     def __init__(self, config: pytest.Config, log: Any = None) -> None:
         super().__init__(config, log)
-        self._groups_first = False
+        self._ordered = False
 
     def _split_scope(self, nodeid: str) -> str:
         return unit_of(nodeid)
 
     def _assign_work_unit(self, node: Any) -> None:
-        if not self._groups_first:  # the work queue is complete (in xdist's order) by the first assignment
-            self._groups_first = True
-            for group in sorted(set(FILE_GROUPS.values()), reverse=True):
-                if group in self.workqueue:
-                    self.workqueue.move_to_end(group, last=False)
+        if not self._ordered:  # the work queue is complete (in xdist's order) by the first assignment
+            self._ordered = True
+            for unit in sorted(self.workqueue, key=start_rank):  # stable: xdist's order within a rank
+                self.workqueue.move_to_end(unit)
         super()._assign_work_unit(node)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.xdist_groups import FILE_GROUPS, SHARED_FIXTURES, group_mismatch, unit_of
+from tests.xdist_groups import FILE_GROUPS, SHARED_FIXTURES, group_mismatch, start_rank, unit_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,3 +27,20 @@ def test_a_shared_cluster_used_outside_its_group_is_named_with_the_fix() -> None
 def test_every_grouped_file_exists_and_every_group_has_its_fixture() -> None:
     assert all((ROOT / path).is_file() for path in FILE_GROUPS)
     assert set(FILE_GROUPS.values()) == set(SHARED_FIXTURES.values())
+
+
+def test_the_groups_start_first_then_the_slow_directories_then_the_rest() -> None:
+    units = [
+        "tests/unit/test_a.py",
+        "tests/integration/test_b.py",
+        "tests/faults/test_c.py",
+        "ray-pair",
+        "ray",
+    ]
+    assert sorted(units, key=start_rank) == [
+        "ray-pair",
+        "ray",
+        "tests/faults/test_c.py",
+        "tests/integration/test_b.py",
+        "tests/unit/test_a.py",
+    ]
