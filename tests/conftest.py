@@ -40,7 +40,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that uses a shared session cluster from a file outside its group is a usage error."""
+    """A test that uses a shared Ray cluster from a file outside its group is a usage error."""
     from tests.xdist_groups import group_mismatch
 
     for item in items:

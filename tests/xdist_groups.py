@@ -1,7 +1,7 @@
 """How `pytest -n N --dist loadgroup` (the Makefile's) spreads the suite over xdist workers.
 
 A file stays on one worker (its module fixtures start once), as with `--dist loadfile`; the files that share a
-session Ray cluster form one group on one worker, so each cluster starts once per run. xdist 3.8's own
+package-scoped Ray cluster form one group on one worker, so each cluster starts once per run. xdist 3.8's own
 loadgroup marks a group by rewriting the tests' node ids, which pytest 9.2 no longer lets it do (it then
 spreads tests one by one: pytest-xdist issue 1386), so the groups are set here, by file, where the
 controller decides. The groups start first: they are the longest units (clusters to start, models to deploy),
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
-# The session fixtures a group shares, and the files whose tests use them (tests/conftest.py checks that no
-# other file uses them: it would start its own cluster on whichever worker it lands).
+# The Ray fixtures (tests/e2e/conftest.py) a group shares, and the files whose tests use them
+# (tests/conftest.py checks that no other file does: it would start its own cluster wherever it lands).
 SHARED_FIXTURES = {"cluster_pair": "ray-pair", "ray_cluster": "ray"}
 FILE_GROUPS = {
     "tests/e2e/test_cluster_moves_e2e.py": "ray-pair",
@@ -58,7 +58,7 @@ def group_mismatch(path: str, fixturenames: Any) -> str | None:
     for fixture, group in SHARED_FIXTURES.items():
         if fixture in fixturenames and FILE_GROUPS.get(path) != group:
             return (
-                f"{path} uses the session fixture {fixture}: add it to FILE_GROUPS as {group!r} ({__file__})"
+                f"{path} uses the shared fixture {fixture}: add it to FILE_GROUPS as {group!r} ({__file__})"
             )
     return None
 

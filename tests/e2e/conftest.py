@@ -1,4 +1,9 @@
-"""End-to-end fixtures: one local Ray cluster per session; per test a bridge process, the worker, the API."""
+"""End-to-end fixtures: a local Ray cluster (and a pair of them) shared by the tests of this package; per test
+a bridge process, the worker, the API.
+
+The clusters are package-scoped: started by the first test that uses them, stopped once a worker leaves this
+package, so they do not idle beside the rest of the suite (under xdist, tests/xdist_groups.py keeps the tests
+sharing one on one worker, one after the other)."""
 
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ class RayCluster:
     temp_dir: Path | None = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     log_dir = tmp_path_factory.mktemp("ray")
     # Ray keeps Unix sockets under its temp dir; pytest's paths are too long for them.
@@ -69,9 +74,9 @@ S3_TEST_ENV = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One moto S3 server for the session (the clusters' replicas fetch archives from it)."""
+    """One moto S3 server for the package's tests (the clusters' replicas fetch archives from it)."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in S3_TEST_ENV.items():
             patch.setenv(name, value)
@@ -82,7 +87,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster_pair(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[dict[str, RayCluster]]:
     """Two Ray clusters, each its own process tree in its own directory with one CPU and its dashboard, as
     KubeRay would run two heads; `us` requires a token (RAY_AUTH_MODE=token). Stopped by their own pids."""
@@ -222,7 +227,7 @@ async def registry(settings: Settings, tmp_path: Path, http_timeout_s: float = 3
 
 
 def pair_settings(infra: Infra, tmp_path: Path, **overrides: Any) -> Settings:
-    """A test's settings on the session's cluster pair: its own API port, Serve application prefix (the pair
+    """A test's settings on the package's cluster pair: its own API port, Serve application prefix (the pair
     is shared, so a test sees and removes only its own applications), bridge consumer group and archives."""
     suffix = uuid.uuid4().hex[:8]
     values: dict[str, Any] = dict(
@@ -238,7 +243,7 @@ def pair_settings(infra: Infra, tmp_path: Path, **overrides: Any) -> Settings:
 
 
 class PairStack(msgspec.Struct):
-    """A test's registry on the session's cluster pair; the test files subclass it with their own steps."""
+    """A test's registry on the package's cluster pair; the test files subclass it with their own steps."""
 
     settings: Settings
     db: Any

@@ -1,4 +1,4 @@
-"""The newcomer's walk-through of docs/clusters.md on two real Ray clusters (the session's pair, one
+"""The newcomer's walk-through of docs/clusters.md on two real Ray clusters (the package's pair, one
 with token auth): clusters registered with `modelreg clusters add`, one `modelreg bridge --cluster NAME`
 each, placement by name and by labels through the API's deploy body, an alias moved between two deployed
 versions and a model moved from one cluster to the other while clients predict through the API, with no
@@ -315,7 +315,7 @@ async def test_place_move_and_lose_a_cluster_without_a_failed_prediction(walk: W
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(answer.json()["outputs"]["y"], expected_linear(X, V2_B), rtol=1e-5)
 
-    # Leave the session's clusters empty for the next tests.
+    # Leave the shared clusters empty for the next tests.
     for key in (v1, v2):
         assert (await walk.api.delete(f"{walk.path(key)}/deploy")).status_code in (200, 202)
     for key in (v1, v2):
