@@ -232,6 +232,14 @@ async def test_each_cluster_runs_only_its_models_fetched_from_s3_and_from_the_re
             return True
 
         await eventually(eu_reported_unreachable, timeout_s=90, interval_s=1)
+
+        # Frozen until the bridge's watcher has seen it too (the health report alone may come first): only a
+        # watcher that saw Serve stop answering starts a new session, and so re-announces.
+        async def watcher_noticed() -> bool:
+            assert "Ray Serve is not answering" in eu_bridge.log(), "the watcher has not noticed yet"
+            return True
+
+        await eventually(watcher_noticed, timeout_s=90, interval_s=0.5)
     finally:
         os.kill(dashboard, signal.SIGCONT)
 
