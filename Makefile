@@ -4,10 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-# Two pytest workers: most tests wait on Kafka, MongoDB or Ray rather than compute. A file stays on one worker,
-# so the e2e tests share one Ray cluster. `make test PYTEST_WORKERS=0` runs them in one process.
-PYTEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+# Four pytest workers on two cores: most tests wait on Kafka, MongoDB or Ray rather than compute. A file stays
+# on one worker, and so do the tests sharing a session Ray cluster (`--dist loadgroup`, groups set in
+# tests/conftest.py), so each cluster starts once. `make test PYTEST_WORKERS=0` runs them in one process.
+PYTEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 .PHONY: install run test test-fast check types bench lock lint clean browser
 

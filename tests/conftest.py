@@ -29,6 +29,26 @@ def pytest_configure(config: pytest.Config) -> None:
         manager.register(plugin, "modelreg")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadgroup` as tests/xdist_groups.py sets it: a file, or a group of files, per work unit."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from tests.xdist_groups import GroupScheduling
+
+    return GroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that uses a shared Ray cluster from a file outside its group is a usage error."""
+    from tests.xdist_groups import group_mismatch
+
+    for item in items:
+        problem = group_mismatch(item.nodeid.split("::", 1)[0], getattr(item, "fixturenames", ()))
+        if problem:
+            raise pytest.UsageError(problem)
+
+
 @pytest.fixture(scope="session")
 def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     with contextlib.ExitStack() as stack:

@@ -44,7 +44,7 @@ async def sign_in(page: Watched, stack: Stack, key: str | None = None, namespace
     await page.page.fill("#namespace", namespace)
     await page.page.click("#sign-in-form button[type=submit]")
     if key is None:  # the right key: wait for the namespace page before going anywhere else
-        await (await expect(page.page.locator("#namespace-page"))).to_be_visible()
+        await (await expect(page.page.locator("#namespace-page"))).to_be_visible(timeout=LONG_MS)
 
 
 def badge(page: Watched, model_id: str) -> Any:

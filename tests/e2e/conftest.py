@@ -1,8 +1,14 @@
-"""End-to-end fixtures: one local Ray cluster per session; per test a bridge process, the worker, the API."""
+"""End-to-end fixtures: a local Ray cluster (and a pair of them) shared by the tests of this package; per test
+a bridge process, the worker, the API.
+
+The clusters are package-scoped: started by the first test that uses them, stopped once a worker leaves this
+package, so they do not idle beside the rest of the suite (under xdist, tests/xdist_groups.py keeps the tests
+sharing one on one worker, one after the other)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -14,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
@@ -45,7 +51,7 @@ class RayCluster:
     temp_dir: Path | None = None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
     log_dir = tmp_path_factory.mktemp("ray")
     # Ray keeps Unix sockets under its temp dir; pytest's paths are too long for them.
@@ -68,9 +74,9 @@ S3_TEST_ENV = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One moto S3 server for the session (the clusters' replicas fetch archives from it)."""
+    """One moto S3 server for the package's tests (the clusters' replicas fetch archives from it)."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in S3_TEST_ENV.items():
             patch.setenv(name, value)
@@ -81,7 +87,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster_pair(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[dict[str, RayCluster]]:
     """Two Ray clusters, each its own process tree in its own directory with one CPU and its dashboard, as
     KubeRay would run two heads; `us` requires a token (RAY_AUTH_MODE=token). Stopped by their own pids."""
@@ -171,10 +177,21 @@ def e2e_settings(infra: Infra, ray_cluster: RayCluster, tmp_path: Path) -> Setti
     )
 
 
-@pytest.fixture
-async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStack]:
-    """Topics, the worker (in this process), the read API (its own process) and a way to start bridges."""
-    settings = msgspec.structs.replace(e2e_settings, api_port=embedded.free_port())
+@dataclass
+class Registry:
+    """What every e2e test drives: the settings, the database, an admin client of the API, and its bridges."""
+
+    settings: Settings
+    db: Any
+    api: httpx.AsyncClient
+    api_url: str
+    bridges: list[BridgeProcess]
+
+
+@contextlib.asynccontextmanager
+async def registry(settings: Settings, tmp_path: Path, http_timeout_s: float = 30) -> AsyncIterator[Registry]:
+    """Topics, the worker (in this process), the read API (its own process on `settings.api_port`) and an
+    admin key; on exit the bridges a test started, the API and the worker stop and the database is dropped."""
     await kafka.ensure_topics(
         settings,
         [settings.events_topic, settings.dlq_topic, settings.commands_topic, settings.cluster_health_topic],
@@ -182,21 +199,23 @@ async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStac
     client = await mongo.connect(settings)
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop))
+    api_url = f"http://127.0.0.1:{settings.api_port}"
     api = embedded.ServerProcess(
         name="api",
         args=[sys.executable, "-m", "modelreg.services.cli", "api"],
         port=settings.api_port,
-        url=f"http://127.0.0.1:{settings.api_port}",
+        url=api_url,
         log_path=tmp_path / "api.log",
         env=settings.as_env(),
     )
     bridges: list[BridgeProcess] = []
     try:
         await asyncio.to_thread(api.start, 60)
-        key = await insert_api_key(client[settings.mongodb_database], settings, admin=True)
+        db = client[settings.mongodb_database]
+        key = await insert_api_key(db, settings, admin=True)
         headers = {"Authorization": f"Bearer {key}"}
-        async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=headers) as http:
-            yield E2EStack(settings, client[settings.mongodb_database], http, bridges, tmp_path)
+        async with httpx.AsyncClient(base_url=api_url, timeout=http_timeout_s, headers=headers) as http:
+            yield Registry(settings, db, http, api_url, bridges)
     finally:
         for bridge in bridges:
             await asyncio.to_thread(bridge.stop)
@@ -205,6 +224,62 @@ async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStac
         await asyncio.wait_for(worker, 30)
         await client.drop_database(settings.mongodb_database)
         await client.close()
+
+
+def pair_settings(infra: Infra, tmp_path: Path, **overrides: Any) -> Settings:
+    """A test's settings on the package's cluster pair: its own API port, Serve application prefix (the pair
+    is shared, so a test sees and removes only its own applications), bridge consumer group and archives."""
+    suffix = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = dict(
+        api_port=embedded.free_port(),
+        serve_app_prefix=f"t{suffix}",
+        bridge_consumer_group=f"bridge-{suffix}",
+        bridge_poll_interval_s=0.5,
+        bridge_health_interval_s=1.0,
+        archive_root=str(tmp_path / "archives"),
+        archive_allowed_roots=str(tmp_path / "uploads"),
+    )
+    return make_settings(infra, **{**values, **overrides})
+
+
+class PairStack(msgspec.Struct):
+    """A test's registry on the package's cluster pair; the test files subclass it with their own steps."""
+
+    settings: Settings
+    db: Any
+    api: httpx.AsyncClient
+    api_url: str
+    clusters: dict[str, RayCluster]
+    tmp_path: Path
+    bridges: list[BridgeProcess]
+    namespace: str
+
+
+P = TypeVar("P", bound=PairStack)
+
+
+@contextlib.asynccontextmanager
+async def pair_stack(
+    kind: type[P],
+    settings: Settings,
+    clusters: dict[str, RayCluster],
+    tmp_path: Path,
+    http_timeout_s: float = 30,
+) -> AsyncIterator[P]:
+    """`registry` for a test on the pair (settings from `pair_settings`), in the test's own namespace."""
+    async with registry(settings, tmp_path, http_timeout_s) as running:
+        namespace = f"ns_{settings.serve_app_prefix[1:]}"
+        yield kind(
+            settings, running.db, running.api, running.api_url, clusters, tmp_path, running.bridges, namespace
+        )
+
+
+@pytest.fixture
+async def stack(e2e_settings: Settings, tmp_path: Path) -> AsyncIterator[E2EStack]:
+    """Topics, the worker (in this process), the read API (its own process) and a way to start bridges."""
+    settings = msgspec.structs.replace(e2e_settings, api_port=embedded.free_port())
+    async with registry(settings, tmp_path) as running:
+        yield E2EStack(settings, running.db, running.api, running.bridges, tmp_path)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The newcomer's walk-through of docs/clusters.md on two real Ray clusters (the session's pair, one
+"""The newcomer's walk-through of docs/clusters.md on two real Ray clusters (the package's pair, one
 with token auth): clusters registered with `modelreg clusters add`, one `modelreg bridge --cluster NAME`
 each, placement by name and by labels through the API's deploy body, an alias moved between two deployed
 versions and a model moved from one cluster to the other while clients predict through the API, with no
@@ -16,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -27,14 +26,10 @@ import msgspec
 import numpy as np
 import pytest
 
-from modelreg.services.devstack import embedded
 from modelreg.services.testing.infra import Infra
-from modelreg.services.worker.main import run_worker
-from modelreg.shared.adapters import kafka, mongo
 from modelreg.shared.contracts import ModelKey
-from modelreg.shared.settings import Settings
-from tests.conftest import eventually, insert_api_key, make_settings
-from tests.e2e.conftest import TEST_RESOURCES, BridgeProcess, RayCluster
+from tests.conftest import eventually, insert_api_key
+from tests.e2e.conftest import TEST_RESOURCES, BridgeProcess, PairStack, RayCluster, pair_settings, pair_stack
 from tests.factories import seed_model_document
 from tests.model_archives import LINEAR_B, expected_linear, linear_onnx_bytes, tar_gz, write_archive
 
@@ -47,16 +42,7 @@ V2_B = LINEAR_B + 10.0  # version 2 answers 10 more: the answers say which versi
 UNREACHABLE_AFTER_S = 20.0
 
 
-class Walkthrough(msgspec.Struct):
-    settings: Settings
-    db: Any
-    api: httpx.AsyncClient
-    api_url: str
-    clusters: dict[str, RayCluster]
-    tmp_path: Path
-    bridges: list[BridgeProcess]
-    namespace: str
-
+class Walkthrough(PairStack):
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """`modelreg …` as an operator runs it, with the registry's settings in its environment."""
         return subprocess.run(
@@ -125,52 +111,11 @@ class Walkthrough(msgspec.Struct):
 async def walk(
     infra: Infra, cluster_pair: dict[str, RayCluster], tmp_path: Path
 ) -> AsyncIterator[Walkthrough]:
-    suffix = uuid.uuid4().hex[:8]
-    settings = make_settings(
-        infra,
-        api_port=embedded.free_port(),
-        serve_app_prefix=f"t{suffix}",
-        bridge_consumer_group=f"bridge-{suffix}",
-        bridge_poll_interval_s=0.5,
-        bridge_health_interval_s=1.0,
-        cluster_unreachable_after_s=UNREACHABLE_AFTER_S,
-        cluster_check_interval_s=1.0,
-        archive_root=str(tmp_path / "archives"),
-        archive_allowed_roots=str(tmp_path / "uploads"),
+    settings = pair_settings(
+        infra, tmp_path, cluster_unreachable_after_s=UNREACHABLE_AFTER_S, cluster_check_interval_s=1.0
     )
-    await kafka.ensure_topics(
-        settings,
-        [settings.events_topic, settings.dlq_topic, settings.commands_topic, settings.cluster_health_topic],
-    )
-    client = await mongo.connect(settings)
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop))
-    api_url = f"http://127.0.0.1:{settings.api_port}"
-    api = embedded.ServerProcess(
-        name="api",
-        args=[sys.executable, "-m", "modelreg.services.cli", "api"],
-        port=settings.api_port,
-        url=api_url,
-        log_path=tmp_path / "api.log",
-        env=settings.as_env(),
-    )
-    bridges: list[BridgeProcess] = []
-    try:
-        await asyncio.to_thread(api.start, 60)
-        db = client[settings.mongodb_database]
-        key = await insert_api_key(db, settings, admin=True)
-        async with httpx.AsyncClient(
-            base_url=api_url, timeout=60, headers={"Authorization": f"Bearer {key}"}
-        ) as http:
-            yield Walkthrough(settings, db, http, api_url, cluster_pair, tmp_path, bridges, f"ns_{suffix}")
-    finally:
-        for bridge in bridges:
-            await asyncio.to_thread(bridge.stop)
-        await asyncio.to_thread(api.stop)
-        stop.set()
-        await asyncio.wait_for(worker, 30)
-        await client.drop_database(settings.mongodb_database)
-        await client.close()
+    async with pair_stack(Walkthrough, settings, cluster_pair, tmp_path, http_timeout_s=60) as stack:
+        yield stack
 
 
 def process_tree(root: int) -> list[int]:
@@ -370,7 +315,7 @@ async def test_place_move_and_lose_a_cluster_without_a_failed_prediction(walk: W
     assert answer.status_code == 200, answer.text
     np.testing.assert_allclose(answer.json()["outputs"]["y"], expected_linear(X, V2_B), rtol=1e-5)
 
-    # Leave the session's clusters empty for the next tests.
+    # Leave the shared clusters empty for the next tests.
     for key in (v1, v2):
         assert (await walk.api.delete(f"{walk.path(key)}/deploy")).status_code in (200, 202)
     for key in (v1, v2):

@@ -9,10 +9,8 @@ and say so when a cluster's dashboard stops answering, after which the bridge re
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -26,12 +24,9 @@ import numpy as np
 import pytest
 
 from modelreg.services.admin import publish_command
-from modelreg.services.devstack import embedded
 from modelreg.services.serve_bridge.ports import ServeUnavailable
 from modelreg.services.serve_bridge.ray_dashboard import RayDashboardAdapter
 from modelreg.services.testing.infra import Infra
-from modelreg.services.worker.main import run_worker
-from modelreg.shared.adapters import kafka, mongo
 from modelreg.shared.contracts import (
     ClusterHealthReport,
     CommandType,
@@ -40,24 +35,15 @@ from modelreg.shared.contracts import (
     ModelKey,
 )
 from modelreg.shared.settings import Settings
-from tests.conftest import eventually, insert_api_key, make_settings, read_topic
-from tests.e2e.conftest import TEST_RESOURCES, BridgeProcess, RayCluster
+from tests.conftest import eventually, insert_api_key, read_topic
+from tests.e2e.conftest import TEST_RESOURCES, BridgeProcess, PairStack, RayCluster, pair_settings, pair_stack
 from tests.factories import seed_model_document
 from tests.model_archives import expected_linear, linear_onnx_bytes, tar_gz, write_archive
 
 pytestmark = pytest.mark.e2e
 
 
-class TwoClusters(msgspec.Struct):
-    settings: Settings
-    db: Any
-    api: httpx.AsyncClient
-    api_url: str
-    clusters: dict[str, RayCluster]
-    tmp_path: Path
-    bridges: list[BridgeProcess]
-    namespace: str
-
+class TwoClusters(PairStack):
     def bridge_settings(self, name: str, **overrides: Any) -> Settings:
         cluster = self.clusters[name]
         values: dict[str, Any] = dict(
@@ -106,53 +92,12 @@ class TwoClusters(msgspec.Struct):
 async def two(
     infra: Infra, cluster_pair: dict[str, RayCluster], s3_server: str, tmp_path: Path
 ) -> AsyncIterator[TwoClusters]:
-    suffix = uuid.uuid4().hex[:8]
-    settings = make_settings(
-        infra,
-        api_port=embedded.free_port(),
-        serve_app_prefix=f"t{suffix}",
-        bridge_consumer_group=f"bridge-{suffix}",
-        bridge_poll_interval_s=0.5,
-        bridge_health_interval_s=1.0,
-        archive_root=str(tmp_path / "archives"),
-        archive_allowed_roots=str(tmp_path / "uploads"),
-        s3_endpoint_url=s3_server,
-        s3_bucket=f"models-{suffix}",
-    )
-    await kafka.ensure_topics(
-        settings,
-        [settings.events_topic, settings.dlq_topic, settings.commands_topic, settings.cluster_health_topic],
+    settings = pair_settings(
+        infra, tmp_path, s3_endpoint_url=s3_server, s3_bucket=f"models-{uuid.uuid4().hex[:8]}"
     )
     boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=settings.s3_bucket)
-    client = await mongo.connect(settings)
-    stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, stop))
-    api_url = f"http://127.0.0.1:{settings.api_port}"
-    api = embedded.ServerProcess(
-        name="api",
-        args=[sys.executable, "-m", "modelreg.services.cli", "api"],
-        port=settings.api_port,
-        url=api_url,
-        log_path=tmp_path / "api.log",
-        env=settings.as_env(),
-    )
-    bridges: list[BridgeProcess] = []
-    try:
-        await asyncio.to_thread(api.start, 60)
-        db = client[settings.mongodb_database]
-        key = await insert_api_key(db, settings, admin=True)
-        async with httpx.AsyncClient(
-            base_url=api_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
-        ) as http:
-            yield TwoClusters(settings, db, http, api_url, cluster_pair, tmp_path, bridges, f"ns_{suffix}")
-    finally:
-        for bridge in bridges:
-            await asyncio.to_thread(bridge.stop)
-        await asyncio.to_thread(api.stop)
-        stop.set()
-        await asyncio.wait_for(worker, 30)
-        await client.drop_database(settings.mongodb_database)
-        await client.close()
+    async with pair_stack(TwoClusters, settings, cluster_pair, tmp_path) as stack:
+        yield stack
 
 
 def dashboard_pid(cluster: RayCluster) -> int:
@@ -287,6 +232,14 @@ async def test_each_cluster_runs_only_its_models_fetched_from_s3_and_from_the_re
             return True
 
         await eventually(eu_reported_unreachable, timeout_s=90, interval_s=1)
+
+        # Frozen until the bridge's watcher has seen it too (the health report alone may come first): only a
+        # watcher that saw Serve stop answering starts a new session, and so re-announces.
+        async def watcher_noticed() -> bool:
+            assert "Ray Serve is not answering" in eu_bridge.log(), "the watcher has not noticed yet"
+            return True
+
+        await eventually(watcher_noticed, timeout_s=90, interval_s=0.5)
     finally:
         os.kill(dashboard, signal.SIGCONT)
 

@@ -40,7 +40,7 @@ def test_a_deployed_model_answers(modelreg_stack, modelreg_namespace):
 def test_with_the_bridge_a_consumer_deploys_a_real_model(ray_cluster: RayCluster, tmp_path: Path) -> None:
     archive, _ = write_archive(tmp_path, "linear.tar.gz", tar_gz({"model.onnx": linear_onnx_bytes()}))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELREG_")}
-    # The session's Ray cluster (one per run on this 2-CPU machine); the stack names its own Serve apps.
+    # The package's Ray cluster (one per run on this 2-CPU machine); the stack names its own Serve apps.
     env |= {
         "MODELREG_RAY_ADDRESS": ray_cluster.address,
         "MODELREG_SERVE_PORT": str(ray_cluster.serve_port),

@@ -220,7 +220,9 @@ async def test_two_workers_one_sigkilled_the_other_takes_its_partitions(infra: I
         try:
             first.start()
             second.start()
-            # Trickle the stream until both members have applied a batch, i.e. both own partitions.
+            # Both consumers started (on a loaded machine a process may take seconds to get there), then
+            # trickle the stream until both members have applied a batch, i.e. both own partitions.
+            await wait_until(lambda: _all_started(first, second))
             sent = 0
             while not (_partitions_handled(first) and _partitions_handled(second)):
                 assert sent < 2_000, "both workers never got partitions"
@@ -240,6 +242,13 @@ async def test_two_workers_one_sigkilled_the_other_takes_its_partitions(infra: I
     assert victim_partitions & taken_over, (
         f"the survivor never consumed the killed worker's partitions {victim_partitions}"
     )
+
+
+async def _all_started(*workers: ServiceProcess) -> bool:
+    """Every worker logged that its consumers started (a dead one fails with its log)."""
+    for worker in workers:
+        assert worker.alive, worker.log_tail()
+    return all(worker.events_logged("worker started") for worker in workers)
 
 
 def _partitions_handled(worker: ServiceProcess, after: int = 0) -> set[str]:

@@ -400,17 +400,20 @@ async def test_a_lost_cluster_turns_its_models_unhealthy_and_they_recover_when_i
 
     # The cluster comes back: reports again, and its bridge re-announces the true state. The worker's
     # "unreachable" event may still land after that, so the worker asks the bridge for a resync; this test
-    # plays the bridge and answers each one with the model's true state.
+    # plays the bridge and answers each one with the model's true state. It keeps reporting, as a bridge does:
+    # a single report would turn the cluster unreachable again after the timeout.
     reporting.cancel()
     answering = asyncio.create_task(_answer_resyncs(producer, settings, "a", "lost"))
+    reporting = asyncio.create_task(_report_every(producer, settings, "a", 0.5, "lost"))
     try:
-        await send(producer, settings, report("a", "lost"), bridge_event(EventType.READY, "lost", "a"))
+        await send(producer, settings, bridge_event(EventType.READY, "lost", "a"))
         assert await eventually(lambda: _command(settings, CommandType.RESYNC, "a"))
         doc = await eventually(lambda: _status(db, "lost", "deployed"))
         assert doc["deployed"] is True
         await eventually(lambda: _cluster(db, "a", healthy=True, unreachable=False))
     finally:
         answering.cancel()
+        reporting.cancel()
 
 
 async def _answer_resyncs(producer, settings: Settings, cluster: str, model_id: str) -> None:

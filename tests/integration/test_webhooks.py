@@ -5,25 +5,27 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
+from modelreg.services.testing.infra import Infra
 from modelreg.services.testing.processes import ServiceProcess
 from modelreg.services.worker.applier import EventApplier
+from modelreg.shared.adapters import mongo
 from modelreg.shared.adapters.mongo import ModelStore
 from modelreg.shared.contracts import EventType
 from modelreg.shared.settings import Settings
 from tests.api_process import http_client, running_api
-from tests.conftest import eventually
+from tests.conftest import eventually, insert_api_key, make_settings
 from tests.factories import event, seed_model_document
 from tests.webhook_receiver import Receiver
 
 HOOKS = "/v1/namespaces/ns_a/webhooks"
 
 
-@pytest.fixture
-def hook_settings(settings: Settings) -> Settings:
+def with_hooks(settings: Settings) -> Settings:
     return msgspec.structs.replace(
         settings,
         webhook_allowed_hosts="127.0.0.1",
@@ -31,6 +33,27 @@ def hook_settings(settings: Settings) -> Settings:
         webhook_max_backoff_s=0.2,
         webhook_poll_interval_s=0.05,
     )
+
+
+@pytest.fixture
+def hook_settings(settings: Settings) -> Settings:
+    return with_hooks(settings)
+
+
+@pytest.fixture(scope="module")
+async def refusing_client(infra: Infra, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
+    """One API for the tests whose requests it refuses: they store nothing, so they can share it."""
+    tmp_path = tmp_path_factory.mktemp("refusing-api")
+    settings = with_hooks(make_settings(infra, archive_root=str(tmp_path / "archives")))
+    mongo_client = await mongo.connect(settings)
+    database = mongo_client[settings.mongodb_database]
+    try:
+        key = await insert_api_key(database, settings, "ns_a")
+        async with running_api(settings, tmp_path) as api, http_client(api, key) as client:
+            yield client
+    finally:
+        await mongo_client.drop_database(settings.mongodb_database)
+        await mongo_client.close()
 
 
 @pytest.fixture
@@ -114,7 +137,8 @@ async def test_create_list_delete_and_the_secret_is_shown_once(client, receiver)
         ("https://user:pw@example.com/hook", "webhook_url_invalid"),
     ],
 )
-async def test_urls_must_be_https_and_public(client, url, code) -> None:
+async def test_urls_must_be_https_and_public(refusing_client, url, code) -> None:
+    client = refusing_client
     response = await client.post(HOOKS, json={"url": url})
     assert response.status_code == 400, response.text
     error = response.json()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import sysconfig
@@ -67,13 +68,20 @@ def test_an_installed_wheel_lives_beside_a_consumers_services_package(wheel: Pat
         f"assert cli_file.startswith({str(venv_site)!r}), cli_file\n"
         "print(c.DeploymentEvent.__name__)\n"
     )
+    # A consumer's environment: no checkout of this repository on PYTHONPATH (as a worktree's test run has).
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
     result = subprocess.run(
-        [str(python), "-c", check], cwd=consumer, capture_output=True, text=True, timeout=120
+        [str(python), "-c", check], cwd=consumer, capture_output=True, text=True, timeout=120, env=env
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "DeploymentEvent"
     help_text = subprocess.run(
-        [str(venv / "bin" / "modelreg"), "--help"], cwd=consumer, capture_output=True, text=True, timeout=120
+        [str(venv / "bin" / "modelreg"), "--help"],
+        cwd=consumer,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert help_text.returncode == 0, help_text.stderr
     assert "clusters" in help_text.stdout
