@@ -24,7 +24,7 @@ from bench.stack import RESULTS_DIR, BenchStack, bench_stack, create_api_key, rs
 from bench.tables import Table
 from modelreg.shared.adapters import kafka
 
-ALL = ("read", "worker", "latency", "scale", "predict", "push")
+ALL = ("read", "worker", "latency", "predict", "push", "scale")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -168,6 +168,19 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         )
         tables.append(latency_table)
         measured[goals.EVENT_P99] = p99
+    if "predict" in selected:
+        print("inference route benchmark ...", file=sys.stderr)
+        predict_table, measured[goals.PREDICT_OVERHEAD] = await predict.run(
+            stack, api_key, args.predict_seconds
+        )
+        tables.append(predict_table)
+    if "push" in selected:
+        print("push benchmark (SSE and webhooks) ...", file=sys.stderr)
+        push_table, measured[goals.SSE_P99] = await push.run(
+            stack, api_key, ids, args.push_rate, args.push_seconds, min(args.watchers, len(ids))
+        )
+        tables.append(push_table)
+    # Last: it adds models up to the largest size, and the benchmarks above are meant at --models.
     if "scale" in selected:
         print("scale benchmark ...", file=sys.stderr)
         sizes = [int(size) for size in args.scale_sizes.split(",")]
@@ -187,18 +200,6 @@ async def run(args: argparse.Namespace, stack: BenchStack) -> list[Table]:
         scaling = [ratio_figure(r.workers[2], r.workers[1]) for r in by_size]
         failed = [f for f in scaling if f.failed]
         measured[goals.WORKER_SCALING] = failed[0] if failed else min(scaling, key=lambda f: f.value)
-    if "predict" in selected:
-        print("inference route benchmark ...", file=sys.stderr)
-        predict_table, measured[goals.PREDICT_OVERHEAD] = await predict.run(
-            stack, api_key, args.predict_seconds
-        )
-        tables.append(predict_table)
-    if "push" in selected:
-        print("push benchmark (SSE and webhooks) ...", file=sys.stderr)
-        push_table, measured[goals.SSE_P99] = await push.run(
-            stack, api_key, ids, args.push_rate, args.push_seconds, min(args.watchers, len(ids))
-        )
-        tables.append(push_table)
     for process, idle_bytes in idle.items():
         # No reading means the process was gone; a peak under a failed load is a peak under refusals.
         idle_mib = figure(idle_bytes / 2**20, None if idle_bytes else "process not running")

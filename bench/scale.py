@@ -224,7 +224,8 @@ def tables(results: list[SizeResult], seconds: float, worker_models: int, per_mo
     )
     table.notes.append(
         "two workers share the one database: where one worker already runs near the database's "
-        "guarded-update rate (the worker table's limit rows), a second one cannot add much"
+        "guarded-update rate (the worker table's limit rows, measured at the read table's size), a second "
+        "one cannot add much; on SecantusDB each guarded write also costs more as the collection grows"
     )
     table.notes.append(
         f"workers: {per_model} events for each of {worker_models:,} models per run, on a topic of "
