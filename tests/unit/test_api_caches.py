@@ -623,3 +623,12 @@ async def test_feed_ttl_applies_while_following_and_a_lost_feed_forgets_entries(
     registry.cache.following(False)
     await registry.get()
     assert registry.store.detail_reads == 2
+
+
+async def test_an_alias_change_keeps_the_model_records(registry) -> None:
+    registry.store.add(details(KEY))
+    await registry.lookup.get_details(KEY)
+
+    registry.records.apply(alias_change("ns"))  # records carry no aliases
+
+    assert registry.records.get(KEY) is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from modelreg.services.api.caching.bounded import BoundedCache
+from modelreg.services.api.caching.bounded import BoundedCache, read_through
 from modelreg.services.keys.ports import KeyRecords
 from modelreg.shared.changes import ChangedCollection, RegistryChange
 from modelreg.shared.documents import ApiKeyDocument
@@ -71,14 +71,7 @@ class CachingKeyStore:
         return await self.store.insert(prefix, key_hash, namespaces, admin)
 
     async def find(self, prefix: str) -> ApiKeyDocument | None:
-        cached = self.cache.get(prefix)
-        if cached is not None:
-            return cached
-        ticket = self.cache.begin()
-        record = await self.store.find(prefix)
-        if record is not None:  # a miss is never cached
-            self.cache.put(prefix, record, ticket)
-        return record
+        return await read_through(self.cache, prefix, lambda: self.store.find(prefix))
 
     async def list(self) -> list[ApiKeyDocument]:
         return await self.store.list()

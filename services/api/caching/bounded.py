@@ -9,8 +9,8 @@ refuses a ticket older than the key's last invalidation.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, Protocol, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -75,6 +75,11 @@ class BoundedCache(Generic[K, V]):
         self.stats.hits += 1
         return value
 
+    def peek(self, key: K) -> V | None:
+        """`key`'s value, expired or not, without counting a use."""
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
     def begin(self) -> int:
         """A ticket to take before reading the value from its source, for `put`."""
         return self._generation
@@ -133,3 +138,32 @@ class BoundedCache(Generic[K, V]):
         entry = self._entries.pop(key, None)
         if entry is not None:
             self._bytes -= entry[1]
+
+
+KC = TypeVar("KC", contravariant=True)
+VC = TypeVar("VC")
+
+
+class TicketedCache(Protocol[KC, VC]):
+    """What `read_through` needs of a cache (the API's caches all wrap a `BoundedCache`)."""
+
+    def get(self, key: KC, /) -> VC | None: ...
+
+    def begin(self) -> int: ...
+
+    def put(self, key: KC, value: VC, ticket: int, /) -> object: ...
+
+
+async def read_through(
+    cache: TicketedCache[K, V], key: K, load: Callable[[], Awaitable[V | None]]
+) -> V | None:
+    """`key`'s value from `cache`, else from `load()`, stored unless missing (a miss is never cached: what
+    appears must be seen at once) or invalidated while it loaded (the ticket taken before loading)."""
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    ticket = cache.begin()
+    value = await load()
+    if value is not None:
+        cache.put(key, value, ticket)
+    return value

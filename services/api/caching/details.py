@@ -15,7 +15,7 @@ from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
-from modelreg.services.api.caching.bounded import BoundedCache
+from modelreg.services.api.caching.bounded import BoundedCache, read_through
 from modelreg.services.api.models.ports import ModelRepository
 from modelreg.shared.adapters.mongo import ModelFilter
 from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
@@ -84,14 +84,7 @@ class ModelCache(Generic[V]):
             self.entries.clear()
 
     def apply(self, change: RegistryChange) -> None:
-        """A committed change of `custom_models` invalidates the model it changed; one of `model_aliases`
-        every model of its namespace (the models it left and joined; alias moves are rare)."""
-        if change.collection == ChangedCollection.ALIASES:
-            if change.namespace_id is None:
-                self.entries.clear()
-            else:
-                self.entries.invalidate_where(lambda key, _: key.namespace_id == change.namespace_id)
-            return
+        """A committed change of `custom_models` invalidates the model it changed."""
         if change.collection != ChangedCollection.MODELS:
             return
         document = change.document or {}
@@ -111,6 +104,16 @@ class DetailsCache(ModelCache[EncodedDetails]):
 
     def measure(self, value: EncodedDetails) -> int:
         return entry_bytes(value)
+
+    def apply(self, change: RegistryChange) -> None:
+        """Details show their model's aliases: a change of `model_aliases` also invalidates every model of
+        its namespace (the models it left and joined; alias moves are rare)."""
+        if change.collection != ChangedCollection.ALIASES:
+            super().apply(change)
+        elif change.namespace_id is None:
+            self.entries.clear()
+        else:
+            self.entries.invalidate_where(lambda key, _: key.namespace_id == change.namespace_id)
 
 
 class ModelRecordCache(ModelCache[ModelDetails]):
@@ -133,14 +136,7 @@ class CachedModelLookup:
         self.cache = cache
 
     async def get_details(self, key: ModelKey) -> ModelDetails | None:
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        ticket = self.cache.begin()
-        details = await self.store.get_details(key)
-        if details is not None:
-            self.cache.put(key, details, ticket)
-        return details
+        return await read_through(self.cache, key, lambda: self.store.get_details(key))
 
 
 class KeyInvalidation(Protocol):

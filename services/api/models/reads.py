@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from modelreg.services.api.caching.bounded import read_through
 from modelreg.services.api.caching.details import DetailsCache, EncodedDetails
 from modelreg.services.api.domain_errors import InvalidFilter, ModelNotFound
 from modelreg.services.api.models.ports import AliasIndex, ModelRepository
@@ -57,26 +58,34 @@ class ModelReads:
             return []
         return await self.aliases.models_with_aliases(namespace_id, aliases)
 
-    async def get_details(self, key: ModelKey) -> ModelDetailResponse:
+    async def _find(self, key: ModelKey) -> ModelDetailResponse | None:
         details = await self.store.get_details(key)
         if details is None:
-            raise ModelNotFound(key)
+            return None
         aliases = await self.aliases_of(key.namespace_id, [key.model_id])
         return ModelDetailResponse(model=to_view(details, aliases.get(key.model_id, ())))
 
+    async def get_details(self, key: ModelKey) -> ModelDetailResponse:
+        found = await self._find(key)
+        if found is None:
+            raise ModelNotFound(key)
+        return found
+
+    async def _encoded(self, key: ModelKey) -> EncodedDetails | None:
+        found = await self._find(key)
+        if found is None:
+            return None
+        body = msgspec.json.encode(found)
+        return EncodedDetails(body, strong_etag(body))
+
     async def get_details_encoded(self, key: ModelKey) -> tuple[bytes, str]:
         """The details body as sent, and its strong ETag; from the details cache when it holds them."""
-        cache = self.details_cache
-        if cache is None:
-            body = msgspec.json.encode(await self.get_details(key))
-            return body, strong_etag(body)
-        cached = cache.get(key)
-        if cached is not None:
-            return cached.body, cached.etag
-        ticket = cache.begin()
-        body = msgspec.json.encode(await self.get_details(key))
-        entry = EncodedDetails(body, strong_etag(body))
-        cache.put(key, entry, ticket)
+        if self.details_cache is None:
+            entry = await self._encoded(key)
+        else:
+            entry = await read_through(self.details_cache, key, lambda: self._encoded(key))
+        if entry is None:
+            raise ModelNotFound(key)
         return entry.body, entry.etag
 
     async def list_models(
