@@ -17,6 +17,7 @@ class FakeAliasStore:
         self.history: list[tuple[ModelKey, AliasHistoryKind, str]] = []
         # Runs inside write() before its compare: where a test lets another move win the race.
         self.before_write: Callable[[], Awaitable[None]] | None = None
+        self.namespace_loads = 0
 
     @staticmethod
     def _key(state: AliasState) -> tuple[str, str, str]:
@@ -57,6 +58,10 @@ class FakeAliasStore:
             s for s in self.aliases.values() if s.namespace_id == namespace_id and s.model_id in model_ids
         ]
         return aliases_by_model(states)
+
+    async def in_namespace(self, namespace_id: str) -> list[AliasState]:
+        self.namespace_loads += 1
+        return [s for s in self.aliases.values() if s.namespace_id == namespace_id]
 
     async def models_with_aliases(self, namespace_id: str, aliases: Sequence[str]) -> list[str]:
         return sorted(

@@ -26,6 +26,7 @@ from modelreg.services.api.auth.cache import CachingKeyStore
 from modelreg.services.api.auth.controller import whoami
 from modelreg.services.api.auth.guards import namespace_guard
 from modelreg.services.api.auth.middleware import ApiKeyAuthenticationMiddleware
+from modelreg.services.api.caching.aliases import CachedAliasIndex, InvalidatingAliasStore
 from modelreg.services.api.caching.details import CachedModelLookup, InvalidatingModelRepository
 from modelreg.services.api.caching.wiring import ApiCaches
 from modelreg.services.api.clusters.controller import ClusterController
@@ -102,10 +103,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Every write of this process goes through this store, so it invalidates what the caches hold of it.
         # Typed as the port, so the type check proves the wrapper still implements every method.
         model_store: ModelRepository = InvalidatingModelRepository(
-            ModelStore(settings.history_limit, settings.tombstone_retention_s), caches.details, caches.records
+            ModelStore(settings.history_limit, settings.tombstone_retention_s),
+            caches.details,
+            caches.records,
+            caches.aliases,
         )
         app.state.model_store = model_store
-        app.state.alias_store = AliasStore(settings.history_limit)
+        alias_store = AliasStore(settings.history_limit)
+        app.state.alias_store = InvalidatingAliasStore(alias_store, caches.aliases)
+        app.state.alias_reads = CachedAliasIndex(alias_store, caches.aliases)
         app.state.key_service = KeyService(
             CachingKeyStore(ApiKeyStore(), caches.keys), settings.api_key_pepper
         )
@@ -167,6 +173,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             clusters=cluster_store,
             aliases=state.alias_store,
             audit=audit,
+            alias_reads=state.alias_reads,
         )
 
     def provide_cluster_service() -> ClusterService:
@@ -185,7 +192,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_prediction_service(state: State) -> PredictionService:
         return PredictionService(
             CachedModelLookup(state.model_store, caches.records),
-            state.alias_store,
+            state.alias_reads,
             state.endpoint_client,
             check=InputSchemaCheck(),
         )

@@ -155,6 +155,33 @@ async def test_an_alias_moved_by_another_process_shows_in_the_models_details(top
         assert await aliases_of("m1") == []
 
 
+async def test_alias_writes_through_the_api_are_seen_by_the_next_reads(client, db) -> None:
+    for model_id in ("m1", "m2"):
+        await db.custom_models.insert_one(
+            seed_model_document("ns_a", model_id, name="resnet", version=model_id)
+        )
+    alias = "/v1/namespaces/ns_a/names/resnet/aliases/prod"
+
+    async def aliases_of(model_id: str) -> list[str]:
+        response = await client.get(f"{BASE}/{model_id}")
+        assert response.status_code == 200, response.text
+        return response.json()["model"]["aliases"]
+
+    async def listed_by_alias() -> list[str]:
+        response = await client.get(BASE, params={"filter": "alias = 'prod'"})
+        assert response.status_code == 200, response.text
+        return [model["model_id"] for model in response.json()["models"]]
+
+    assert await aliases_of("m1") == [] and await listed_by_alias() == []  # the namespace's aliases cached
+    assert (await client.put(alias, json={"model_id": "m1"})).status_code == 200
+    assert await aliases_of("m1") == ["prod"] and await listed_by_alias() == ["m1"]
+    assert (await client.put(alias, json={"model_id": "m2"})).status_code == 200
+    assert await aliases_of("m1") == [] and await aliases_of("m2") == ["prod"]
+    assert await listed_by_alias() == ["m2"]
+    assert (await client.delete(alias)).status_code == 200
+    assert await aliases_of("m2") == [] and await listed_by_alias() == []
+
+
 async def _equals(value, expected) -> bool:
     return await value == expected
 

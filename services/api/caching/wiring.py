@@ -11,6 +11,7 @@ import structlog
 from litestar import Litestar
 
 from modelreg.services.api.auth.cache import KeyRecordCache
+from modelreg.services.api.caching.aliases import NamespaceAliasCache
 from modelreg.services.api.caching.details import DetailsCache, ModelRecordCache
 from modelreg.services.api.caching.feed import follow
 from modelreg.shared.changes import ChangeSource
@@ -31,8 +32,15 @@ class ApiCaches:
             max_entries=settings.api_details_cache_max_entries,
             max_bytes=settings.api_details_cache_max_bytes,
         )
-        # The inference route's model lookups: the same bounds and staleness as the details.
+        # The inference route's model lookups, and the aliases of a namespace (model views, inference by
+        # alias): the same bounds and staleness as the details.
         self.records = ModelRecordCache(
+            ttl_s=settings.api_details_cache_ttl_s,
+            feed_ttl_s=settings.api_details_cache_feed_ttl_s,
+            max_entries=settings.api_details_cache_max_entries,
+            max_bytes=settings.api_details_cache_max_bytes,
+        )
+        self.aliases = NamespaceAliasCache(
             ttl_s=settings.api_details_cache_ttl_s,
             feed_ttl_s=settings.api_details_cache_feed_ttl_s,
             max_entries=settings.api_details_cache_max_entries,
@@ -48,7 +56,7 @@ class ApiCaches:
             log.info("api caches without the change feed: entries live their TTL")
             yield
             return
-        task = asyncio.create_task(follow(source, self.keys, self.details, self.records))
+        task = asyncio.create_task(follow(source, self.keys, self.details, self.records, self.aliases))
         try:
             yield
         finally:

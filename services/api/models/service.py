@@ -40,8 +40,10 @@ class ModelService:
         clusters: ClusterDirectory | None = None,
         aliases: AliasIndex | None = None,
         audit: Audit = NOT_AUDITED,
+        alias_reads: AliasIndex | None = None,
     ) -> None:
-        self.reads = ModelReads(store, details_cache, aliases, audit.store)
+        # The views' aliases may come from a cache (`alias_reads`); a delete checks the stored ones.
+        self.reads = ModelReads(store, details_cache, alias_reads or aliases, audit.store)
         self.registration = ModelRegistration(store, storage, settings, clock, audit)
         self.requests = DeploymentRequests(
             store,

@@ -44,6 +44,10 @@ class AliasStore:
         found = await AliasDocument.find_one(_where(namespace_id, name, alias))
         return None if found is None else _state(found)
 
+    async def in_namespace(self, namespace_id: str) -> list[AliasState]:
+        """Every alias of the namespace (what the API caches per namespace)."""
+        return [_state(document) async for document in AliasDocument.find({"namespace_id": namespace_id})]
+
     async def list_for_name(self, namespace_id: str, name: str) -> list[AliasState]:
         found = AliasDocument.find({"namespace_id": namespace_id, "name": name}).sort("alias")
         return [_state(document) async for document in found]
