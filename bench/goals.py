@@ -35,7 +35,7 @@ CEILING_RATIO = Goal("GET details / API ceiling (GET /v1/whoami) req/s, most cli
 STALENESS_P99 = Goal("staleness p99 ms (another process's write → visible in GET)", 50, False, ".1f")
 EVENT_P99 = Goal("event → visible in GET p99 ms at 100 events/s", 100, False, ".1f")
 LIST_P99 = Goal("filtered list page p99 ms at the largest size", 50, False, ".1f")
-GET_FLAT = Goal("GET details req/s across sizes, lowest / highest (flat across sizes)", 0.8, True)
+GET_FLAT = Goal("GET details req/s across sizes, warm working set, lowest / highest (flat)", 0.8, True)
 WORKER_SCALING = Goal("worker events/s, 2 workers / 1 (distinct partitions), lowest across sizes", 1.6, True)
 PREDICT_OVERHEAD = Goal(
     "inference route: p50 ms added over calling the endpoint directly (worse of by id / by alias)", 2, False

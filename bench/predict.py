@@ -122,11 +122,12 @@ async def run(stack: BenchStack, api_key: str, duration_s: float) -> tuple[Table
         table.add(name, r.rps.text(",.0f"), r.p50.text(".2f"), r.p99.text(".2f"), shown, 0)
     table.notes.append(
         "the endpoint is a stand-in (aiohttp, fixed answer, own process); the route adds: the key check, "
-        "one model read (two through an alias), the forward over a pooled connection, the answer"
+        "the model's record (and the alias) from the API's caches, the forward over a pooled connection, "
+        "the answer"
     )
     table.notes.append(
-        "API floor: the details read through the same API (key check, one model read, no forward), for what "
-        "any request costs there on this machine at this moment"
+        "API floor: the details read through the same API (key check, details from the cache, no "
+        "forward), for what any request costs there on this machine at this moment"
     )
     return table, overhead
 
