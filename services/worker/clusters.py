@@ -153,7 +153,7 @@ class ClusterWatch:
                     await self.publisher.publish(self.settings.events_topic, event)
                     metrics.UNREACHABLE_EVENTS.inc()
                 if placed.failover:
-                    await self._fail_over(placed, cluster.name, clusters, {c.name for c in lost}, now)
+                    await self._fail_over(placed, cluster, clusters, {c.name for c in lost}, now)
             if not cluster.unreachable and cluster.last_seen_at is not None:
                 if await self.store.mark_unreachable(cluster.name, cluster.last_seen_at):
                     log.warning(
@@ -175,14 +175,21 @@ class ClusterWatch:
     async def _fail_over(
         self,
         placed: PlacedModel,
-        lost: str,
+        lost_cluster: ClusterRecord,
         clusters: list[ClusterRecord],
         all_lost: set[str],
         now: datetime,
     ) -> None:
-        observed = placed.observed
-        if (observed.cluster or lost) != lost or observed.desired_cluster not in (None, lost):
-            return  # already moving elsewhere, or only asked on the lost cluster
+        observed, lost = placed.observed, lost_cluster.name
+        if (observed.cluster or lost) != lost:
+            return  # already moved
+        if observed.desired_cluster not in (None, lost):
+            if not lost_cluster.unreachable:
+                # Already asked elsewhere, and this cluster's loss not handled to the end: an earlier check
+                # may have stopped between its retarget and the deploy. Sent again (commands are
+                # at-least-once); once the cluster is flagged, the deploy was sent.
+                await self._send_deploy(placed.key, observed.desired_cluster, lost, now)
+            return
         choice = choose_cluster(
             [candidate(c) for c in clusters], PlacementRequest(), placed.needs, exclude=all_lost
         )
@@ -192,11 +199,12 @@ class ClusterWatch:
             )
             return
         if await self.store.retarget(placed.key, observed.desired_cluster, choice.cluster, now):
-            await self.publisher.publish(
-                self.settings.commands_topic, deploy_command(placed.key, choice.cluster, now)
-            )
-            metrics.COMMANDS_SENT.labels(reason="failover").inc()
-            log.warning("failing over", model=str(placed.key), lost=lost, to=choice.cluster)
+            await self._send_deploy(placed.key, choice.cluster, lost, now)
+
+    async def _send_deploy(self, key: ModelKey, to: str, lost: str, now: datetime) -> None:
+        await self.publisher.publish(self.settings.commands_topic, deploy_command(key, to, now))
+        metrics.COMMANDS_SENT.labels(reason="failover").inc()
+        log.warning("failing over", model=str(key), lost=lost, to=to)
 
     async def run_checks(self, stop: asyncio.Event, interval_s: float) -> None:
         """Check every `interval_s` until `stop`; a failed check is logged and tried again next time."""

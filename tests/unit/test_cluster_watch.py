@@ -135,6 +135,38 @@ async def test_two_workers_noticing_the_same_loss_do_not_fight() -> None:
     assert store.flagged == ["a"]
 
 
+class CrashingOnDeploy(Recorder):
+    """A worker that dies after its failover retarget was stored, before the deploy went out."""
+
+    async def publish(self, topic: str, message: DeploymentEvent | DeploymentCommand) -> None:
+        if isinstance(message, DeploymentCommand) and message.command_type is CommandType.DEPLOY:
+            raise ConnectionError("worker killed")
+        await super().publish(topic, message)
+
+
+async def test_a_failover_cut_short_after_its_retarget_sends_the_deploy_at_the_next_check() -> None:
+    now = T0 + timedelta(seconds=100)
+    settings = Settings(cluster_unreachable_after_s=30)
+    store = FakeClusterStore([cluster("a", T0), cluster("b", now)], {KEY: deployed_on_a(failover=True)})
+
+    crashed = CrashingOnDeploy()
+    try:
+        await ClusterWatch(settings, store, crashed, clock=lambda: now).check()
+    except ConnectionError:
+        pass
+    assert store.models[KEY].observed.desired_cluster == "b" and store.flagged == []
+
+    recorder = Recorder()
+    assert await ClusterWatch(settings, store, recorder, clock=lambda: now).check() == ["a"]
+    deploys = [m for _, m in recorder.sent if isinstance(m, DeploymentCommand)]
+    assert [(c.command_type, c.model_id, c.cluster) for c in deploys] == [(CommandType.DEPLOY, "m1", "b")]
+    assert store.flagged == ["a"]
+
+    later = Recorder()  # the loss handled to the end: no deploy again
+    await ClusterWatch(settings, store, later, clock=lambda: now).check()
+    assert not [m for _, m in later.sent if isinstance(m, DeploymentCommand)]
+
+
 async def test_a_cluster_within_the_timeout_or_never_seen_is_not_lost() -> None:
     now = T0 + timedelta(seconds=10)
     never = cluster("n", T0).model_copy(update={"last_seen_at": None})
