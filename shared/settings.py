@@ -122,6 +122,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Unpacked models no application uses are kept (most recently used first) while the cache is under this.
     bridge_cache_max_bytes: Annotated[int, msgspec.Meta(ge=0)] = 10 * 1024**3
     bridge_consumer_group: str = "modelreg-bridge"
+    # Longest time the broker may hold the bridge's command fetch (tansu holds it that long even with a
+    # command waiting, so it delays every deploy by up to this; aiokafka's default is 500).
+    bridge_fetch_max_wait_ms: PositiveInt = 100
     # Serve applications are named "{serve_app_prefix}.{namespace_id}.{model_id}"; the bridge owns those.
     serve_app_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = "modelreg"
     # Base of the endpoints published in events; default http://{serve_host}:{serve_port}.

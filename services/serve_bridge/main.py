@@ -46,6 +46,7 @@ async def run_bridge(settings: Settings, stop: asyncio.Event | None = None) -> N
         group_id=bridge_consumer_group(settings.bridge_consumer_group, settings.bridge_cluster),
         max_poll_records=COMMANDS_PER_BATCH,
         max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        fetch_max_wait_ms=settings.bridge_fetch_max_wait_ms,
     )
     calls = RayCalls(adapter, settings.bridge_ray_timeout_s)
     bridge = build_bridge(
