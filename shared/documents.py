@@ -117,24 +117,17 @@ def _ns_index(name: str, *keys: tuple[str, int]) -> pymongo.IndexModel:
 
 
 _NEWEST = (("created_at", pymongo.DESCENDING), ("model_id", pymongo.ASCENDING))
+# The name orders need none of their own: (namespace_id, name, version) is unique, so the unique index read
+# forwards or backwards is either order (shared/adapters/mongo/listing.py, LIST_SORTS).
 LIST_INDEXES = [
     _ns_index("namespace_created_asc", ("created_at", pymongo.ASCENDING), ("model_id", pymongo.ASCENDING)),
-    _ns_index(
-        "namespace_name_order",
-        ("name", pymongo.ASCENDING),
-        ("version", pymongo.ASCENDING),
-        ("model_id", pymongo.ASCENDING),
-    ),
-    _ns_index(
-        "namespace_name_desc",
-        ("name", pymongo.DESCENDING),
-        ("version", pymongo.DESCENDING),
-        ("model_id", pymongo.ASCENDING),
-    ),
     _ns_index("namespace_task_type_created", ("task_type", pymongo.ASCENDING), *_NEWEST),
     _ns_index("namespace_deployed_created", ("deployed", pymongo.ASCENDING), *_NEWEST),
     _ns_index("namespace_format_created", ("model_format", pymongo.ASCENDING), *_NEWEST),
 ]
+# Indexes an earlier version created that no query needs any more: dropped at connection, as every index
+# costs each write on SecantusDB (docs/performance.md, "Indexes").
+RETIRED_INDEXES = {"custom_models": ("namespace_name_order", "namespace_name_desc")}
 
 
 class ModelDocument(Document, ModelDetails):

@@ -16,6 +16,7 @@ from modelreg.shared.adapters.mongo import (
     DuplicateModelIdError,
     ModelRegisteredError,
     ModelStore,
+    connect,
     observed_from_details,
 )
 from modelreg.shared.cluster_routing import ObservedPlacement
@@ -26,7 +27,7 @@ from modelreg.shared.deployment_rules import (
     apply_event,
     is_observed_on_serve,
 )
-from modelreg.shared.documents import ModelDetails
+from modelreg.shared.documents import LIST_INDEXES, RETIRED_INDEXES, ModelDetails
 from tests.factories import event, seed_model_document
 from tests.fakes import InMemoryObservedStore
 
@@ -159,3 +160,18 @@ async def test_the_store_port_contract(observed_store) -> None:
     assert after[a].last_event_sequence == 1 and after[a].status is DeploymentStatus.PENDING
     assert after[b].last_event_sequence == 1
     assert await observed_store.write_observed([], NOW) == set()
+
+
+async def test_indexes_no_query_uses_are_dropped_when_a_process_connects(db, settings) -> None:
+    """An index left by an earlier version costs every write (on SecantusDB, every index is rewritten)."""
+    retired = RETIRED_INDEXES["custom_models"]
+    for name, direction in zip(retired, (1, -1), strict=True):
+        keys = [("namespace_id", 1), ("name", direction), ("version", direction), ("model_id", 1)]
+        await db.custom_models.create_index(keys, name=name)
+
+    client = await connect(settings)
+    await connect(settings)  # a second process finds them gone already
+    names = {index["name"] async for index in await db.custom_models.list_indexes()}
+    await client.close()
+    assert not set(retired) & names
+    assert {index.document["name"] for index in LIST_INDEXES} <= names

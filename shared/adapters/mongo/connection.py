@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, TypeAlias
 
 import pymongo
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure, PyMongoError
 
-from modelreg.shared.documents import DOCUMENT_MODELS, LIST_INDEXES, ModelDocument
+from modelreg.shared.documents import DOCUMENT_MODELS, LIST_INDEXES, RETIRED_INDEXES, ModelDocument
 from modelreg.shared.retry import retry_with_backoff
 from modelreg.shared.settings import Settings
 
@@ -31,7 +33,19 @@ async def connect(settings: Settings, *, server_selection_timeout_ms: int = 5_00
     # Beanie keys indexes by their field names only, so it would keep one of two indexes that differ in a
     # direction (namespace_created / namespace_created_asc); these are created here, by name.
     await database[ModelDocument.Settings.name].create_indexes(LIST_INDEXES)
+    await drop_retired_indexes(database)
     return client
+
+
+async def drop_retired_indexes(database: AsyncDatabase[dict[str, Any]]) -> None:
+    """Drop the indexes no query uses any more (RETIRED_INDEXES) where an earlier version left them."""
+    for collection_name, names in RETIRED_INDEXES.items():
+        collection = database[collection_name]
+        present = {index["name"] async for index in await collection.list_indexes()}
+        for name in names:
+            if name in present:
+                with contextlib.suppress(OperationFailure):  # another process dropped it first
+                    await collection.drop_index(name)
 
 
 async def connect_when_available(

@@ -26,12 +26,14 @@ class ModelFilter(msgspec.Struct, kw_only=True, frozen=True):
 # pymongo's 1 and -1, as Beanie's sort() is typed.
 ASCENDING, DESCENDING = SortDirection.ASCENDING, SortDirection.DESCENDING
 
-# Listing orders; model_id breaks ties so pages never overlap or skip.
+# Listing orders, each total so pages never overlap or skip: model_id breaks ties of created_at, and name and
+# version have none ((namespace_id, name, version) is unique), so the name orders are the unique index's,
+# read forwards or backwards.
 LIST_SORTS: dict[str, list[tuple[str, SortDirection]]] = {
     "-created_at": [("created_at", DESCENDING), ("model_id", ASCENDING)],
     "created_at": [("created_at", ASCENDING), ("model_id", ASCENDING)],
-    "name": [("name", ASCENDING), ("version", ASCENDING), ("model_id", ASCENDING)],
-    "-name": [("name", DESCENDING), ("version", DESCENDING), ("model_id", ASCENDING)],
+    "name": [("name", ASCENDING), ("version", ASCENDING)],
+    "-name": [("name", DESCENDING), ("version", DESCENDING)],
 }
 
 
