@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
-from modelreg.shared.adapters import kafka, mongo
+from modelreg.shared.adapters import kafka
 from modelreg.shared.adapters.event_producer import DeploymentEventProducer
-from modelreg.shared.adapters.mongo import ModelStore
-from modelreg.shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
 from modelreg.shared.contracts import (
     CommandType,
     DeploymentCommand,
@@ -17,9 +16,13 @@ from modelreg.shared.contracts import (
     decode_command,
     encode,
 )
-from modelreg.shared.documents import ModelDetails, ResourceRequirementsFields, utc_now
 from modelreg.shared.identifiers import check_id, check_model_id
 from modelreg.shared.settings import Settings
+
+# MongoDB (Beanie, pymongo) and the archive storage are imported by the actions that use them, so the CLI's
+# publishing commands, which only speak Kafka, start without them.
+if TYPE_CHECKING:
+    from modelreg.shared.documents import ModelDetails, ResourceRequirementsFields
 
 
 class InvalidRegistration(ValueError):
@@ -43,6 +46,11 @@ async def register_model(
 
     Raises InvalidRegistration, or the store's ModelRegisteredError when its id or name and version is taken.
     """
+    from modelreg.shared.adapters import mongo
+    from modelreg.shared.adapters.mongo import ModelStore
+    from modelreg.shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
+    from modelreg.shared.documents import ModelDetails, ResourceRequirementsFields
+
     try:
         check_id("namespace_id", namespace_id)
         check_model_id(model_id)
@@ -96,6 +104,10 @@ async def resync_model(settings: Settings, key: ModelKey) -> DeploymentCommand |
 
     None when the registry has no such model (nothing is published then).
     """
+    from modelreg.shared.adapters import mongo
+    from modelreg.shared.adapters.mongo import ModelStore
+    from modelreg.shared.documents import utc_now
+
     client = await mongo.connect(settings)
     try:
         now = utc_now()

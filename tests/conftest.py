@@ -5,9 +5,9 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -179,17 +179,25 @@ async def insert_api_key(database: Any, settings: Settings, *namespaces: str, ad
     return generated.key
 
 
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One local moto S3 server per test process, started by the first test that needs one (`s3_url`)."""
+    server = embedded.moto(tmp_path_factory.mktemp("moto")).start(timeout_s=60)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def s3_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A local moto S3 server (credentials for it in the environment), stopped after the test."""
+def s3_url(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A local moto S3 server, empty as if just started (its state is reset for each test; one server
+    process serves them all, as starting one costs a second of CPU), with credentials in the environment."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(name, value)
-    server = embedded.moto(tmp_path).start(timeout_s=60)
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    httpx.post(f"{moto_server}/moto-api/reset", timeout=30).raise_for_status()
+    return moto_server

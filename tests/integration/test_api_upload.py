@@ -343,24 +343,12 @@ async def test_the_unique_index_decides_when_two_inserts_race(db) -> None:
 
 
 @pytest.fixture
-def s3_settings(topics, tmp_path, monkeypatch):
+def s3_settings(topics, s3_url):
     """Settings storing archives in a bucket of a local S3-compatible server."""
     import boto3
 
-    from modelreg.services.devstack.embedded import moto
-
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        monkeypatch.setenv(name, value)
-    server = moto(tmp_path).start()
-    try:
-        boto3.client("s3", endpoint_url=server.url).create_bucket(Bucket="models")
-        yield msgspec.structs.replace(topics, s3_endpoint_url=server.url, s3_bucket="models")
-    finally:
-        server.stop()
+    boto3.client("s3", endpoint_url=s3_url).create_bucket(Bucket="models")
+    return msgspec.structs.replace(topics, s3_endpoint_url=s3_url, s3_bucket="models")
 
 
 async def test_archives_go_to_s3_when_a_bucket_is_configured(s3_settings, db, make_key) -> None:

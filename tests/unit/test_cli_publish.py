@@ -26,3 +26,21 @@ def test_publish_refuses_invalid_values_before_connecting(option, value) -> None
     )
     assert result.returncode == 2, result.stderr
     assert "invalid_event" in result.stderr and option.removeprefix("--").replace("-", "_") in result.stderr
+
+
+def test_publishing_commands_start_without_mongodb_or_the_api_stack() -> None:
+    # Each CLI process pays for what it imports: a command that only speaks Kafka imports no MongoDB
+    # (Beanie, pymongo), no Litestar and no Ray. The command runs for real up to its refusal (exit 2).
+    args = ["events", "publish", "--namespace", "ns", "--model-id", "m", "--type", "started"]
+    script = (
+        "import sys\n"
+        "from modelreg.services import cli\n"
+        f"code = cli.main({[*args, '--endpoint', 'javascript:alert(1)']!r})\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'beanie', 'pymongo', 'litestar', 'ray'})\n"
+        "print(code, heavy)\n"
+    )
+    env = {**os.environ, "MODELREG_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split("\n")[-2:] == ["2 []", ""], (result.stdout, result.stderr)
