@@ -150,11 +150,15 @@ def _deploy_and_wait(
 def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
     from modelreg.services.follow import follow_model
     from modelreg.shared.contracts import ModelKey
+    from modelreg.shared.signals import stop_on_signals
 
-    try:
-        return asyncio.run(follow_model(settings, ModelKey(args.namespace, args.model_id), sys.stdout))
-    except KeyboardInterrupt:
-        return 130
+    async def watch() -> int:
+        # SIGINT and SIGTERM end the watch through `stop` (exit 130), not by cancelling a database read.
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        return await follow_model(settings, ModelKey(args.namespace, args.model_id), sys.stdout, stop=stop)
+
+    return asyncio.run(watch())
 
 
 def _published(publish: Callable[[], Coroutine[Any, Any, object]]) -> int:

@@ -17,7 +17,7 @@ from tests.conftest import read_topic
 from tests.factories import event, seed_model_document
 
 
-async def start_cli(settings: Settings, *args: str) -> asyncio.subprocess.Process:
+async def start_cli(settings: Settings, *args: str, **options: object) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -27,6 +27,7 @@ async def start_cli(settings: Settings, *args: str) -> asyncio.subprocess.Proces
         env={**os.environ, **settings.as_env()},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        **options,
     )
 
 
@@ -79,4 +80,22 @@ async def test_watch_prints_each_transition_until_interrupted(settings, db) -> N
     await db.custom_models.delete_one({"namespace_id": "ns_cli", "model_id": "m1"})
     assert await read_line(process) == "ns_cli/m1  model.deleted  status=gone"
     process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(process.wait(), 60) == 130
+
+
+def block_sigint() -> None:
+    # What some launchers do to their children (Ray's process launcher, for one): the mask is inherited.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "launch"),
+    [(signal.SIGTERM, {}), (signal.SIGINT, {"preexec_fn": block_sigint})],
+    ids=["sigterm", "sigint-blocked-by-the-launcher"],
+)
+async def test_watch_ends_on_a_stop_signal_however_it_was_launched(settings, db, stop_signal, launch) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_cli", "m1"))
+    process = await start_cli(settings, "watch", "--namespace", "ns_cli", "--model-id", "m1", **launch)
+    assert await read_line(process) == "ns_cli/m1  status=not_deployed"
+    process.send_signal(stop_signal)
     assert await asyncio.wait_for(process.wait(), 60) == 130
