@@ -210,3 +210,13 @@ class InMemoryObservedStore:
                 self.models[change.key] = change.after
                 self.history.setdefault(change.key, []).extend(change.applied)
         return lost_writes(changes, {key: m.last_event_sequence for key, m in self.models.items()})
+
+
+class FakeClock:
+    """A monotonic clock (seconds) that moves only when a test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now

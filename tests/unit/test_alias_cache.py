@@ -21,16 +21,9 @@ from modelreg.shared.alias_rules import AliasState
 from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 from modelreg.shared.contracts import ModelKey
 from tests.alias_fakes import FakeAliasStore
+from tests.fakes import FakeClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def state(alias: str, model_id: str, namespace_id: str = "ns", revision: int = 1, **fields) -> AliasState:

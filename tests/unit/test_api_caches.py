@@ -37,17 +37,10 @@ from modelreg.shared.deployment_rules import DesiredState
 from modelreg.shared.documents import ApiKeyDocument, ModelDetails
 from modelreg.shared.settings import Settings
 from tests.api_fakes import FakeArchiveStorage, FakeCommandPublisher, FakeModelStore
+from tests.fakes import FakeClock
 
 KEY = ModelKey("ns", "m1")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- the bounded cache ------------------------------------------------------------------------------------

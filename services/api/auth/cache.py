@@ -12,36 +12,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from modelreg.services.api.caching.bounded import BoundedCache, read_through
+from modelreg.services.api.caching.bounded import read_through
+from modelreg.services.api.caching.followed import FollowedCache
 from modelreg.services.keys.ports import KeyRecords
 from modelreg.shared.changes import ChangedCollection, RegistryChange
 from modelreg.shared.documents import ApiKeyDocument
 
 
-class KeyRecordCache:
+class KeyRecordCache(FollowedCache[str, ApiKeyDocument]):
+    """Key records by prefix; one TTL, followed by the change feed or not (revocations must take effect
+    within it even while the feed delivers)."""
+
     def __init__(
         self, *, ttl_s: float, max_entries: int, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self.entries: BoundedCache[str, ApiKeyDocument] = BoundedCache(
-            ttl_s=ttl_s, max_entries=max_entries, clock=clock
-        )
-
-    def get(self, prefix: str) -> ApiKeyDocument | None:
-        return self.entries.get(prefix) if self.entries.enabled else None
-
-    def begin(self) -> int:
-        return self.entries.begin()
-
-    def put(self, prefix: str, record: ApiKeyDocument, ticket: int) -> None:
-        self.entries.put(prefix, record, ticket)
+        super().__init__(ttl_s=ttl_s, feed_ttl_s=ttl_s, max_entries=max_entries, clock=clock)
 
     def invalidate(self, prefix: str) -> None:
         self.entries.invalidate(prefix)
-
-    def following(self, live: bool) -> None:
-        """The change feed started or stopped delivering; when it stops, what it may have missed goes."""
-        if not live:
-            self.entries.clear()
 
     def apply(self, change: RegistryChange) -> None:
         """A committed change of `api_keys` invalidates the key it changed."""

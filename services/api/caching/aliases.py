@@ -9,14 +9,14 @@ a model an alias points at (its delete takes the aliases with it) invalidates th
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
 import msgspec
 
-from modelreg.services.api.caching.bounded import BoundedCache, read_through
+from modelreg.services.api.caching.bounded import read_through
+from modelreg.services.api.caching.followed import FollowedCache
 from modelreg.shared.alias_rules import AliasHistoryKind, AliasState, aliases_by_model
 from modelreg.shared.changes import ChangedCollection, RegistryChange
 from modelreg.shared.contracts import ModelKey
@@ -44,40 +44,11 @@ class NamespaceAliases(msgspec.Struct, frozen=True):
         )
 
 
-class NamespaceAliasCache:
-    """`NamespaceAliases` by namespace: `ttl_s` without a change feed, `feed_ttl_s` with one."""
+class NamespaceAliasCache(FollowedCache[str, NamespaceAliases]):
+    """`NamespaceAliases` by namespace."""
 
-    def __init__(
-        self,
-        *,
-        ttl_s: float,
-        feed_ttl_s: float,
-        max_entries: int,
-        max_bytes: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl_s = ttl_s
-        self.feed_ttl_s = feed_ttl_s
-        self.entries: BoundedCache[str, NamespaceAliases] = BoundedCache(
-            ttl_s=ttl_s,
-            max_entries=max_entries,
-            max_bytes=max_bytes,
-            clock=clock,
-            size_of=lambda aliases: (len(aliases.by_name) + 1) * ALIAS_ENTRY_BYTES,
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.entries.enabled
-
-    def get(self, namespace_id: str) -> NamespaceAliases | None:
-        return self.entries.get(namespace_id) if self.entries.enabled else None
-
-    def begin(self) -> int:
-        return self.entries.begin()
-
-    def put(self, namespace_id: str, aliases: NamespaceAliases, ticket: int) -> None:
-        self.entries.put(namespace_id, aliases, ticket)
+    def measure(self, value: NamespaceAliases) -> int:
+        return (len(value.by_name) + 1) * ALIAS_ENTRY_BYTES
 
     def invalidate_namespace(self, namespace_id: str) -> None:
         self.entries.invalidate(namespace_id)
@@ -88,15 +59,6 @@ class NamespaceAliasCache:
         cached = self.entries.peek(key.namespace_id)
         if cached is None or key.model_id in cached.referenced:
             self.entries.invalidate(key.namespace_id)
-
-    def following(self, live: bool) -> None:
-        """The change feed started (True) or stopped (False) delivering: which TTL new entries get.
-
-        When it stops, what it may have missed is forgotten: entries are only trusted for the short TTL.
-        """
-        self.entries.ttl_s = self.feed_ttl_s if live and self.ttl_s > 0 else self.ttl_s
-        if not live:
-            self.entries.clear()
 
     def apply(self, change: RegistryChange) -> None:
         """A committed change of `model_aliases` invalidates its namespace's aliases."""

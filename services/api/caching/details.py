@@ -8,14 +8,14 @@ change feed (`apply`), or not at all: then the TTL bounds how stale an answer ca
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 import msgspec
 
-from modelreg.services.api.caching.bounded import BoundedCache, read_through
+from modelreg.services.api.caching.bounded import read_through
+from modelreg.services.api.caching.followed import FollowedCache
 from modelreg.services.api.models.ports import ModelRepository
 from modelreg.shared.adapters.mongo import ModelFilter
 from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
@@ -40,48 +40,11 @@ def entry_bytes(entry: EncodedDetails) -> int:
 V = TypeVar("V")
 
 
-class ModelCache(Generic[V]):
-    """A value per model; `ttl_s` while no change feed is followed, `feed_ttl_s` while one is."""
-
-    def __init__(
-        self,
-        *,
-        ttl_s: float,
-        feed_ttl_s: float,
-        max_entries: int,
-        max_bytes: int,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl_s = ttl_s
-        self.feed_ttl_s = feed_ttl_s
-        self.entries: BoundedCache[ModelKey, V] = BoundedCache(
-            ttl_s=ttl_s, max_entries=max_entries, max_bytes=max_bytes, clock=clock, size_of=self.measure
-        )
-
-    def measure(self, value: V) -> int:
-        """The bytes `value` counts for against `max_bytes`."""
-        raise NotImplementedError
-
-    def get(self, key: ModelKey) -> V | None:
-        return self.entries.get(key) if self.entries.enabled else None
-
-    def begin(self) -> int:
-        return self.entries.begin()
-
-    def put(self, key: ModelKey, entry: V, ticket: int) -> None:
-        self.entries.put(key, entry, ticket)
+class ModelCache(FollowedCache[ModelKey, V]):
+    """A value per model."""
 
     def invalidate(self, key: ModelKey) -> None:
         self.entries.invalidate(key)
-
-    def following(self, live: bool) -> None:
-        """The change feed started (True) or stopped (False) delivering: which TTL new entries get.
-
-        When it stops, what it may have missed is forgotten: entries are only trusted for the short TTL.
-        """
-        self.entries.ttl_s = self.feed_ttl_s if live and self.ttl_s > 0 else self.ttl_s
-        if not live:
-            self.entries.clear()
 
     def apply(self, change: RegistryChange) -> None:
         """A committed change of `custom_models` invalidates the model it changed."""
