@@ -11,6 +11,21 @@ from modelreg.shared.adapters.mongo.change_stream import ResumeTokenRefused
 from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 
 
+def alias_change(namespace_id: str | None) -> RegistryChange:
+    """A committed move of alias `prod` of `resnet` to m2 in `namespace_id` (None: a change naming none)."""
+    return RegistryChange(
+        token="t-alias",
+        collection=ChangedCollection.ALIASES,
+        operation=ChangeOperation.UPDATE,
+        document_id="1" * 24,
+        namespace_id=namespace_id,
+        document=None
+        if namespace_id is None
+        else {"namespace_id": namespace_id, "name": "resnet", "alias": "prod", "model_id": "m2"},
+        committed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
 def token(index: int) -> str:
     return f"{index:08d}"
 

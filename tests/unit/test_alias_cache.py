@@ -18,9 +18,9 @@ from modelreg.services.api.caching.aliases import (
     NamespaceAliasCache,
 )
 from modelreg.shared.alias_rules import AliasState
-from modelreg.shared.changes import ChangedCollection, ChangeOperation, RegistryChange
 from modelreg.shared.contracts import ModelKey
 from tests.alias_fakes import FakeAliasStore
+from tests.change_fakes import alias_change
 from tests.fakes import FakeClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -56,18 +56,6 @@ class Aliases:
 @pytest.fixture
 def aliases() -> Aliases:
     return Aliases()
-
-
-def alias_change(namespace_id: str | None) -> RegistryChange:
-    return RegistryChange(
-        token="t",
-        collection=ChangedCollection.ALIASES,
-        operation=ChangeOperation.UPDATE,
-        document_id="1" * 24,
-        namespace_id=namespace_id,
-        document=None,
-        committed_at=T0,
-    )
 
 
 async def test_a_namespace_is_read_once_for_every_alias_read(aliases) -> None:

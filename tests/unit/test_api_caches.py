@@ -37,6 +37,7 @@ from modelreg.shared.deployment_rules import DesiredState
 from modelreg.shared.documents import ApiKeyDocument, ModelDetails
 from modelreg.shared.settings import Settings
 from tests.api_fakes import FakeArchiveStorage, FakeCommandPublisher, FakeModelStore
+from tests.change_fakes import alias_change
 from tests.fakes import FakeClock
 
 KEY = ModelKey("ns", "m1")
@@ -353,18 +354,6 @@ async def test_model_lookups_follow_the_feed(registry) -> None:
 
     found = await registry.lookup.get_details(KEY)
     assert found is not None and found.task_type == "detection"
-
-
-def alias_change(namespace_id: str) -> RegistryChange:
-    return RegistryChange(
-        token="t-alias",
-        collection=ChangedCollection.ALIASES,
-        operation=ChangeOperation.UPDATE,
-        document_id="1" * 24,
-        namespace_id=namespace_id,
-        document={"namespace_id": namespace_id, "name": "resnet", "alias": "prod", "model_id": "m2"},
-        committed_at=T0,
-    )
 
 
 async def test_an_alias_change_drops_the_cached_details_of_its_namespace(registry) -> None:
