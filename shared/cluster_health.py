@@ -53,12 +53,24 @@ def placed_on(observed: ObservedDeployment, cluster: str) -> bool:
     return (observed.cluster or DEFAULT_CLUSTER) == cluster
 
 
-def needs_unreachable_event(observed: ObservedDeployment, cluster: str) -> bool:
-    """Models of a lost cluster that still look served (pending or deployed) turn unhealthy."""
-    return placed_on(observed, cluster) and observed.status in (
+def needs_unreachable_event(
+    observed: ObservedDeployment, cluster: str, timeout_s: float, now: datetime
+) -> bool:
+    """Models of a lost cluster that still look served (pending or deployed) turn unhealthy.
+
+    Except a model whose state the cluster's bridge announced within the timeout: the cluster is back
+    (its health report, on another topic, is just not applied yet), and an `unhealthy` event then would
+    hide the announcement until the resync repeats it. An announcement dated after now (a fast clock)
+    does not count.
+    """
+    if not placed_on(observed, cluster) or observed.status not in (
         DeploymentStatus.PENDING,
         DeploymentStatus.DEPLOYED,
-    )
+    ):
+        return False
+    announced = observed.observed_at
+    recently = announced is not None and announced <= now and not is_unreachable(announced, timeout_s, now)
+    return not recently
 
 
 def unreachable_event(

@@ -148,7 +148,8 @@ class ClusterWatch:
         ]
         for cluster in lost:
             for placed in await self.store.models_living_on(cluster.name):
-                if needs_unreachable_event(placed.observed, cluster.name):
+                timeout_s = self.settings.cluster_unreachable_after_s
+                if needs_unreachable_event(placed.observed, cluster.name, timeout_s, now):
                     event = unreachable_event(placed.key, placed.observed, cluster.name, now)
                     await self.publisher.publish(self.settings.events_topic, event)
                     metrics.UNREACHABLE_EVENTS.inc()

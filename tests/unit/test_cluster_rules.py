@@ -188,13 +188,15 @@ def test_unreachable_is_exactly_silence_beyond_the_timeout(timeout_s: float, sil
 
 def test_the_unreachable_event_is_just_newer_than_the_clusters_last_and_the_bridge_wins_after() -> None:
     state = deployed_on_a()
-    assert needs_unreachable_event(state, "a") and not needs_unreachable_event(state, "b")
-    lost = unreachable_event(KEY, state, "a", BASE_TIME + timedelta(days=1))
+    later = BASE_TIME + timedelta(days=1)
+    assert needs_unreachable_event(state, "a", 30, later)
+    assert not needs_unreachable_event(state, "b", 30, later)
+    lost = unreachable_event(KEY, state, "a", later)
     assert lost.sequence == 3 and lost.message == "cluster a unreachable"
     assert lost == msgspec.structs.replace(unreachable_event(KEY, state, "a", lost.occurred_at))
     after = apply_event(state, lost)
     assert after is not None and after.status is DeploymentStatus.UNHEALTHY
-    assert not needs_unreachable_event(after, "a")
+    assert not needs_unreachable_event(after, "a", 30, later)
     assert apply_event(after, lost) is None, "a second worker's copy is stale"
     back = apply_event(after, event(EventType.READY, 4, cluster="a", endpoint="http://a:8001/x"))
     assert back is not None and back.status is DeploymentStatus.DEPLOYED
@@ -227,3 +229,15 @@ def test_newest_reports_keeps_each_clusters_highest_sequence() -> None:
 
     newest = newest_reports([report("a", 2), report("b", 1), report("a", 5), report("a", 3)])
     assert sorted((r.cluster, r.sequence) for r in newest) == [("a", 5), ("b", 1)]
+
+
+def test_a_model_its_lost_cluster_announced_within_the_timeout_gets_no_unreachable_event() -> None:
+    """The bridge came back and announced the model before its health report was applied: telling the
+    model unhealthy then would hide that announcement (a deployed model flapping to unhealthy)."""
+    state = deployed_on_a()
+    announced = state.observed_at
+    assert announced is not None
+    assert not needs_unreachable_event(state, "a", 30, announced + timedelta(seconds=30))
+    assert needs_unreachable_event(state, "a", 30, announced + timedelta(seconds=31))
+    # An announcement dated after now (a fast bridge clock) does not keep the model looking served.
+    assert needs_unreachable_event(state, "a", 30, announced - timedelta(seconds=1))

@@ -236,3 +236,21 @@ async def test_a_report_arriving_during_the_loss_check_resyncs_the_models_it_mar
     assert await ClusterWatch(settings, store, recorder, clock=lambda: now).check() == ["a"]
     assert store.flagged == [], "the cluster reported in between: not flagged"
     assert resyncs(recorder) == [("m1", "a")], "the unreachable event just sent is corrected by a resync"
+
+
+async def test_a_model_the_lost_cluster_just_announced_is_not_turned_unhealthy() -> None:
+    """The bridge is back and its `ready` applied, its health report (another topic) not yet: the check
+    still finds the cluster silent, but sends no `unhealthy` for the model the bridge just announced."""
+    now = T0 + timedelta(seconds=100)
+    settings = Settings(cluster_unreachable_after_s=30)
+    announced, _ = apply_events(
+        ObservedDeployment(desired_cluster="a"),
+        [event(EventType.READY, 9, model_id="x", cluster="a", occurred_at=now - timedelta(seconds=1))],
+    )
+    fresh = PlacedModel(key=KEY, observed=announced, failover=False, needs=Requirements(memory=GIB))
+    silent = msgspec.structs.replace(deployed_on_a(False), key=STAY)
+    store = FakeClusterStore([cluster("a", T0)], {KEY: fresh, STAY: silent})
+    recorder = Recorder()
+    assert await ClusterWatch(settings, store, recorder, clock=lambda: now).check() == ["a"]
+    events = [m for _, m in recorder.sent if isinstance(m, DeploymentEvent)]
+    assert [(e.model_id, e.event_type) for e in events] == [("m2", EventType.UNHEALTHY)]
