@@ -10,15 +10,17 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 4
 PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
-.PHONY: install run test test-fast check types bench lock lint clean browser
+.PHONY: install run test test-fast check types bench lock lint clean browser bytecode
 
 install: $(STAMP)
 
-# uv itself comes from a hash-pinned lock; everything else is synced from requirements-dev.lock.
+# uv itself comes from a hash-pinned lock; everything else is synced from requirements-dev.lock, compiled to
+# bytecode once here: every process of a run (xdist workers, CLI and service subprocesses, Ray's workers)
+# would otherwise compile what it imports again where PYTHONDONTWRITEBYTECODE is set.
 $(STAMP): requirements-bootstrap.lock requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	test -x $(BIN)/uv || $(BIN)/python -m pip install -q --require-hashes --no-deps -r requirements-bootstrap.lock
-	$(BIN)/uv pip sync -q --python $(BIN)/python requirements-dev.lock
+	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements-dev.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
@@ -29,11 +31,17 @@ run: install
 browser:
 	./.ci/install-chromium
 
-test: install browser
-	$(PYTEST) $(PYTEST_ARGS)
+test: install browser bytecode
+	$(TEST_ENV) $(PYTEST) $(PYTEST_ARGS)
 
-test-fast: install browser
-	$(PYTEST) -m "not e2e and not faults" $(PYTEST_ARGS)
+test-fast: install browser bytecode
+	$(TEST_ENV) $(PYTEST) -m "not e2e and not faults" $(PYTEST_ARGS)
+
+# The project's own bytecode, before the test processes start (they would each compile it), and pytest's
+# assertion-rewritten modules cached for the processes after the first: PYTHONDONTWRITEBYTECODE forbids both.
+TEST_ENV := env -u PYTHONDONTWRITEBYTECODE
+bytecode: install
+	$(BIN)/python -m compileall -q -j 0 shared services tests
 
 bench: install
 	$(BIN)/uv pip install -q --python $(BIN)/python -r requirements-bench.lock
