@@ -20,8 +20,6 @@ import boto3
 import httpx
 import msgspec
 import pytest
-from mixpeek.models.confirm_model_upload_response import ConfirmModelUploadResponse
-from mixpeek.models.model_presigned_url_response import ModelPresignedURLResponse
 
 from modelreg.services.devstack.embedded import free_port
 from modelreg.services.testing.processes import ServiceProcess
@@ -31,6 +29,7 @@ from tests.api_support import api_client, make_archive
 from tests.conftest import eventually, insert_api_key, make_settings
 from tests.factories import seed_model_document
 from tests.integration.test_api_upload import assert_error, assert_validation_error, stored_files
+from tests.mixpeek_sdk import mixpeek
 
 SIGNING_KEY = "test-upload-signing-key"
 GZIP = {"Content-Type": "application/gzip"}
@@ -73,10 +72,10 @@ async def confirm(client, upload_id: str, namespace: str = "ns_a", **body: Any):
 
 def check_with_sdk_models(created: dict[str, Any], confirmed: dict[str, Any]) -> None:
     # The namespace route has no organization; everything else is the SDK's ModelPresignedURLResponse.
-    parsed = ModelPresignedURLResponse.from_dict({**created, "organization_id": "-"})
+    parsed = mixpeek.ModelPresignedURLResponse.from_dict({**created, "organization_id": "-"})
     assert parsed.upload_id == created["upload_id"] and parsed.required_content_type == "application/gzip"
     assert parsed.expires_at == datetime.fromisoformat(created["expires_at"])
-    result = ConfirmModelUploadResponse.from_dict(confirmed)
+    result = mixpeek.ConfirmModelUploadResponse.from_dict(confirmed)
     assert result.success is True and result.validation_status == "passed" and result.model_id
     assert result.upload_id == created["upload_id"] and result.validation_errors == []
 
@@ -352,8 +351,8 @@ async def test_s3_flow_for_a_shared_model(s3_admin, s3_url, db) -> None:
     assert response.status_code == 200, response.text
     created = response.json()
     # Exactly the SDK's ModelPresignedURLResponse: the organization, no namespace.
-    assert set(created) == set(ModelPresignedURLResponse.model_fields)
-    parsed = ModelPresignedURLResponse.from_dict(created)
+    assert set(created) == set(mixpeek.ModelPresignedURLResponse.model_fields)
+    parsed = mixpeek.ModelPresignedURLResponse.from_dict(created)
     assert parsed.organization_id == "default" and parsed.s3_key == f".uploads/{created['upload_id']}.tar.gz"
     assert created["presigned_url"].startswith(f"{s3_url}/models/.uploads/{created['upload_id']}.tar.gz?")
 
@@ -365,8 +364,8 @@ async def test_s3_flow_for_a_shared_model(s3_admin, s3_url, db) -> None:
     confirmed = await s3_admin.post(confirm_path, json={"etag": put.headers["etag"]})
     assert confirmed.status_code == 200, confirmed.text
     body = confirmed.json()
-    assert set(body) == set(ConfirmModelUploadResponse.model_fields)
-    result = ConfirmModelUploadResponse.from_dict(body)
+    assert set(body) == set(mixpeek.ConfirmModelUploadResponse.model_fields)
+    result = mixpeek.ConfirmModelUploadResponse.from_dict(body)
     assert result.validation_status == "passed" and result.model_id is not None
     assert result.s3_archive_url == f"s3://models/.org/{result.model_id}.tar.gz"
     assert s3_keys(s3_url) == [f".org/{result.model_id}.tar.gz"]

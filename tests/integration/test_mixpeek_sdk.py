@@ -15,10 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-import mixpeek
 import pytest
-from mixpeek.api.custom_models_api import CustomModelsApi
-from mixpeek.exceptions import ConflictException, NotFoundException, UnprocessableEntityException
 
 from modelreg.services.devstack.embedded import free_port
 from modelreg.services.testing.processes import ServiceProcess
@@ -29,6 +26,7 @@ from modelreg.shared.settings import Settings
 from tests.api_support import make_archive
 from tests.conftest import insert_api_key, make_settings, read_topic
 from tests.factories import seed_model_document
+from tests.mixpeek_sdk import mixpeek
 
 NS = "ns_sdk"
 
@@ -60,11 +58,11 @@ async def server(infra, tmp_path_factory) -> AsyncIterator[Server]:
 
 
 @pytest.fixture
-async def api(server: Server) -> AsyncIterator[CustomModelsApi]:
+async def api(server: Server) -> AsyncIterator[mixpeek.CustomModelsApi]:
     await server.database.custom_models.delete_many({})  # each test starts without models
     configuration = mixpeek.Configuration(host=server.url, access_token=server.key)
     with mixpeek.ApiClient(configuration) as client:
-        yield CustomModelsApi(client)
+        yield mixpeek.CustomModelsApi(client)
 
 
 def call(function: Any, *args: Any, **kwargs: Any) -> Any:
@@ -126,7 +124,7 @@ async def test_the_sdks_own_upload_cannot_send_an_archive(api) -> None:
     with pytest.raises(TypeError):
         await call(api.upload_model_namespaces, NS, "model.tar.gz", "resnet", "1", "onnx", num_cpus=0.5)
     # `file` is typed as a string and sent as a plain text field, not a file part: no archive arrives.
-    with pytest.raises(UnprocessableEntityException) as refused:
+    with pytest.raises(mixpeek.exceptions.UnprocessableEntityException) as refused:
         await call(api.upload_model_namespaces, NS, "model.tar.gz", "resnet", "1", "onnx")
     body = json.loads(refused.value.body)
     assert body["detail"][0]["loc"] == ["body", "file"], body
@@ -153,7 +151,7 @@ async def test_get_parses_the_details(server: Server, api) -> None:
 
 
 async def test_a_missing_model_raises_not_found_with_the_error_parsed(api) -> None:
-    with pytest.raises(NotFoundException) as missing:
+    with pytest.raises(mixpeek.exceptions.NotFoundException) as missing:
         await call(api.get_model_namespaces, NS, "nope")
 
     error = missing.value.data
@@ -162,7 +160,7 @@ async def test_a_missing_model_raises_not_found_with_the_error_parsed(api) -> No
 
 
 async def test_an_id_outside_the_rule_raises_unprocessable_entity(api) -> None:
-    with pytest.raises(UnprocessableEntityException) as refused:
+    with pytest.raises(mixpeek.exceptions.UnprocessableEntityException) as refused:
         await call(api.get_model_namespaces, "-rf", "m1")
     assert json.loads(refused.value.body)["detail"][0]["loc"] == ["path", "namespace_id"]
 
@@ -273,14 +271,14 @@ async def test_a_wait_beyond_the_cap_is_capped(server: Server, api) -> None:
 
 
 async def test_deploy_errors_raise_with_the_seed_error_body(server: Server, api) -> None:
-    with pytest.raises(NotFoundException) as missing:
+    with pytest.raises(mixpeek.exceptions.NotFoundException) as missing:
         await call(api.deploy_model_namespaces, NS, "nope")
     assert missing.value.data.error.message == "Model not found"
 
     await server.database.custom_models.insert_one(
         seed_model_document(NS, "m_del", deployment_status="deleting", last_event_sequence=2)
     )
-    with pytest.raises(ConflictException) as conflict:
+    with pytest.raises(mixpeek.exceptions.ConflictException) as conflict:
         await call(api.deploy_model_namespaces, NS, "m_del")
     error = mixpeek.ErrorResponse.from_json(conflict.value.body)
     assert error is not None and error.status == 409 and error.error.code == "transition_in_progress"
@@ -299,13 +297,15 @@ async def test_delete_parses_with_its_message(server: Server, api) -> None:
     assert isinstance(deleted, mixpeek.ModelDeleteResponse)
     assert (deleted.success, deleted.model_id, deleted.message) == (True, model_id, "Model deleted")
     assert again.message == "Model not found; nothing was deleted"
-    with pytest.raises(NotFoundException):
+    with pytest.raises(mixpeek.exceptions.NotFoundException):
         await call(api.get_model_namespaces, NS, model_id)
 
 
 def test_every_namespace_route_of_the_sdk_is_covered() -> None:
     """The SDK's CustomModelsApi calls this module drives (org-model calls are the shared models' tests)."""
-    calls = {name for name in vars(CustomModelsApi) if not name.startswith("_") and "_with" not in name}
+    calls = {
+        name for name in vars(mixpeek.CustomModelsApi) if not name.startswith("_") and "_with" not in name
+    }
     own = {name for name in calls if "org" not in name}
     assert own == {
         "delete_model_namespaces",

@@ -16,24 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import mixpeek
 import pytest
-from mixpeek.exceptions import ApiException, ConflictException, ForbiddenException, NotFoundException
-from mixpeek.models import (
-    AvailableOrgModelsResponse,
-    ConfirmModelUploadRequest,
-    ConfirmModelUploadResponse,
-    CreateModelUploadRequest,
-    DisableOrgModelResponse,
-    EnableOrgModelRequest,
-    EnableOrgModelResponse,
-    ModelDetailResponse,
-    ModelPresignedURLResponse,
-    ModelResourceRequirements,
-    OrgModelDeleteResponse,
-    OrgModelDetailResponse,
-    OrgModelListResponse,
-)
 
 from modelreg.services.devstack.embedded import free_port
 from modelreg.services.testing.processes import ServiceProcess
@@ -42,6 +25,7 @@ from modelreg.shared.contracts import COMMAND_DECODER, CommandType, EventType, e
 from tests.api_support import make_archive
 from tests.conftest import insert_api_key, make_settings, read_topic
 from tests.factories import event
+from tests.mixpeek_sdk import mixpeek
 
 ARCHIVE = make_archive()
 
@@ -113,7 +97,7 @@ async def test_the_sdk_lists_gets_enables_deploys_and_disables_a_shared_model(fr
     custom, models = fresh.sdk(fresh.admin)
 
     listed = models.list_models()
-    assert isinstance(listed, OrgModelListResponse)
+    assert isinstance(listed, mixpeek.OrgModelListResponse)
     assert listed.total == 1 and listed.organization_id == fresh.settings.organization_id
     (item,) = listed.models
     assert (item.model_id, item.name, item.model_format, item.deployed) == (
@@ -125,19 +109,21 @@ async def test_the_sdk_lists_gets_enables_deploys_and_disables_a_shared_model(fr
     assert item.registry is not None and item.registry.shared_model_key == model_id
 
     detail = models.get_model(model_id)
-    assert isinstance(detail, OrgModelDetailResponse)
+    assert isinstance(detail, mixpeek.OrgModelDetailResponse)
     assert detail.model.description == "a shared embedder" and detail.model.validation_status == "passed"
     assert detail.model.s3_archive_url.endswith(f"/.org/{model_id}.tar.gz")
 
     available = custom.list_available_org_models_namespaces("team-a")
-    assert isinstance(available, AvailableOrgModelsResponse)
+    assert isinstance(available, mixpeek.AvailableOrgModelsResponse)
     assert available.namespace_id == "team-a" and available.total == 1
     assert available.models[0].model_id == model_id and available.models[0].enabled_in_namespace is False
 
     # A namespace key enables it in its namespace, and deploys it there.
     custom_a, _ = fresh.sdk(fresh.team_a)
-    enabled = custom_a.enable_org_model_namespaces("team-a", model_id, EnableOrgModelRequest(deploy=True))
-    assert isinstance(enabled, EnableOrgModelResponse)
+    enabled = custom_a.enable_org_model_namespaces(
+        "team-a", model_id, mixpeek.EnableOrgModelRequest(deploy=True)
+    )
+    assert isinstance(enabled, mixpeek.EnableOrgModelResponse)
     assert (enabled.model_id, enabled.namespace_id, enabled.deployment_status) == (
         model_id,
         "team-a",
@@ -159,7 +145,7 @@ async def test_the_sdk_lists_gets_enables_deploys_and_disables_a_shared_model(fr
     deadline = time.monotonic() + 30
     while True:
         details = custom_a.get_model_namespaces("team-a", model_id)
-        assert isinstance(details, ModelDetailResponse)
+        assert isinstance(details, mixpeek.ModelDetailResponse)
         if details.model.deployed or time.monotonic() > deadline:
             break
         await asyncio.sleep(0.2)
@@ -167,16 +153,16 @@ async def test_the_sdk_lists_gets_enables_deploys_and_disables_a_shared_model(fr
     assert models.get_model(model_id).model.deployed is True
     assert models.get_model(model_id).model.to_dict().get("enabled_namespaces") in (None, ["team-a"])
     # Other namespaces are unaffected: not enabled there, not readable there.
-    with pytest.raises(NotFoundException):
+    with pytest.raises(mixpeek.exceptions.NotFoundException):
         custom.get_model_namespaces("team-b", model_id)
 
     # Deleting the shared model is refused while it is enabled.
-    with pytest.raises(ApiException) as refused:
+    with pytest.raises(mixpeek.exceptions.ApiException) as refused:
         models.delete_model(model_id)
     assert refused.value.status == 409 and "org_model_enabled" in (refused.value.body or "")
 
     disabled = custom_a.disable_org_model_namespaces("team-a", model_id)
-    assert isinstance(disabled, DisableOrgModelResponse)
+    assert isinstance(disabled, mixpeek.DisableOrgModelResponse)
     assert (disabled.model_id, disabled.namespace_id) == (model_id, "team-a")
     undeploys = [
         c
@@ -184,7 +170,7 @@ async def test_the_sdk_lists_gets_enables_deploys_and_disables_a_shared_model(fr
         if c.command_type is CommandType.UNDEPLOY
     ]
     assert [c.namespace_id for c in undeploys] == ["team-a"]
-    with pytest.raises(NotFoundException):
+    with pytest.raises(mixpeek.exceptions.NotFoundException):
         custom_a.get_model_namespaces("team-a", model_id)
     assert custom.list_available_org_models_namespaces("team-a").models[0].enabled_in_namespace is False
 
@@ -194,8 +180,12 @@ async def test_the_sdk_lists_gets_enables_deploys_and_disables_a_shared_model(fr
     assert raw.status == 200 and raw.data == ARCHIVE
 
     deleted = models.delete_model(model_id)
-    assert isinstance(deleted, OrgModelDeleteResponse) and deleted.model_id == model_id and deleted.message
-    with pytest.raises(NotFoundException):
+    assert (
+        isinstance(deleted, mixpeek.OrgModelDeleteResponse)
+        and deleted.model_id == model_id
+        and deleted.message
+    )
+    with pytest.raises(mixpeek.exceptions.NotFoundException):
         models.get_model(model_id)
     assert custom.list_available_org_models_namespaces("team-a").total == 0
 
@@ -205,7 +195,7 @@ async def test_writes_need_an_admin_key_and_reads_do_not(fresh: Stack) -> None:
     _, models_a = fresh.sdk(fresh.team_a)
     assert models_a.list_models().total == 1
     assert models_a.get_model(model_id).model.model_id == model_id
-    with pytest.raises(ForbiddenException):
+    with pytest.raises(mixpeek.exceptions.ForbiddenException):
         models_a.delete_model(model_id)
     assert models_a.download_model_without_preload_content(model_id).status == 403
     refused = httpx.post(
@@ -217,7 +207,7 @@ async def test_writes_need_an_admin_key_and_reads_do_not(fresh: Stack) -> None:
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "admin_required"
     # A namespace key cannot enable it in a namespace it does not hold.
     custom_a, _ = fresh.sdk(fresh.team_a)
-    with pytest.raises(ForbiddenException):
+    with pytest.raises(mixpeek.exceptions.ForbiddenException):
         custom_a.enable_org_model_namespaces("team-b", model_id)
 
 
@@ -257,7 +247,7 @@ async def test_static_routes_win_over_model_ids_and_the_shared_archive_outlives_
 # --- the presigned flow of shared models, through the SDK's ModelsApi -------------------------------------
 
 
-def put_archive(created: ModelPresignedURLResponse, archive: bytes = ARCHIVE) -> httpx.Response:
+def put_archive(created: mixpeek.ModelPresignedURLResponse, archive: bytes = ARCHIVE) -> httpx.Response:
     # No API key: the signed URL is its own credential, as an S3 presigned URL is.
     content_type = created.required_content_type or "application/gzip"
     return httpx.put(
@@ -268,7 +258,7 @@ def put_archive(created: ModelPresignedURLResponse, archive: bytes = ARCHIVE) ->
 async def test_the_sdk_uploads_a_shared_model_through_a_presigned_url(fresh: Stack) -> None:
     _, models = fresh.sdk(fresh.admin)
     created = models.generate_upload_url_models(
-        CreateModelUploadRequest(
+        mixpeek.CreateModelUploadRequest(
             name="shared_embedder",
             version="1.0.0",
             model_format="onnx",
@@ -276,10 +266,12 @@ async def test_the_sdk_uploads_a_shared_model_through_a_presigned_url(fresh: Sta
             task_type="embedding",
             file_size_bytes=len(ARCHIVE),
             presigned_url_expiration=600,
-            resource_requirements=ModelResourceRequirements(num_cpus=2, num_gpus=0, memory=2 * 1024**3),
+            resource_requirements=mixpeek.ModelResourceRequirements(
+                num_cpus=2, num_gpus=0, memory=2 * 1024**3
+            ),
         )
     )
-    assert isinstance(created, ModelPresignedURLResponse)
+    assert isinstance(created, mixpeek.ModelPresignedURLResponse)
     assert created.organization_id == fresh.settings.organization_id
     assert (created.name, created.version, created.model_format) == ("shared_embedder", "1.0.0", "onnx")
     assert created.upload_id.startswith("upload_") and created.required_content_type == "application/gzip"
@@ -287,7 +279,7 @@ async def test_the_sdk_uploads_a_shared_model_through_a_presigned_url(fresh: Sta
     assert created.s3_key == f".uploads/{created.upload_id}.tar.gz"
     assert timedelta(minutes=9) < created.expires_at - datetime.now(UTC) <= timedelta(minutes=10)
     # Confirming before the bytes arrived is refused, and does not use the upload up.
-    with pytest.raises(ConflictException) as early:
+    with pytest.raises(mixpeek.exceptions.ConflictException) as early:
         models.confirm_upload_models(created.upload_id)
     assert "upload_not_received" in (early.value.body or "")
 
@@ -296,9 +288,9 @@ async def test_the_sdk_uploads_a_shared_model_through_a_presigned_url(fresh: Sta
     assert put.json()["sha256"] == hashlib.sha256(ARCHIVE).hexdigest()
 
     confirmed = models.confirm_upload_models(
-        created.upload_id, ConfirmModelUploadRequest(file_size_bytes=len(ARCHIVE))
+        created.upload_id, mixpeek.ConfirmModelUploadRequest(file_size_bytes=len(ARCHIVE))
     )
-    assert isinstance(confirmed, ConfirmModelUploadResponse)
+    assert isinstance(confirmed, mixpeek.ConfirmModelUploadResponse)
     assert confirmed.success is True and confirmed.validation_status == "passed"
     assert confirmed.upload_id == created.upload_id and confirmed.validation_errors == []
     model_id = confirmed.model_id
@@ -310,7 +302,7 @@ async def test_the_sdk_uploads_a_shared_model_through_a_presigned_url(fresh: Sta
     listed = models.list_models()
     assert [m.model_id for m in listed.models] == [model_id]
     detail = models.get_model(model_id)
-    assert isinstance(detail, OrgModelDetailResponse)
+    assert isinstance(detail, mixpeek.OrgModelDetailResponse)
     shared = detail.model
     assert (shared.name, shared.version, shared.description, shared.task_type) == (
         "shared_embedder",
@@ -334,12 +326,12 @@ async def test_the_sdk_uploads_a_shared_model_through_a_presigned_url(fresh: Sta
 
     # Used once: the URL and the confirmation; the same name and version again is refused upfront.
     assert put_archive(created).json()["error"]["code"] == "upload_already_used"
-    with pytest.raises(ConflictException) as reused:
+    with pytest.raises(mixpeek.exceptions.ConflictException) as reused:
         models.confirm_upload_models(created.upload_id)
     assert "upload_already_used" in (reused.value.body or "") and model_id in (reused.value.body or "")
-    with pytest.raises(ConflictException) as again:
+    with pytest.raises(mixpeek.exceptions.ConflictException) as again:
         models.generate_upload_url_models(
-            CreateModelUploadRequest(name="shared_embedder", version="1.0.0", model_format="onnx")
+            mixpeek.CreateModelUploadRequest(name="shared_embedder", version="1.0.0", model_format="onnx")
         )
     assert "model_version_exists" in (again.value.body or "")
 
@@ -349,14 +341,14 @@ async def test_presigned_shared_uploads_need_an_admin_key_a_live_upload_and_the_
 ) -> None:
     _, models = fresh.sdk(fresh.admin)
     _, models_a = fresh.sdk(fresh.team_a)
-    request = CreateModelUploadRequest(name="shared_model", version="1.0.0", model_format="onnx")
-    with pytest.raises(ForbiddenException) as refused:
+    request = mixpeek.CreateModelUploadRequest(name="shared_model", version="1.0.0", model_format="onnx")
+    with pytest.raises(mixpeek.exceptions.ForbiddenException) as refused:
         models_a.generate_upload_url_models(request)
     assert "admin_required" in (refused.value.body or "")
 
     created = models.generate_upload_url_models(request)
     assert put_archive(created).status_code == 200
-    with pytest.raises(ForbiddenException):
+    with pytest.raises(mixpeek.exceptions.ForbiddenException):
         models_a.confirm_upload_models(created.upload_id)
 
     # A shared upload is not a namespace's, nor a namespace's upload a shared one.
@@ -373,7 +365,7 @@ async def test_presigned_shared_uploads_need_an_admin_key_a_live_upload_and_the_
         json={"name": "ns_model", "version": "1", "model_format": "onnx"},
         timeout=30,
     ).json()
-    with pytest.raises(NotFoundException):
+    with pytest.raises(mixpeek.exceptions.NotFoundException):
         models.confirm_upload_models(in_namespace["upload_id"])
 
     # Expired: refused (410, which the SDK raises as a plain ApiException), and never becomes a model.
@@ -381,7 +373,7 @@ async def test_presigned_shared_uploads_need_an_admin_key_a_live_upload_and_the_
     await fresh.database.model_uploads.update_one(
         {"upload_id": created.upload_id}, {"$set": {"expires_at": past}}
     )
-    with pytest.raises(ApiException) as expired:
+    with pytest.raises(mixpeek.exceptions.ApiException) as expired:
         models.confirm_upload_models(created.upload_id)
     assert expired.value.status == 410 and "upload_expired" in (expired.value.body or "")
     assert models.list_models().total == 0
