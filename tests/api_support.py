@@ -87,8 +87,8 @@ class SharedApi:
 
     settings: Settings
     db: Any  # the tests' own handle on the database, not the app's
-    key: str
-    app_client: AsyncTestClient  # authenticated with `key`
+    key: str | None
+    app_client: AsyncTestClient  # authenticated with `key`, if any
 
     async def client(self) -> AsyncTestClient:
         """The app's client, with Beanie bound to this app's database again: Beanie binds its documents
@@ -107,7 +107,7 @@ class SharedApi:
 
 @asynccontextmanager
 async def shared_api(
-    infra: Infra, workdir: Path, *namespaces: str, admin: bool = False
+    infra: Infra, workdir: Path, *namespaces: str, admin: bool = False, authenticated: bool = True
 ) -> AsyncIterator[SharedApi]:
     """What the `settings`, `topics`, `db`, `make_key` and `client` fixtures build for one test, built once
     for a module's tests that only read (a module-scoped fixture seeds it): each test saves the ~1 s of
@@ -121,7 +121,7 @@ async def shared_api(
     mongo_client = await mongo.connect(settings)
     db = mongo_client[settings.mongodb_database]
     try:
-        key = await insert_api_key(db, settings, *namespaces, admin=admin)
+        key = await insert_api_key(db, settings, *namespaces, admin=admin) if authenticated else None
         async with api_client(settings, key) as client:
             yield SharedApi(settings, db, key, client)
     finally:
