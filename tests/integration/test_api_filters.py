@@ -4,19 +4,14 @@ attempts that match nothing."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 
 from modelreg.shared.documents import LIST_INDEXES
-from tests.api_support import api_client
+from tests.api_support import SharedApi, api_client, shared_api
 from tests.factories import BASE_TIME, seed_model_document
-
-
-@pytest.fixture
-async def client(topics, db, make_key):
-    async with api_client(topics, await make_key("ns_a")) as client:
-        yield client
 
 
 def model(model_id: str, minutes: int, **fields) -> dict:
@@ -24,31 +19,52 @@ def model(model_id: str, minutes: int, **fields) -> dict:
     return seed_model_document("ns_a", model_id, created_at=created, updated_at=created, **fields)
 
 
+def seed_models() -> list[dict]:
+    return [
+        model("resnet-1", 0, name="resnet", version="1.0", tags={"team": "vision", "stage": "prod"}),
+        model("resnet-2", 1, name="resnet", version="2.0", tags={"team": "vision", "stage": "canary"}),
+        model(
+            "bert",
+            2,
+            name="BERT.base",
+            version="1.0",
+            model_format="safetensors",
+            task_type="embedding",
+            tags={"team": "nlp"},
+            deployed=True,
+            deployment_status="deployed",
+        ),
+        model("bertxbase", 3, name="BERTxbase", version="1.0", framework="it's"),
+        # Asked to deploy, not yet observed: reported as pending.
+        model("waiting", 4, name="waiting", version="0.1", desired_state="deployed", desired_at=BASE_TIME),
+        seed_model_document("ns_other", "elsewhere", name="resnet", tags={"team": "vision"}),
+    ]
+
+
+@pytest.fixture(scope="module")
+async def shared(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
+    """One app and database, seeded once, for the tests that only read (most of this module)."""
+    async with shared_api(infra, tmp_path_factory.mktemp("filters"), "ns_a") as api:
+        await api.db.custom_models.insert_many(seed_models())
+        yield api
+
+
+@pytest.fixture
+async def client(shared: SharedApi):
+    """The shared app's client, for tests that only read: the seeded models, nothing else."""
+    return await shared.client()
+
+
+@pytest.fixture
+async def own_client(topics, db, make_key):
+    """A client of the test's own app and database, for tests that write."""
+    async with api_client(topics, await make_key("ns_a")) as client:
+        yield client
+
+
 @pytest.fixture
 async def models(db) -> None:
-    await db.custom_models.insert_many(
-        [
-            model("resnet-1", 0, name="resnet", version="1.0", tags={"team": "vision", "stage": "prod"}),
-            model("resnet-2", 1, name="resnet", version="2.0", tags={"team": "vision", "stage": "canary"}),
-            model(
-                "bert",
-                2,
-                name="BERT.base",
-                version="1.0",
-                model_format="safetensors",
-                task_type="embedding",
-                tags={"team": "nlp"},
-                deployed=True,
-                deployment_status="deployed",
-            ),
-            model("bertxbase", 3, name="BERTxbase", version="1.0", framework="it's"),
-            # Asked to deploy, not yet observed: reported as pending.
-            model(
-                "waiting", 4, name="waiting", version="0.1", desired_state="deployed", desired_at=BASE_TIME
-            ),
-            seed_model_document("ns_other", "elsewhere", name="resnet", tags={"team": "vision"}),
-        ]
-    )
+    await db.custom_models.insert_many(seed_models())
 
 
 async def ids(client, text: str, **params) -> list[str]:
@@ -67,7 +83,6 @@ async def refusal(client, text: str) -> dict:
     return body["error"]
 
 
-@pytest.mark.usefixtures("models")
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -96,7 +111,6 @@ async def test_each_operator_and_field(client, text, expected) -> None:
     assert await ids(client, text) == expected
 
 
-@pytest.mark.usefixtures("models")
 async def test_times_compare_as_times(client) -> None:
     third = (BASE_TIME + timedelta(minutes=2)).isoformat()
     assert await ids(client, f"created_at >= '{third}'") == ["bert", "bertxbase", "waiting"]
@@ -108,7 +122,6 @@ async def test_times_compare_as_times(client) -> None:
     assert await ids(client, f"created_at = '{naive}'") == ["bert"]
 
 
-@pytest.mark.usefixtures("models")
 async def test_the_filter_composes_with_the_other_filters_and_pages(client) -> None:
     assert await ids(client, "tags.team = 'vision'", name="resnet") == ["resnet-1", "resnet-2"]
     assert await ids(client, "tags.team IN ('vision', 'nlp')", deployed="true") == ["bert"]
@@ -125,7 +138,6 @@ async def test_the_filter_composes_with_the_other_filters_and_pages(client) -> N
     assert [m["model_id"] for m in rest.json()["models"]] == ["bertxbase"]
 
 
-@pytest.mark.usefixtures("models")
 @pytest.mark.parametrize(
     "text",
     [
@@ -143,7 +155,6 @@ async def test_injection_attempts_match_nothing(client, text) -> None:
     assert await ids(client, text) == []
 
 
-@pytest.mark.usefixtures("models")
 @pytest.mark.parametrize(
     ("text", "position", "code"),
     [
@@ -183,16 +194,16 @@ async def test_an_empty_or_overlong_filter_is_a_validation_error(client) -> None
         assert response.json()["detail"][0]["loc"][-1] == "filter"
 
 
-async def test_the_documented_indexes_answer_a_filtered_page(db, client) -> None:
+async def test_the_documented_indexes_answer_a_filtered_page(shared, client) -> None:
     response = await client.get("/v1/namespaces/ns_a/models", params={"filter": "name = 'x'"})
     assert response.status_code == 200  # the app created its indexes
-    names = {index["name"] async for index in await db.custom_models.list_indexes()}
+    names = {index["name"] async for index in await shared.db.custom_models.list_indexes()}
     assert {"namespace_name_version_unique", "namespace_created", "namespace_tags"} <= names
     # Every listing order's index, also those differing from another only in a direction.
     assert {index.document["name"] for index in LIST_INDEXES} <= names
 
 
-async def test_deployment_status_filters_on_the_status_the_api_reports(client, db) -> None:
+async def test_deployment_status_filters_on_the_status_the_api_reports(own_client, db) -> None:
     """Every combination of observed and requested state: the filter agrees with the listed status."""
     earlier, later = BASE_TIME, BASE_TIME + timedelta(minutes=5)
     documents = []
@@ -212,33 +223,33 @@ async def test_deployment_status_filters_on_the_status_the_api_reports(client, d
                     )
                 )
     await db.custom_models.insert_many(documents)
-    listed = await client.get("/v1/namespaces/ns_a/models", params={"limit": 100})
+    listed = await own_client.get("/v1/namespaces/ns_a/models", params={"limit": 100})
     reported = {m["model_id"]: m["deployment_status"] for m in listed.json()["models"]}
     assert len(reported) == len(documents)
 
     for status in ("not_deployed", "pending", "deployed", "unhealthy", "failed", "deleting"):
         expected = sorted(model_id for model_id, shown in reported.items() if shown == status)
-        assert await ids(client, f"deployment_status = '{status}'", limit=100) == expected, status
+        assert await ids(own_client, f"deployment_status = '{status}'", limit=100) == expected, status
         others = sorted(model_id for model_id, shown in reported.items() if shown != status)
-        assert await ids(client, f"deployment_status != '{status}'", limit=100) == others, status
+        assert await ids(own_client, f"deployment_status != '{status}'", limit=100) == others, status
 
 
-async def test_the_alias_field_finds_the_models_aliases_point_at(client, models) -> None:
+async def test_the_alias_field_finds_the_models_aliases_point_at(own_client, models) -> None:
     aliases = "/v1/namespaces/ns_a/names/resnet/aliases"
     for alias, target in (("production", "resnet-1"), ("canary", "resnet-2")):
-        response = await client.put(f"{aliases}/{alias}", json={"model_id": target})
+        response = await own_client.put(f"{aliases}/{alias}", json={"model_id": target})
         assert response.status_code == 200, response.text
-    bert = await client.put(
+    bert = await own_client.put(
         "/v1/namespaces/ns_a/names/BERT.base/aliases/production", json={"model_id": "bert"}
     )
     assert bert.status_code == 200, bert.text
 
-    assert await ids(client, "alias = 'production'") == ["bert", "resnet-1"]
-    assert await ids(client, "alias IN ('canary', 'nowhere')") == ["resnet-2"]
-    assert await ids(client, "alias = 'production' AND name = 'resnet'") == ["resnet-1"]
-    assert await ids(client, "alias = 'canary' OR deployed = TRUE") == ["bert", "resnet-2"]
-    assert await ids(client, "alias = 'nowhere'") == []
+    assert await ids(own_client, "alias = 'production'") == ["bert", "resnet-1"]
+    assert await ids(own_client, "alias IN ('canary', 'nowhere')") == ["resnet-2"]
+    assert await ids(own_client, "alias = 'production' AND name = 'resnet'") == ["resnet-1"]
+    assert await ids(own_client, "alias = 'canary' OR deployed = TRUE") == ["bert", "resnet-2"]
+    assert await ids(own_client, "alias = 'nowhere'") == []
 
     # A move shows in the next filtered list.
-    assert (await client.put(f"{aliases}/production", json={"model_id": "resnet-2"})).status_code == 200
-    assert await ids(client, "alias = 'production' AND name = 'resnet'") == ["resnet-2"]
+    assert (await own_client.put(f"{aliases}/production", json={"model_id": "resnet-2"})).status_code == 200
+    assert await ids(own_client, "alias = 'production' AND name = 'resnet'") == ["resnet-2"]

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 
-from tests.api_support import api_client
+from tests.api_support import SharedApi, shared_api
 from tests.factories import BASE_TIME, seed_model_document
 from tests.integration.test_api_models import seed_validator
-
-
-@pytest.fixture
-async def client(topics, db, make_key):
-    async with api_client(topics, await make_key("ns_a")) as client:
-        yield client
 
 
 async def insert_models(db) -> list[dict]:
@@ -40,6 +35,19 @@ async def insert_models(db) -> list[dict]:
     return documents
 
 
+@pytest.fixture(scope="module")
+async def shared(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
+    """Every test here only reads: one app and database, seeded once (ns_empty stays empty)."""
+    async with shared_api(infra, tmp_path_factory.mktemp("listing"), "ns_a", "ns_empty") as api:
+        await insert_models(api.db)
+        yield api
+
+
+@pytest.fixture
+async def client(shared: SharedApi):
+    return await shared.client()
+
+
 async def page_ids(client, **params) -> tuple[list[str], dict]:
     response = await client.get("/v1/namespaces/ns_a/models", params=params)
     assert response.status_code == 200, response.text
@@ -47,9 +55,7 @@ async def page_ids(client, **params) -> tuple[list[str], dict]:
     return [m["model_id"] for m in body["models"]], body
 
 
-async def test_newest_first_with_model_id_breaking_ties_and_pages_that_add_up(client, db) -> None:
-    await insert_models(db)
-
+async def test_newest_first_with_model_id_breaking_ties_and_pages_that_add_up(client) -> None:
     first, body = await page_ids(client, limit=3)
     assert body["total"] == 7 and body["limit"] == 3 and body["offset"] == 0 and body["next_offset"] == 3
     second, body2 = await page_ids(client, limit=3, offset=3)
@@ -64,9 +70,7 @@ async def test_newest_first_with_model_id_breaking_ties_and_pages_that_add_up(cl
     assert beyond == [] and body4["total"] == 7 and body4["next_offset"] is None
 
 
-async def test_other_orders_are_stable_too(client, db) -> None:
-    await insert_models(db)
-
+async def test_other_orders_are_stable_too(client) -> None:
     oldest_first, _ = await page_ids(client, sort="created_at")
     by_name, _ = await page_ids(client, sort="name")
     by_name_desc, _ = await page_ids(client, sort="-name")
@@ -89,9 +93,7 @@ async def test_other_orders_are_stable_too(client, db) -> None:
         ({"task_type": "nothing-like-it"}, []),
     ],
 )
-async def test_filters_narrow_the_page_and_the_total(client, db, params, expected) -> None:
-    await insert_models(db)
-
+async def test_filters_narrow_the_page_and_the_total(client, params, expected) -> None:
     ids, body = await page_ids(client, **params)
 
     assert ids == expected
@@ -109,7 +111,7 @@ async def test_filters_narrow_the_page_and_the_total(client, db, params, expecte
         ({"deployed": "maybe"}, "deployed"),
     ],
 )
-async def test_invalid_query_parameters_are_a_seed_shaped_422(client, db, params, field) -> None:
+async def test_invalid_query_parameters_are_a_seed_shaped_422(client, params, field) -> None:
     response = await client.get("/v1/namespaces/ns_a/models", params=params)
 
     assert response.status_code == 422
@@ -118,13 +120,14 @@ async def test_invalid_query_parameters_are_a_seed_shaped_422(client, db, params
     assert body["detail"][0]["loc"] == ["query", field]
 
 
-async def test_an_empty_namespace_lists_nothing(client, db) -> None:
-    ids, body = await page_ids(client)
-    assert ids == [] and body == {
+async def test_an_empty_namespace_lists_nothing(client) -> None:
+    response = await client.get("/v1/namespaces/ns_empty/models")
+    assert response.status_code == 200, response.text
+    assert response.json() == {
         "success": True,
         "models": [],
         "total": 0,
-        "namespace_id": "ns_a",
+        "namespace_id": "ns_empty",
         "limit": 20,
         "offset": 0,
         "next_offset": None,
