@@ -107,15 +107,23 @@ class SharedApi:
 
 @asynccontextmanager
 async def shared_api(
-    infra: Infra, workdir: Path, *namespaces: str, admin: bool = False, authenticated: bool = True
+    infra: Infra,
+    workdir: Path,
+    *namespaces: str,
+    admin: bool = False,
+    authenticated: bool = True,
+    **overrides: Any,
 ) -> AsyncIterator[SharedApi]:
     """What the `settings`, `topics`, `db`, `make_key` and `client` fixtures build for one test, built once
     for a module's tests that only read (a module-scoped fixture seeds it): each test saves the ~1 s of
-    a new database, its indexes, topics and the app's start."""
+    a new database, its indexes, topics and the app's start. `overrides` are settings (limits...)."""
     from tests.conftest import insert_api_key, make_settings
 
     settings = make_settings(
-        infra, archive_root=str(workdir / "archives"), bridge_work_dir=str(workdir / "bridge")
+        infra,
+        archive_root=str(workdir / "archives"),
+        bridge_work_dir=str(workdir / "bridge"),
+        **overrides,
     )
     await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
     mongo_client = await mongo.connect(settings)

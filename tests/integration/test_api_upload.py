@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -16,8 +17,17 @@ import pytest
 
 from modelreg.shared.adapters.mongo import DuplicateModelError, ModelStore
 from modelreg.shared.documents import ModelDetails
-from tests.api_support import api_client, make_archive, make_archive_with, upload
+from tests.api_support import (
+    SharedApi,
+    api_client,
+    bearer,
+    make_archive,
+    make_archive_with,
+    shared_api,
+    upload,
+)
 from tests.archive_bombs import bad_crc, declared_huge, many_members, trailing_garbage, zeros
+from tests.conftest import insert_api_key
 from tests.integration.test_api_models import seed_validator
 
 GIB = 1024**3
@@ -48,8 +58,54 @@ def assert_validation_error(response, field: str) -> None:
 
 @pytest.fixture
 async def client(topics, db, make_key):
+    """A client of the test's own app, database and archive root, for uploads that store something."""
     async with api_client(topics, await make_key("ns_a", "ns_b")) as client:
         yield client
+
+
+CAPS = {"max_archive_members": 100, "max_unpacked_bytes": 1024 * 1024}
+
+
+@pytest.fixture(scope="module")
+async def shared(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
+    """One app, database and archive root for the uploads that are refused (most of this module)."""
+    async with shared_api(infra, tmp_path_factory.mktemp("upload"), "ns_a", "ns_b") as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+async def shared_capped(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
+    """The same with tight archive caps, for the archive bombs."""
+    async with shared_api(infra, tmp_path_factory.mktemp("upload-capped"), "ns_a", **CAPS) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+async def admin_key(shared: SharedApi) -> str:
+    return await insert_api_key(shared.db, shared.settings, admin=True)
+
+
+async def refusing(api: SharedApi) -> AsyncIterator[SharedApi]:
+    """A shared app for one test whose upload is refused. Only such tests use it, so it holds no model and
+    no file when the test starts; one that stored something fails its own checks, and what it stored is
+    removed afterwards so that it cannot fail another test too."""
+    await api.client()
+    yield api
+    await api.db.custom_models.delete_many({})
+    for path in stored_files(api.settings):
+        path.unlink()
+
+
+@pytest.fixture
+async def refused(shared: SharedApi) -> AsyncIterator[SharedApi]:
+    async for api in refusing(shared):
+        yield api
+
+
+@pytest.fixture
+async def refused_capped(shared_capped: SharedApi) -> AsyncIterator[SharedApi]:
+    async for api in refusing(shared_capped):
+        yield api
 
 
 async def test_upload_stores_the_archive_hashes_it_and_registers_the_model(client, db, settings) -> None:
@@ -123,18 +179,16 @@ async def test_optional_fields_take_the_documented_defaults(client) -> None:
         ({"colour": "blue"}, "colour"),
     ],
 )
-async def test_invalid_fields_are_a_seed_shaped_422_and_store_nothing(
-    client, db, settings, form, field
-) -> None:
-    response = await upload(client, "ns_a", **form)
+async def test_invalid_fields_are_a_seed_shaped_422_and_store_nothing(refused, form, field) -> None:
+    response = await upload(refused.app_client, "ns_a", **form)
 
     assert_validation_error(response, field)
-    assert await db.custom_models.count_documents({}) == 0
-    assert stored_files(settings) == []
+    assert await refused.db.custom_models.count_documents({}) == 0
+    assert stored_files(refused.settings) == []
 
 
-async def test_missing_required_field_names_it(client, db) -> None:
-    response = await client.post(
+async def test_missing_required_field_names_it(refused) -> None:
+    response = await refused.app_client.post(
         "/v1/namespaces/ns_a/models",
         data={"name": "m", "model_format": "onnx"},
         files={"file": ("m.tar.gz", make_archive(), "application/gzip")},
@@ -142,7 +196,8 @@ async def test_missing_required_field_names_it(client, db) -> None:
     assert_validation_error(response, "version")
 
 
-async def test_missing_archive_or_archive_sent_as_text_is_422(client, db, settings) -> None:
+async def test_missing_archive_or_archive_sent_as_text_is_422(refused) -> None:
+    client = refused.app_client
     without_file = await client.post(
         "/v1/namespaces/ns_a/models",
         data={"name": "m", "version": "1", "model_format": "onnx"},
@@ -156,11 +211,11 @@ async def test_missing_archive_or_archive_sent_as_text_is_422(client, db, settin
         files={"unused": ("", b"", "application/octet-stream")},
     )
     assert_validation_error(as_text, "file")
-    assert await db.custom_models.count_documents({}) == 0
-    assert stored_files(settings) == []
+    assert await refused.db.custom_models.count_documents({}) == 0
+    assert stored_files(refused.settings) == []
 
 
-async def test_only_the_archive_field_is_missing(client, db) -> None:
+async def test_only_the_archive_field_is_missing(refused) -> None:
     body = (
         b"--XyZ\r\n"
         b'Content-Disposition: form-data; name="name"\r\n\r\nm\r\n'
@@ -170,7 +225,7 @@ async def test_only_the_archive_field_is_missing(client, db) -> None:
         b'Content-Disposition: form-data; name="model_format"\r\n\r\nonnx\r\n'
         b"--XyZ--\r\n"
     )
-    response = await client.post(
+    response = await refused.app_client.post(
         "/v1/namespaces/ns_a/models",
         content=body,
         headers={"content-type": "multipart/form-data; boundary=XyZ"},
@@ -178,19 +233,19 @@ async def test_only_the_archive_field_is_missing(client, db) -> None:
     assert_validation_error(response, "file")
 
 
-async def test_non_multipart_body_is_415(client, db) -> None:
-    response = await client.post("/v1/namespaces/ns_a/models", json={"name": "m"})
+async def test_non_multipart_body_is_415(refused) -> None:
+    response = await refused.app_client.post("/v1/namespaces/ns_a/models", json={"name": "m"})
     assert_error(response, 415, "UnsupportedMediaTypeError", "multipart_required")
 
 
-async def test_malformed_multipart_is_400(client, db, settings) -> None:
-    response = await client.post(
+async def test_malformed_multipart_is_400(refused) -> None:
+    response = await refused.app_client.post(
         "/v1/namespaces/ns_a/models",
         content=b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc',
         headers={"content-type": "multipart/form-data; boundary=XyZ"},
     )
     assert_error(response, 400, "BadRequestError", "invalid_multipart")
-    assert stored_files(settings) == []
+    assert stored_files(refused.settings) == []
 
 
 def _member(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, linkname: str = "") -> tarfile.TarInfo:
@@ -213,13 +268,13 @@ def _member(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, linkname: s
     ],
     ids=["not-gzip", "not-tar", "empty", "dotdot", "absolute", "symlink", "hardlink", "device"],
 )
-async def test_unreadable_or_unsafe_archives_are_refused(client, db, settings, archive, code) -> None:
-    response = await upload(client, "ns_a", archive)
+async def test_unreadable_or_unsafe_archives_are_refused(refused, archive, code) -> None:
+    response = await upload(refused.app_client, "ns_a", archive)
 
     body = assert_error(response, 400, "BadRequestError", code)
     assert body["error"]["details"] == {"filename": "model.tar.gz"}
-    assert await db.custom_models.count_documents({}) == 0
-    assert stored_files(settings) == []
+    assert await refused.db.custom_models.count_documents({}) == 0
+    assert stored_files(refused.settings) == []
 
 
 UNPACKED_LIMITS = {"max_unpacked_bytes": 1024 * 1024, "max_compression_ratio": 100}
@@ -237,16 +292,14 @@ UNPACKED_LIMITS = {"max_unpacked_bytes": 1024 * 1024, "max_compression_ratio": 1
     ids=["too-many-members", "declared-4-TiB", "4-MiB-of-zeros", "bad-crc", "trailing-garbage"],
 )
 async def test_archive_bombs_and_damaged_gzip_are_400_and_store_nothing(
-    topics, db, make_key, archive, code, limit
+    refused_capped, archive, code, limit
 ) -> None:
-    capped = msgspec.structs.replace(topics, max_archive_members=100, max_unpacked_bytes=1024 * 1024)
-    async with api_client(capped, await make_key("ns_a")) as client:
-        response = await upload(client, "ns_a", archive)
+    response = await upload(refused_capped.app_client, "ns_a", archive)
 
     body = assert_error(response, 400, "BadRequestError", code)
     assert body["error"]["details"] == {"filename": "model.tar.gz", **limit}
-    assert await db.custom_models.count_documents({}) == 0
-    assert stored_files(capped) == []
+    assert await refused_capped.db.custom_models.count_documents({}) == 0
+    assert stored_files(refused_capped.settings) == []
 
 
 async def test_archive_over_the_limit_is_413_while_streaming(topics, db, make_key) -> None:
@@ -267,24 +320,22 @@ async def test_archive_over_the_limit_is_413_while_streaming(topics, db, make_ke
         assert fits.status_code == 201
 
 
-async def test_oversized_text_field_is_413(client, db) -> None:
-    response = await upload(client, "ns_a", framework="f" * (70 * 1024))
+async def test_oversized_text_field_is_413(refused) -> None:
+    response = await upload(refused.app_client, "ns_a", framework="f" * (70 * 1024))
     assert_error(response, 413, "PayloadTooLargeError", "form_field_too_large")
 
 
 @pytest.mark.parametrize("namespace", ["%2E%2E", "%2E", "a%20b"])
-async def test_namespace_ids_that_cannot_be_stored_safely_are_422(
-    db, topics, make_key, settings, namespace
-) -> None:
-    async with api_client(topics, await make_key(admin=True)) as client:
-        response = await client.post(
-            f"/v1/namespaces/{namespace}/models",
-            data={"name": "m", "version": "1", "model_format": "onnx"},
-            files={"file": ("m.tar.gz", make_archive(), "application/gzip")},
-        )
+async def test_namespace_ids_that_cannot_be_stored_safely_are_422(refused, admin_key, namespace) -> None:
+    response = await refused.app_client.post(
+        f"/v1/namespaces/{namespace}/models",
+        data={"name": "m", "version": "1", "model_format": "onnx"},
+        files={"file": ("m.tar.gz", make_archive(), "application/gzip")},
+        headers=bearer(admin_key),
+    )
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["path", "namespace_id"]
-    assert stored_files(settings) == []
+    assert stored_files(refused.settings) == []
 
 
 async def test_same_name_and_version_twice_is_409_with_a_code(client, db, settings) -> None:
