@@ -4,12 +4,13 @@ served by the API itself (no other origin anywhere), no inline script or style, 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from html.parser import HTMLParser
 
 import pytest
 
 from modelreg.services.api.console.security import CONTENT_SECURITY_POLICY
-from tests.api_support import api_client
+from tests.api_support import SharedApi, shared_api
 
 
 class Assets(HTMLParser):
@@ -41,10 +42,16 @@ def assets_of(page: str) -> Assets:
     return parser
 
 
+@pytest.fixture(scope="module")
+async def shared(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
+    """One app (no key) for the module: every test only reads pages and documents."""
+    async with shared_api(infra, tmp_path_factory.mktemp("console"), authenticated=False) as api:
+        yield api
+
+
 @pytest.fixture
-async def client(topics, db):
-    async with api_client(topics) as client:
-        yield client
+async def client(shared: SharedApi):
+    return await shared.client()
 
 
 @pytest.mark.parametrize("path", ["/ui", "/schema/swagger", "/schema"])
