@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import AsyncIterator, Iterator
 
 import msgspec
 import pytest
 
 from modelreg.services.devstack.embedded import free_port
-from tests.api_support import api_client, api_process, bearer
-from tests.endpoints import stand_in_endpoint
+from tests.api_support import SharedApi, api_process, bearer, shared_api
+from tests.conftest import insert_api_key
+from tests.endpoints import StandInEndpoint, stand_in_endpoint
 from tests.factories import seed_model_document
 from tests.integration.test_api_deployments import observed
 
@@ -26,40 +28,49 @@ def deployed_at(endpoint: str) -> dict:
     )
 
 
-@pytest.fixture
-def endpoint_a():
-    with stand_in_endpoint("A") as server:
-        yield server
-
-
-@pytest.fixture
-def endpoint_b():
-    with stand_in_endpoint("B") as server:
-        yield server
-
-
-@pytest.fixture
-async def client(topics, db, make_key, endpoint_a, endpoint_b):
+def seed_models(endpoint_a: StandInEndpoint, endpoint_b: StandInEndpoint) -> list[dict]:
     closed_port = free_port()
-    await db.custom_models.insert_many(
-        [
-            seed_model_document(
-                "ns_a", "ma", name="resnet", version="1", **deployed_at(endpoint_a.url + "/ns_a/ma")
-            ),
-            seed_model_document(
-                "ns_a", "mb", name="resnet", version="2", **deployed_at(endpoint_b.url + "/ns_a/mb")
-            ),
-            seed_model_document("ns_a", "idle", name="resnet", version="3"),
-            seed_model_document("ns_a", "slow", **deployed_at(endpoint_a.url + "/slow")),
-            seed_model_document("ns_a", "fail", **deployed_at(endpoint_a.url + "/fail")),
-            seed_model_document("ns_a", "refuse", **deployed_at(endpoint_a.url + "/refuse")),
-            seed_model_document("ns_a", "stream", **deployed_at(endpoint_a.url + "/stream")),
-            seed_model_document("ns_a", "gone", **deployed_at(f"http://127.0.0.1:{closed_port}/x")),
-        ]
-    )
-    settings = msgspec.structs.replace(topics, predict_timeout_s=0.5, predict_connect_timeout_s=0.5)
-    async with api_client(settings, await make_key("ns_a")) as client:
-        yield client
+    return [
+        seed_model_document(
+            "ns_a", "ma", name="resnet", version="1", **deployed_at(endpoint_a.url + "/ns_a/ma")
+        ),
+        seed_model_document(
+            "ns_a", "mb", name="resnet", version="2", **deployed_at(endpoint_b.url + "/ns_a/mb")
+        ),
+        seed_model_document("ns_a", "idle", name="resnet", version="3"),
+        seed_model_document("ns_a", "slow", **deployed_at(endpoint_a.url + "/slow")),
+        seed_model_document("ns_a", "fail", **deployed_at(endpoint_a.url + "/fail")),
+        seed_model_document("ns_a", "refuse", **deployed_at(endpoint_a.url + "/refuse")),
+        seed_model_document("ns_a", "stream", **deployed_at(endpoint_a.url + "/stream")),
+        seed_model_document("ns_a", "gone", **deployed_at(f"http://127.0.0.1:{closed_port}/x")),
+    ]
+
+
+@pytest.fixture(scope="module")
+def shared_endpoints() -> Iterator[tuple[StandInEndpoint, StandInEndpoint]]:
+    with stand_in_endpoint("A") as a, stand_in_endpoint("B") as b:
+        yield a, b
+
+
+@pytest.fixture
+def shared_a(shared_endpoints) -> StandInEndpoint:
+    return shared_endpoints[0]
+
+
+@pytest.fixture(scope="module")
+async def shared(infra, tmp_path_factory, shared_endpoints) -> AsyncIterator[SharedApi]:
+    """One app, database and pair of endpoints for the tests that only predict (they move no alias)."""
+    workdir = tmp_path_factory.mktemp("predict")
+    async with shared_api(
+        infra, workdir, "ns_a", predict_timeout_s=0.5, predict_connect_timeout_s=0.5
+    ) as api:
+        await api.db.custom_models.insert_many(seed_models(*shared_endpoints))
+        yield api
+
+
+@pytest.fixture
+async def client(shared: SharedApi):
+    return await shared.client()
 
 
 def error_code(response, status: int) -> str:
@@ -69,7 +80,7 @@ def error_code(response, status: int) -> str:
     return body["error"]["code"]
 
 
-async def test_predict_forwards_the_body_and_answers_with_the_endpoints_answer(client, endpoint_a) -> None:
+async def test_predict_forwards_the_body_and_answers_with_the_endpoints_answer(client, shared_a) -> None:
     response = await client.post(
         f"{MODELS}/ma/predict", json={"inputs": {"x": [[1.0, 2.0]]}}, headers={"X-Request-ID": "req-42"}
     )
@@ -77,7 +88,7 @@ async def test_predict_forwards_the_body_and_answers_with_the_endpoints_answer(c
     assert response.json() == {"served_by": "A", "echo": {"inputs": {"x": [[1.0, 2.0]]}}}
     assert response.headers["content-type"] == "application/json"
     assert response.headers["x-served-by"] == "A"
-    seen = endpoint_a.seen_headers[-1]
+    seen = shared_a.seen_headers[-1]
     assert seen["content-type"] == "application/json" and seen["x-request-id"] == "req-42"
     assert "authorization" not in seen  # the registry's key never leaves the registry
 
@@ -103,8 +114,8 @@ async def test_refusals_and_endpoint_failures(client) -> None:
     assert error_code(await client.post(f"{ALIASES}/nope/predict", json={}), 404) == "alias_not_found"
 
 
-async def test_namespace_rules_apply(client, make_key) -> None:
-    foreign = bearer(await make_key("ns_b"))
+async def test_namespace_rules_apply(client, shared) -> None:
+    foreign = bearer(await insert_api_key(shared.db, shared.settings, "ns_b"))
     denied = await client.post(f"{MODELS}/ma/predict", json={}, headers=foreign)
     assert error_code(denied, 403) == "namespace_forbidden"
     assert (
@@ -113,8 +124,22 @@ async def test_namespace_rules_apply(client, make_key) -> None:
 
 
 @pytest.fixture
-async def served(client, topics, make_key, tmp_path):
-    """The same models behind a real API process: the loop's requests run concurrently with the moves."""
+def endpoint_a():
+    with stand_in_endpoint("A") as server:
+        yield server
+
+
+@pytest.fixture
+def endpoint_b():
+    with stand_in_endpoint("B") as server:
+        yield server
+
+
+@pytest.fixture
+async def served(topics, db, make_key, tmp_path, endpoint_a, endpoint_b):
+    """The same models, with endpoints and a database of the test's own (it moves an alias and counts every
+    request), behind a real API process: the loop's requests run concurrently with the moves."""
+    await db.custom_models.insert_many(seed_models(endpoint_a, endpoint_b))
     settings = msgspec.structs.replace(topics, predict_timeout_s=5.0)
     async with api_process(settings, tmp_path / "api.log", await make_key("ns_a")) as served:
         yield served
@@ -168,13 +193,14 @@ async def test_predicting_through_an_alias_follows_its_moves_with_no_failed_requ
 X_SCHEMA = {"inputs": [{"name": "x", "type": "tensor(float)", "shape": [None, 2]}]}
 
 
-async def test_a_json_body_is_checked_against_the_models_input_schema(client, db, endpoint_a) -> None:
-    await db.custom_models.insert_one(
+async def test_a_json_body_is_checked_against_the_models_input_schema(client, shared, shared_a) -> None:
+    # A model only this test reads.
+    await shared.db.custom_models.insert_one(
         seed_model_document(
-            "ns_a", "typed", input_schema=X_SCHEMA, **deployed_at(endpoint_a.url + "/ns_a/typed")
+            "ns_a", "typed", input_schema=X_SCHEMA, **deployed_at(shared_a.url + "/ns_a/typed")
         )
     )
-    forwarded = len(endpoint_a.seen_headers)
+    forwarded = len(shared_a.seen_headers)
 
     wrong = await client.post(f"{MODELS}/typed/predict", json={"inputs": {"x": [[1.0, 2.0, 3.0]], "z": [1]}})
     assert error_code(wrong, 422) == "invalid_model_inputs"
@@ -183,7 +209,7 @@ async def test_a_json_body_is_checked_against_the_models_input_schema(client, db
     assert error_code(await client.post(f"{MODELS}/typed/predict", json={"x": [[1.0, 2.0]]}), 422) == (
         "invalid_model_inputs"
     )
-    assert len(endpoint_a.seen_headers) == forwarded  # refused before reaching the endpoint
+    assert len(shared_a.seen_headers) == forwarded  # refused before reaching the endpoint
 
     fits = await client.post(f"{MODELS}/typed/predict", json={"inputs": {"x": [[1.0, 2.0]]}})
     assert fits.status_code == 200, fits.text
