@@ -3,35 +3,101 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import msgspec
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from modelreg.services.devstack.embedded import free_port
 from modelreg.shared.contracts import COMMAND_DECODER, CommandType, DeploymentCommand
-from tests.api_support import api_client, upload
-from tests.conftest import read_topic
+from tests.api_support import SharedApi, api_client, bearer, shared_api, upload
+from tests.conftest import insert_api_key
 from tests.factories import seed_model_document
 from tests.integration.test_api_models import seed_validator
 
 BASE = "/v1/namespaces/ns_a/models"
 
 
+@dataclass
+class Space:
+    """A test's own namespace (and a key for it alone) in the module's shared app, database and topics."""
+
+    api: SharedApi
+    namespace: str
+
+    @property
+    def client(self):
+        return self.api.app_client
+
+    @property
+    def db(self):
+        return self.api.db
+
+    @property
+    def base(self) -> str:
+        return f"/v1/namespaces/{self.namespace}/models"
+
+    def model(self, model_id: str, **fields) -> dict:
+        return seed_model_document(self.namespace, model_id, **fields)
+
+    async def stored(self, model_id: str) -> dict | None:
+        return await self.db.custom_models.find_one({"namespace_id": self.namespace, "model_id": model_id})
+
+    async def count(self) -> int:
+        return await self.db.custom_models.count_documents({"namespace_id": self.namespace})
+
+
+@pytest.fixture(scope="module")
+async def shared(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
+    """One app, database and set of topics for the module; each test works in a namespace of its own."""
+    async with shared_api(infra, tmp_path_factory.mktemp("deployments"), authenticated=False) as api:
+        yield api
+
+
 @pytest.fixture
-async def client(topics, db, make_key):
-    async with api_client(topics, await make_key("ns_a")) as client:
-        yield client
+async def space(shared: SharedApi) -> AsyncIterator[Space]:
+    client = await shared.client()
+    namespace = f"ns_{uuid.uuid4().hex[:12]}"
+    client.headers.update(bearer(await insert_api_key(shared.db, shared.settings, namespace)))
+    yield Space(shared, namespace)
+    del client.headers["Authorization"]
 
 
-async def commands(settings, expected: int) -> list[DeploymentCommand]:
-    records = await read_topic(settings, settings.commands_topic, expected=expected)
-    decoded = [COMMAND_DECODER.decode(r.value) for r in records]
-    for record, command in zip(records, decoded, strict=True):
-        assert record.key == command.key.kafka_key()
-    return decoded
+async def commands(space: Space, expected: int) -> list[DeploymentCommand]:
+    """The commands for the test's namespace on the shared topic: at least `expected`, and any more
+    already there."""
+    consumer = AIOKafkaConsumer(
+        space.api.settings.commands_topic,
+        bootstrap_servers=space.api.settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    found: list[DeploymentCommand] = []
+    try:
+
+        async def poll() -> None:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    command = COMMAND_DECODER.decode(record.value)
+                    assert record.key == command.key.kafka_key()
+                    if command.namespace_id == space.namespace:
+                        found.append(command)
+
+        deadline = time.monotonic() + 30
+        while len(found) < expected and time.monotonic() < deadline:
+            await poll()
+        await poll()  # anything beyond `expected` that is already there
+    finally:
+        await consumer.stop()
+    return found
 
 
 def observed(status: str, **fields) -> dict:
@@ -52,8 +118,8 @@ def deployed_fields() -> dict:
     )
 
 
-async def status_of(client, model_id: str) -> str:
-    response = await client.get(f"{BASE}/{model_id}")
+async def status_of(client, model_id: str, base: str = BASE) -> str:
+    response = await client.get(f"{base}/{model_id}")
     assert response.status_code == 200
     return response.json()["model"]["deployment_status"]
 
@@ -77,95 +143,103 @@ DEPLOY_FIELDS = {
 }
 
 
-def deploy_body(response) -> dict:
+def deploy_body(response, namespace: str) -> dict:
     """A deploy answer: always 200, Mixpeek's ModelDeployResponse plus command_id."""
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == DEPLOY_FIELDS
-    assert body["namespace_id"] == "ns_a" and isinstance(body["message"], str) and body["message"]
+    assert body["namespace_id"] == namespace and isinstance(body["message"], str) and body["message"]
     assert "preference-applied" not in response.headers
     return body
 
 
-async def test_deploy_records_the_wish_and_publishes_one_keyed_command(client, db, topics) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+async def test_deploy_records_the_wish_and_publishes_one_keyed_command(space) -> None:
+    client, ns = space.client, space.namespace
+    await space.db.custom_models.insert_one(space.model("m1"))
 
-    body = deploy_body(await client.post(f"{BASE}/m1/deploy"))
+    body = deploy_body(await client.post(f"{space.base}/m1/deploy"), ns)
 
     assert body["deployment_status"] == "pending" and body["model_id"] == "m1"
     assert body["success"] is True and body["cached"] is False
-    (command,) = await commands(topics, 1)
+    (command,) = await commands(space, 1)
     assert command.command_type is CommandType.DEPLOY
-    assert (command.namespace_id, command.model_id) == ("ns_a", "m1")
+    assert (command.namespace_id, command.model_id) == (ns, "m1")
     assert str(command.command_id) == body["command_id"]
-    stored = await db.custom_models.find_one({"model_id": "m1"})
+    stored = await space.stored("m1")
+    assert stored is not None
     assert stored["desired_state"] == "deployed" and stored["desired_at"] is not None
     # The API writes the wish only; the observed state is the worker's.
     assert stored["deployed"] is False and "deployment_status" not in stored
-    assert await status_of(client, "m1") == "pending"
+    assert await status_of(client, "m1", space.base) == "pending"
 
 
-async def test_repeating_a_request_in_flight_sends_the_command_again(client, db, topics) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+async def test_repeating_a_request_in_flight_sends_the_command_again(space) -> None:
+    client, ns = space.client, space.namespace
+    await space.db.custom_models.insert_one(space.model("m1"))
 
-    first = deploy_body(await client.post(f"{BASE}/m1/deploy"))
-    again = deploy_body(await client.post(f"{BASE}/m1/deploy"))
+    first = deploy_body(await client.post(f"{space.base}/m1/deploy"), ns)
+    again = deploy_body(await client.post(f"{space.base}/m1/deploy"), ns)
 
     assert again["deployment_status"] == "pending" and again["command_id"] != first["command_id"]
-    assert [c.command_type for c in await commands(topics, 2)] == [CommandType.DEPLOY] * 2
+    assert [c.command_type for c in await commands(space, 2)] == [CommandType.DEPLOY] * 2
 
 
-async def test_requests_that_change_nothing_answer_200_without_a_command(client, db, topics) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "up", **deployed_fields()))
-    await db.custom_models.insert_one(seed_model_document("ns_a", "down"))
+async def test_requests_that_change_nothing_answer_200_without_a_command(space) -> None:
+    client, base = space.client, space.base
+    await space.db.custom_models.insert_one(space.model("up", **deployed_fields()))
+    await space.db.custom_models.insert_one(space.model("down"))
 
-    already_up = deploy_body(await client.post(f"{BASE}/up/deploy"))
-    already_down = request_body(await client.delete(f"{BASE}/down/deploy"), 200)
+    already_up = deploy_body(await client.post(f"{base}/up/deploy"), space.namespace)
+    already_down = request_body(await client.delete(f"{base}/down/deploy"), 200)
 
     assert (already_up["deployment_status"], already_up["command_id"]) == ("deployed", None)
     assert already_up["cached"] is True and already_up["success"] is True
     assert (already_down["deployment_status"], already_down["command_id"]) == ("not_deployed", None)
-    # The only command on the topic is the one sent after them.
-    request_body(await client.delete(f"{BASE}/up/deploy"), 202)
-    assert [(c.command_type, c.model_id) for c in await commands(topics, 1)] == [(CommandType.UNDEPLOY, "up")]
+    # The only command of the namespace on the topic is the one sent after them.
+    request_body(await client.delete(f"{base}/up/deploy"), 202)
+    assert [(c.command_type, c.model_id) for c in await commands(space, 1)] == [(CommandType.UNDEPLOY, "up")]
 
 
-async def test_undeploy_reports_deleting_and_deploying_during_it_is_refused(client, db, topics) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1", **deployed_fields()))
+async def test_undeploy_reports_deleting_and_deploying_during_it_is_refused(space) -> None:
+    client, base = space.client, space.base
+    await space.db.custom_models.insert_one(space.model("m1", **deployed_fields()))
 
-    undeploy = request_body(await client.delete(f"{BASE}/m1/deploy"), 202)
+    undeploy = request_body(await client.delete(f"{base}/m1/deploy"), 202)
     assert undeploy["deployment_status"] == "deleting"
 
-    refused = await client.post(f"{BASE}/m1/deploy")
+    refused = await client.post(f"{base}/m1/deploy")
     assert refused.status_code == 409
     body = refused.json()
     seed_validator("ErrorResponse").validate(body)
     assert body["error"]["type"] == "ConflictError" and body["error"]["code"] == "transition_in_progress"
     assert body["error"]["details"] == {"deployment_status": "deleting", "reason": "undeploy_in_progress"}
-    assert await status_of(client, "m1") == "deleting"
-    assert [c.command_type for c in await commands(topics, 1)] == [CommandType.UNDEPLOY]
+    assert await status_of(client, "m1", base) == "deleting"
+    assert [c.command_type for c in await commands(space, 1)] == [CommandType.UNDEPLOY]
 
 
-async def test_undeploying_a_pending_model_cancels_its_deployment(client, db, topics) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+async def test_undeploying_a_pending_model_cancels_its_deployment(space) -> None:
+    client, base = space.client, space.base
+    await space.db.custom_models.insert_one(space.model("m1"))
 
-    deploy_body(await client.post(f"{BASE}/m1/deploy"))
-    cancel = request_body(await client.delete(f"{BASE}/m1/deploy"), 202)
+    deploy_body(await client.post(f"{base}/m1/deploy"), space.namespace)
+    cancel = request_body(await client.delete(f"{base}/m1/deploy"), 202)
 
     assert cancel["deployment_status"] == "not_deployed"  # nothing was observed deployed yet
-    assert [c.command_type for c in await commands(topics, 2)] == [CommandType.DEPLOY, CommandType.UNDEPLOY]
+    assert [c.command_type for c in await commands(space, 2)] == [CommandType.DEPLOY, CommandType.UNDEPLOY]
 
 
 @pytest.mark.parametrize("status", ["failed", "unhealthy"])
-async def test_failed_or_unhealthy_models_can_be_deployed_again(client, db, topics, status) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1", **observed(status)))
+async def test_failed_or_unhealthy_models_can_be_deployed_again(space, status) -> None:
+    await space.db.custom_models.insert_one(space.model("m1", **observed(status)))
 
-    assert deploy_body(await client.post(f"{BASE}/m1/deploy"))["deployment_status"] == "pending"
-    assert [c.command_type for c in await commands(topics, 1)] == [CommandType.DEPLOY]
+    body = deploy_body(await space.client.post(f"{space.base}/m1/deploy"), space.namespace)
+    assert body["deployment_status"] == "pending"
+    assert [c.command_type for c in await commands(space, 1)] == [CommandType.DEPLOY]
 
 
-async def test_deploying_an_unknown_model_is_404(client, db) -> None:
-    for response in (await client.post(f"{BASE}/nope/deploy"), await client.delete(f"{BASE}/nope/deploy")):
+async def test_deploying_an_unknown_model_is_404(space) -> None:
+    client, base = space.client, space.base
+    for response in (await client.post(f"{base}/nope/deploy"), await client.delete(f"{base}/nope/deploy")):
         assert response.status_code == 404
         assert response.json()["error"]["message"] == "Model not found"
 
@@ -219,12 +293,13 @@ def archive_path(url: str) -> Path:
     return Path(unquote(urlparse(url).path))
 
 
-async def test_deleting_an_undeployed_model_removes_record_and_archive(client, db, topics) -> None:
-    uploaded = (await upload(client, "ns_a")).json()
+async def test_deleting_an_undeployed_model_removes_record_and_archive(space) -> None:
+    client, base = space.client, space.base
+    uploaded = (await upload(client, space.namespace)).json()
     path = archive_path(uploaded["model_archive_url"])
     assert path.is_file()
 
-    response = await client.delete(f"{BASE}/{uploaded['model_id']}")
+    response = await client.delete(f"{base}/{uploaded['model_id']}")
 
     assert response.status_code == 200
     assert response.json() == {
@@ -234,10 +309,10 @@ async def test_deleting_an_undeployed_model_removes_record_and_archive(client, d
         "deleted": True,
         "undeploy_command_id": None,
     }
-    assert await db.custom_models.count_documents({}) == 0
+    assert await space.count() == 0  # the namespace's only model
     assert not path.exists()
-    assert (await client.get(f"{BASE}/{uploaded['model_id']}")).status_code == 404
-    again = await client.delete(f"{BASE}/{uploaded['model_id']}")
+    assert (await client.get(f"{base}/{uploaded['model_id']}")).status_code == 404
+    again = await client.delete(f"{base}/{uploaded['model_id']}")
     assert again.status_code == 200
     assert again.json() == {
         "success": True,
@@ -248,45 +323,47 @@ async def test_deleting_an_undeployed_model_removes_record_and_archive(client, d
     }
 
 
-async def test_deleting_a_deployed_model_sends_undeploy_first(client, db, topics) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1", **deployed_fields()))
+async def test_deleting_a_deployed_model_sends_undeploy_first(space) -> None:
+    await space.db.custom_models.insert_one(space.model("m1", **deployed_fields()))
 
-    response = await client.delete(f"{BASE}/m1")
+    response = await space.client.delete(f"{space.base}/m1")
 
     assert response.status_code == 200
     body = response.json()
     assert body["deleted"] is True and body["undeploy_command_id"]
     assert body["message"] == "Model deleted; an undeploy command was sent for its deployment"
-    (command,) = await commands(topics, 1)
+    (command,) = await commands(space, 1)
     assert (
         command.command_type is CommandType.UNDEPLOY
         and str(command.command_id) == body["undeploy_command_id"]
     )
-    assert await db.custom_models.count_documents({}) == 0
+    assert await space.count() == 0  # the namespace's only model
 
 
-async def test_archives_the_registry_did_not_write_are_left_alone(client, db, tmp_path) -> None:
+async def test_archives_the_registry_did_not_write_are_left_alone(space, tmp_path) -> None:
     foreign = tmp_path / "elsewhere" / "keep.tar.gz"
     foreign.parent.mkdir()
     foreign.write_bytes(b"not ours")
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1", model_archive_url=foreign.as_uri()))
+    await space.db.custom_models.insert_one(space.model("m1", model_archive_url=foreign.as_uri()))
 
-    assert (await client.delete(f"{BASE}/m1")).json()["deleted"] is True
+    assert (await space.client.delete(f"{space.base}/m1")).json()["deleted"] is True
     assert foreign.read_bytes() == b"not ours"
 
 
-async def test_concurrent_requests_each_get_a_consistent_answer(client, db, topics) -> None:
-    await db.custom_models.insert_one(seed_model_document("ns_a", "m1"))
+async def test_concurrent_requests_each_get_a_consistent_answer(space) -> None:
+    client = space.client
+    await space.db.custom_models.insert_one(space.model("m1"))
 
-    responses = await asyncio.gather(*(client.post(f"{BASE}/m1/deploy") for _ in range(6)))
+    responses = await asyncio.gather(*(client.post(f"{space.base}/m1/deploy") for _ in range(6)))
 
     accepted = [r for r in responses if r.status_code == 200]
     for response in responses:
         if response.status_code == 409:
             assert response.json()["error"]["code"] == "concurrent_request"
         else:
-            assert deploy_body(response)["deployment_status"] == "pending"
+            assert deploy_body(response, space.namespace)["deployment_status"] == "pending"
     assert accepted
-    sent = await commands(topics, len(accepted))
+    sent = await commands(space, len(accepted))
     assert sorted(str(c.command_id) for c in sent) == sorted(r.json()["command_id"] for r in accepted)
-    assert (await db.custom_models.find_one({"model_id": "m1"}))["desired_state"] == "deployed"
+    stored = await space.stored("m1")
+    assert stored is not None and stored["desired_state"] == "deployed"
