@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import msgspec
 import pytest
 
-from tests.api_support import api_client, api_process, bearer
+from tests.api_support import SharedApi, api_client, api_process, bearer, shared_api
+from tests.conftest import insert_api_key
 from tests.factories import seed_model_document
 from tests.integration.test_api_deployments import deployed_fields
 
@@ -17,25 +21,61 @@ ALIASES = "/v1/namespaces/ns_a/names/resnet/aliases"
 
 @pytest.fixture
 async def key(make_key) -> str:
+    """A key for ns_a in the test's own database, for the tests that start an app of their own."""
     return await make_key("ns_a")
 
 
-@pytest.fixture
-async def client(topics, db, key):
+def seed_models(namespace: str) -> list[dict]:
     # Two versions of "resnet" (v1 deployed, v2 not) and a model of another name.
-    await db.custom_models.insert_many(
-        [
-            seed_model_document("ns_a", "v1", name="resnet", version="1", **deployed_fields()),
-            seed_model_document("ns_a", "v2", name="resnet", version="2"),
-            seed_model_document("ns_a", "other", name="bert", version="1"),
-        ]
-    )
-    async with api_client(topics, key) as client:
-        yield client
+    return [
+        seed_model_document(namespace, "v1", name="resnet", version="1", **deployed_fields()),
+        seed_model_document(namespace, "v2", name="resnet", version="2"),
+        seed_model_document(namespace, "other", name="bert", version="1"),
+    ]
 
 
-async def put_alias(client, alias: str, model_id: str, **params) -> dict:
-    response = await client.put(f"{ALIASES}/{alias}", json={"model_id": model_id}, params=params)
+@dataclass
+class Space:
+    """A test's own namespace, seeded with seed_models, and a key for it alone, in the module's shared
+    app and database: no other test sees its models, aliases, events or audit entries."""
+
+    api: SharedApi
+    namespace: str
+    key: str
+
+    @property
+    def client(self):
+        return self.api.app_client
+
+    @property
+    def models(self) -> str:
+        return f"/v1/namespaces/{self.namespace}/models"
+
+    @property
+    def aliases(self) -> str:
+        return f"/v1/namespaces/{self.namespace}/names/resnet/aliases"
+
+
+@pytest.fixture(scope="module")
+async def shared(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
+    """One app and database for the module; each test works in a namespace of its own (`space`)."""
+    async with shared_api(infra, tmp_path_factory.mktemp("aliases"), authenticated=False) as api:
+        yield api
+
+
+@pytest.fixture
+async def space(shared: SharedApi) -> AsyncIterator[Space]:
+    client = await shared.client()
+    namespace = f"ns_{uuid.uuid4().hex[:12]}"
+    await shared.db.custom_models.insert_many(seed_models(namespace))
+    key = await insert_api_key(shared.db, shared.settings, namespace)
+    client.headers.update(bearer(key))
+    yield Space(shared, namespace, key)
+    del client.headers["Authorization"]
+
+
+async def put_alias(client, alias: str, model_id: str, aliases: str = ALIASES, **params) -> dict:
+    response = await client.put(f"{aliases}/{alias}", json={"model_id": model_id}, params=params)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -47,15 +87,17 @@ def error_code(response, status: int) -> str:
     return body["error"]["code"]
 
 
-async def aliases_in_views(client) -> dict[str, list[str]]:
-    listed = (await client.get(MODELS)).json()["models"]
-    details = {m["model_id"]: (await client.get(f"{MODELS}/{m['model_id']}")).json()["model"] for m in listed}
+async def aliases_in_views(space: Space) -> dict[str, list[str]]:
+    client, models = space.client, space.models
+    listed = (await client.get(models)).json()["models"]
+    details = {m["model_id"]: (await client.get(f"{models}/{m['model_id']}")).json()["model"] for m in listed}
     assert {m["model_id"]: m["aliases"] for m in listed} == {k: v["aliases"] for k, v in details.items()}
     return {m["model_id"]: m["aliases"] for m in listed}
 
 
-async def test_set_move_and_roll_back_in_one_call(client, key) -> None:
-    created = await put_alias(client, "production", "v1")
+async def test_set_move_and_roll_back_in_one_call(space) -> None:
+    client, key = space.client, space.key
+    created = await put_alias(client, "production", "v1", space.aliases)
     assert created["success"] is True
     alias = created["alias"]
     assert set(alias) == {"name", "alias", "model_id", "previous_model_id", "updated_at", "updated_by"}
@@ -68,74 +110,77 @@ async def test_set_move_and_roll_back_in_one_call(client, key) -> None:
     assert alias["updated_by"] == key.split("_")[1]  # the key's clear prefix
     assert alias["updated_at"].endswith(("Z", "+00:00"))
 
-    moved = (await put_alias(client, "production", "v2"))["alias"]
+    moved = (await put_alias(client, "production", "v2", space.aliases))["alias"]
     assert (moved["model_id"], moved["previous_model_id"]) == ("v2", "v1")
-    assert await aliases_in_views(client) == {"v1": [], "v2": ["production"], "other": []}
+    assert await aliases_in_views(space) == {"v1": [], "v2": ["production"], "other": []}
 
-    rolled = await client.post(f"{ALIASES}/production/rollback")
+    rolled = await client.post(f"{space.aliases}/production/rollback")
     assert rolled.status_code == 200, rolled.text
     assert (rolled.json()["alias"]["model_id"], rolled.json()["alias"]["previous_model_id"]) == ("v1", "v2")
-    assert await aliases_in_views(client) == {"v1": ["production"], "v2": [], "other": []}
+    assert await aliases_in_views(space) == {"v1": ["production"], "v2": [], "other": []}
 
     # Moving to the target it already has changes nothing but who and when.
-    same = (await put_alias(client, "production", "v1"))["alias"]
+    same = (await put_alias(client, "production", "v1", space.aliases))["alias"]
     assert (same["model_id"], same["previous_model_id"]) == ("v1", "v2")
 
 
-async def test_get_alias_shows_the_target_details_and_list_shows_all(client) -> None:
-    await put_alias(client, "production", "v1")
-    await put_alias(client, "staging", "v2")
-    await put_alias(client, "canary", "v1")
+async def test_get_alias_shows_the_target_details_and_list_shows_all(space) -> None:
+    client = space.client
+    await put_alias(client, "production", "v1", space.aliases)
+    await put_alias(client, "staging", "v2", space.aliases)
+    await put_alias(client, "canary", "v1", space.aliases)
 
-    got = await client.get(f"{ALIASES}/production")
+    got = await client.get(f"{space.aliases}/production")
     assert got.status_code == 200
     body = got.json()
     assert body["alias"]["model_id"] == "v1"
     assert body["model"]["model_id"] == "v1" and body["model"]["aliases"] == ["canary", "production"]
     assert body["model"]["deployed"] is True
 
-    listed = (await client.get(ALIASES)).json()
-    assert listed["namespace_id"] == "ns_a" and listed["name"] == "resnet"
+    listed = (await client.get(space.aliases)).json()
+    assert listed["namespace_id"] == space.namespace and listed["name"] == "resnet"
     assert [(a["alias"], a["model_id"]) for a in listed["aliases"]] == [
         ("canary", "v1"),
         ("production", "v1"),
         ("staging", "v2"),
     ]
-    assert (await client.get("/v1/namespaces/ns_a/names/bert/aliases")).json()["aliases"] == []
+    assert (await client.get(f"/v1/namespaces/{space.namespace}/names/bert/aliases")).json()["aliases"] == []
 
 
-async def test_refusals_answer_in_the_seed_shape(client) -> None:
+async def test_refusals_answer_in_the_seed_shape(space) -> None:
+    client = space.client
     # The model must have the alias's name.
-    assert error_code(await client.put(f"{ALIASES}/prod", json={"model_id": "other"}), 409) == (
+    assert error_code(await client.put(f"{space.aliases}/prod", json={"model_id": "other"}), 409) == (
         "model_name_mismatch"
     )
-    assert (await client.put(f"{ALIASES}/prod", json={"model_id": "missing"})).status_code == 404
+    assert (await client.put(f"{space.aliases}/prod", json={"model_id": "missing"})).status_code == 404
     # require_deployed refuses a target that is not deployed, and accepts one that is.
     refused = await client.put(
-        f"{ALIASES}/prod", json={"model_id": "v2"}, params={"require_deployed": "true"}
+        f"{space.aliases}/prod", json={"model_id": "v2"}, params={"require_deployed": "true"}
     )
     assert error_code(refused, 409) == "alias_target_not_deployed"
     assert refused.json()["error"]["details"] == {"model_id": "v2", "deployment_status": "not_deployed"}
-    await put_alias(client, "prod", "v1", require_deployed="true")
+    await put_alias(client, "prod", "v1", space.aliases, require_deployed="true")
     # Nothing to roll back to yet.
-    assert error_code(await client.post(f"{ALIASES}/prod/rollback"), 409) == "alias_has_no_previous"
+    assert error_code(await client.post(f"{space.aliases}/prod/rollback"), 409) == "alias_has_no_previous"
     # Unknown aliases.
-    assert error_code(await client.get(f"{ALIASES}/nope"), 404) == "alias_not_found"
-    assert error_code(await client.delete(f"{ALIASES}/nope"), 404) == "alias_not_found"
-    assert error_code(await client.post(f"{ALIASES}/nope/rollback"), 404) == "alias_not_found"
+    assert error_code(await client.get(f"{space.aliases}/nope"), 404) == "alias_not_found"
+    assert error_code(await client.delete(f"{space.aliases}/nope"), 404) == "alias_not_found"
+    assert error_code(await client.post(f"{space.aliases}/nope/rollback"), 404) == "alias_not_found"
     # Bad bodies and alias names: 422 in the seed's HTTPValidationError.
     for body in ({}, {"model_id": 3}, {"model_id": "v1", "extra": 1}, {"model_id": "bad id"}):
-        response = await client.put(f"{ALIASES}/prod", json=body)
+        response = await client.put(f"{space.aliases}/prod", json=body)
         assert response.status_code == 422, (body, response.text)
         assert "detail" in response.json()
-    bad_alias = await client.put(f"{ALIASES}/.hidden", json={"model_id": "v1"})
+    bad_alias = await client.put(f"{space.aliases}/.hidden", json={"model_id": "v1"})
     assert bad_alias.status_code == 422
-    assert (await client.get(f"{ALIASES}/prod")).json()["alias"]["model_id"] == "v1"  # nothing changed
+    assert (await client.get(f"{space.aliases}/prod")).json()["alias"]["model_id"] == "v1"  # nothing changed
 
 
-async def test_remove_an_alias(client) -> None:
-    await put_alias(client, "production", "v1")
-    removed = await client.delete(f"{ALIASES}/production")
+async def test_remove_an_alias(space) -> None:
+    client = space.client
+    await put_alias(client, "production", "v1", space.aliases)
+    removed = await client.delete(f"{space.aliases}/production")
     assert removed.status_code == 200
     assert removed.json() == {
         "success": True,
@@ -144,65 +189,68 @@ async def test_remove_an_alias(client) -> None:
         "model_id": "v1",
         "deleted": True,
     }
-    assert (await client.get(f"{ALIASES}/production")).status_code == 404
-    assert (await aliases_in_views(client))["v1"] == []
+    assert (await client.get(f"{space.aliases}/production")).status_code == 404
+    assert (await aliases_in_views(space))["v1"] == []
 
 
-async def test_deleting_an_aliased_model_needs_force_and_takes_its_aliases(client) -> None:
-    await put_alias(client, "production", "v1")
-    await put_alias(client, "staging", "v2")
-    await put_alias(client, "staging", "v1")  # staging: v1, previous v2
-    await put_alias(client, "canary", "v1")
-    await put_alias(client, "canary", "v2")  # canary: v2, previous v1
+async def test_deleting_an_aliased_model_needs_force_and_takes_its_aliases(space) -> None:
+    client = space.client
+    await put_alias(client, "production", "v1", space.aliases)
+    await put_alias(client, "staging", "v2", space.aliases)
+    await put_alias(client, "staging", "v1", space.aliases)  # staging: v1, previous v2
+    await put_alias(client, "canary", "v1", space.aliases)
+    await put_alias(client, "canary", "v2", space.aliases)  # canary: v2, previous v1
 
-    refused = await client.delete(f"{MODELS}/v1")
+    refused = await client.delete(f"{space.models}/v1")
     assert error_code(refused, 409) == "model_has_aliases"
     assert refused.json()["error"]["details"]["aliases"] == ["production", "staging"]
-    assert (await client.get(f"{MODELS}/v1")).status_code == 200  # nothing stored was lost
+    assert (await client.get(f"{space.models}/v1")).status_code == 200  # nothing stored was lost
 
-    forced = await client.delete(f"{MODELS}/v1", params={"force": "true"})
+    forced = await client.delete(f"{space.models}/v1", params={"force": "true"})
     assert forced.status_code == 200 and forced.json()["deleted"] is True
-    assert (await client.get(f"{ALIASES}/production")).status_code == 404
-    assert (await client.get(f"{ALIASES}/staging")).status_code == 404
-    canary = (await client.get(f"{ALIASES}/canary")).json()["alias"]
+    assert (await client.get(f"{space.aliases}/production")).status_code == 404
+    assert (await client.get(f"{space.aliases}/staging")).status_code == 404
+    canary = (await client.get(f"{space.aliases}/canary")).json()["alias"]
     assert (canary["model_id"], canary["previous_model_id"]) == ("v2", None)  # no rollback to a deleted model
     # A model without aliases deletes as before.
-    assert (await client.delete(f"{MODELS}/other")).status_code == 200
+    assert (await client.delete(f"{space.models}/other")).status_code == 200
 
 
-async def test_concurrent_moves_are_never_lost(client, db, topics, key, tmp_path) -> None:
+async def test_concurrent_moves_are_never_lost(space, shared, tmp_path) -> None:
+    client, key = space.client, space.key
     targets = [f"c{i}" for i in range(8)]
-    await db.custom_models.insert_many(
-        [seed_model_document("ns_a", t, name="resnet", version=t) for t in targets]
+    await shared.db.custom_models.insert_many(
+        [seed_model_document(space.namespace, t, name="resnet", version=t) for t in targets]
     )
-    await put_alias(client, "production", "v1")
+    await put_alias(client, "production", "v1", space.aliases)
     # Moves to eight different targets at once, through a real API process (really concurrent): each is a
     # compare-and-set retried on the newest state, so every one lands, one after the other.
-    async with api_process(topics, tmp_path / "api.log", key) as served:
+    async with api_process(shared.settings, tmp_path / "api.log", key) as served:
         answers = await asyncio.gather(
-            *(served.put(f"{ALIASES}/production", json={"model_id": t}) for t in targets)
+            *(served.put(f"{space.aliases}/production", json={"model_id": t}) for t in targets)
         )
     assert [a.status_code for a in answers] == [200] * len(targets), [a.text for a in answers]
     previous = {a.json()["alias"]["previous_model_id"] for a in answers}
     # Each move replaced a different target: the chain v1 → c… → c… has no gap and no repeat.
     assert len(previous) == len(targets) and previous <= {"v1", *targets}
-    final = (await client.get(f"{ALIASES}/production")).json()["alias"]
+    final = (await client.get(f"{space.aliases}/production")).json()["alias"]
     assert final["model_id"] in set(targets) - previous
     for target in targets:
-        events = (await client.get(f"{MODELS}/{target}/events")).json()["events"]
+        events = (await client.get(f"{space.models}/{target}/events")).json()["events"]
         assert [e["event_type"] for e in events].count("alias.assigned") == 1
 
 
-async def test_alias_moves_appear_in_the_models_histories(client) -> None:
-    await put_alias(client, "production", "v1")
-    await put_alias(client, "production", "v2")
-    await client.post(f"{ALIASES}/production/rollback")
+async def test_alias_moves_appear_in_the_models_histories(space) -> None:
+    client = space.client
+    await put_alias(client, "production", "v1", space.aliases)
+    await put_alias(client, "production", "v2", space.aliases)
+    await client.post(f"{space.aliases}/production/rollback")
 
     def entries(body: dict) -> list[tuple[str, str]]:
         return [(e["event_type"], e["message"]) for e in body["events"]]
 
-    v1 = (await client.get(f"{MODELS}/v1/events")).json()
-    v2 = (await client.get(f"{MODELS}/v2/events")).json()
+    v1 = (await client.get(f"{space.models}/v1/events")).json()
+    v2 = (await client.get(f"{space.models}/v2/events")).json()
     assert entries(v1) == [  # newest first
         ("alias.assigned", "alias production now points here (from v2)"),
         ("alias.unassigned", "alias production moved to v2"),
@@ -216,16 +264,17 @@ async def test_alias_moves_appear_in_the_models_histories(client) -> None:
     assert set(event) >= {"event_id", "event_type", "sequence", "occurred_at", "applied_at"}
 
 
-async def test_namespace_rules_apply(client, make_key) -> None:
-    await put_alias(client, "production", "v1")
-    other = await make_key("ns_b")
+async def test_namespace_rules_apply(space, shared) -> None:
+    client = space.client
+    await put_alias(client, "production", "v1", space.aliases)
+    other = await insert_api_key(shared.db, shared.settings, "ns_b")
     foreign = bearer(other)
-    assert (await client.get(f"{ALIASES}/production", headers=foreign)).status_code == 404
-    assert (await client.get(ALIASES, headers=foreign)).status_code == 404
-    denied = await client.put(f"{ALIASES}/production", json={"model_id": "v2"}, headers=foreign)
+    assert (await client.get(f"{space.aliases}/production", headers=foreign)).status_code == 404
+    assert (await client.get(space.aliases, headers=foreign)).status_code == 404
+    denied = await client.put(f"{space.aliases}/production", json={"model_id": "v2"}, headers=foreign)
     assert error_code(denied, 403) == "namespace_forbidden"
-    assert (await client.post(f"{ALIASES}/production/rollback", headers=foreign)).status_code == 403
-    assert (await client.get(ALIASES, headers={"Authorization": "Bearer nope"})).status_code == 401
+    assert (await client.post(f"{space.aliases}/production/rollback", headers=foreign)).status_code == 403
+    assert (await client.get(space.aliases, headers={"Authorization": "Bearer nope"})).status_code == 401
 
 
 async def test_disabling_a_shared_model_removes_its_copys_aliases(topics, db, make_key) -> None:
@@ -283,15 +332,16 @@ async def test_alias_writes_show_at_once_in_cached_details(topics, db, key) -> N
         assert (await aliases_of("v1"), await aliases_of("v2")) == ([], [])
 
 
-async def test_alias_writes_are_in_the_audit_trail(client, key) -> None:
-    await put_alias(client, "production", "v1")
-    await put_alias(client, "production", "v2")
-    assert (await client.post(f"{ALIASES}/production/rollback")).status_code == 200
-    assert (await client.delete(f"{ALIASES}/production")).status_code == 200
-    refused = await client.put(f"{ALIASES}/production", json={"model_id": "missing"})
+async def test_alias_writes_are_in_the_audit_trail(space) -> None:
+    client, key = space.client, space.key
+    await put_alias(client, "production", "v1", space.aliases)
+    await put_alias(client, "production", "v2", space.aliases)
+    assert (await client.post(f"{space.aliases}/production/rollback")).status_code == 200
+    assert (await client.delete(f"{space.aliases}/production")).status_code == 200
+    refused = await client.put(f"{space.aliases}/production", json={"model_id": "missing"})
     assert refused.status_code == 404
 
-    response = await client.get("/v1/namespaces/ns_a/audit", params={"limit": 10})
+    response = await client.get(f"/v1/namespaces/{space.namespace}/audit", params={"limit": 10})
     assert response.status_code == 200, response.text
     entries = [e for e in response.json()["entries"] if e["action"].startswith("alias.")]
 
