@@ -298,6 +298,10 @@ class RegistryStack:
             archive_root=str(self.workdir / "archives"),
             bridge_work_dir=str(self.workdir / "bridge"),
             worker_batch_timeout_ms=200,
+            # The worker starts once both its consumer groups joined, about half a session each on tansu:
+            # with the 10 s default, a test's first events waited some 10 s for it.
+            worker_session_timeout_ms=3_000,
+            worker_heartbeat_interval_ms=500,
             worker_retry_max_backoff_s=1.0,
             bridge_retry_max_backoff_s=1.0,
             log_format="json",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -207,7 +208,13 @@ async def test_ten_thousand_malformed_records_all_dead_lettered_nothing_changed(
     records = malformed_records(MALFORMED_COUNT, seed=2026)
     assert len({kind for kind, _ in records}) == len(GENERATORS) + 1  # every kind is in the mix
 
-    worker = ServiceProcess("worker", topics, tmp_path / "worker.log").start()
+    # The worker's start waits for its two consumer groups' joins, each about half a session on tansu:
+    # 1.5 s sessions halve that wait, and still leave a live worker seconds before it could be evicted
+    # (a rebalance would redeliver a batch and dead-letter it twice).
+    worker_settings = msgspec.structs.replace(
+        topics, worker_session_timeout_ms=1_500, worker_heartbeat_interval_ms=300
+    )
+    worker = ServiceProcess("worker", worker_settings, tmp_path / "worker.log").start()
     try:
         sent = await send_all(producer, topics.events_topic, records)
         dead = await read_topic(topics, topics.dlq_topic, expected=MALFORMED_COUNT, timeout_s=240)
