@@ -28,6 +28,21 @@ from tests.factories import event, seed_model_document
 
 
 @pytest.fixture
+def session_ms() -> int:
+    """Group session length: each consumer-group join waits about half of it on the test Kafka."""
+    return 1000
+
+
+@pytest.fixture
+def settings(settings: Settings, session_ms: int) -> Settings:
+    # 1 s sessions: a consumer evicted under load gets its batch again, which a test tolerates unless it
+    # counts records the worker wrote (those keep the project's 3 s).
+    return msgspec.structs.replace(
+        settings, worker_session_timeout_ms=session_ms, worker_heartbeat_interval_ms=min(500, session_ms // 5)
+    )
+
+
+@pytest.fixture
 async def worker(topics: Settings, db) -> Any:
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(topics, stop))
@@ -170,6 +185,7 @@ async def test_duplicates_reordering_and_stale_events_are_no_ops(worker, db, pro
     assert doc["deployment_history"] == history_before
 
 
+@pytest.mark.parametrize("session_ms", [3000], ids=["3s_sessions"])  # a redelivery would double the DLQ
 async def test_bad_records_go_to_the_dlq_with_reasons_and_change_nothing(
     worker, db, producer, topics
 ) -> None:
