@@ -11,15 +11,24 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from modelreg.shared.contracts import COMMAND_DECODER, CommandType, DeploymentEvent, encode
+from modelreg.shared.settings import Settings
 from tests.api_support import api_client, upload
 from tests.conftest import eventually, read_topic
 from tests.factories import event
 from tests.integration.test_api_models import seed_validator
 
 BASE = "/v1/namespaces/ns_a/models"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # 1 s group sessions: each of the worker's two consumer-group joins waits about half a session on the
+    # test Kafka. An evicted worker gets its batch again; applying an event twice changes nothing.
+    return msgspec.structs.replace(settings, worker_session_timeout_ms=1000, worker_heartbeat_interval_ms=200)
 
 
 @pytest.fixture
