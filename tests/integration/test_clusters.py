@@ -42,10 +42,20 @@ GIB = 1024**3
 
 
 @pytest.fixture
-async def cluster_topics(settings: Settings) -> Settings:
+def session_ms() -> int:
+    """Group session length: each of the worker's two consumer-group joins waits about half of it."""
+    return 1000
+
+
+@pytest.fixture
+async def cluster_topics(settings: Settings, session_ms: int) -> Settings:
     suffix = uuid.uuid4().hex[:8]
+    # 1 s sessions: a worker evicted under load gets its batch again, which a test tolerates unless it
+    # counts records the worker wrote (those keep the project's 3 s).
     configured = msgspec.structs.replace(
         settings,
+        worker_session_timeout_ms=session_ms,
+        worker_heartbeat_interval_ms=min(500, session_ms // 5),
         cluster_health_topic=f"health-{suffix}",
         cluster_unreachable_after_s=3.0,
         cluster_check_interval_s=0.3,
@@ -496,6 +506,7 @@ async def test_a_report_listing_an_application_placed_elsewhere_gets_it_undeploy
     assert await _command(settings, CommandType.UNDEPLOY, "b") is None
 
 
+@pytest.mark.parametrize("session_ms", [3000], ids=["3s_sessions"])  # a redelivery would double the DLQ
 async def test_bad_reports_go_to_the_dlq_and_older_ones_change_nothing(
     cluster_topics, worker, db, producer
 ) -> None:
