@@ -52,16 +52,16 @@ async def test_keys_create_prints_the_key_last_and_stores_only_its_hash(topics, 
     secret = key.split("_", 2)[2]
     assert secret not in repr(record)
 
+    # One app for before and after the revocation (its auth cache is off): it must see the revoke.
     async with api_client(peppered, key) as client:
         assert (await client.get("/v1/namespaces/ns_a/models")).status_code == 200
         assert (await client.get("/v1/namespaces/ns_b/models")).status_code == 200
         assert (await client.get("/v1/namespaces/ns_c/models")).status_code == 404
 
-    listed = modelreg(peppered, "keys", "list")
-    assert listed.returncode == 0 and prefix in listed.stdout and secret not in listed.stdout
-    revoked = modelreg(peppered, "keys", "revoke", prefix)
-    assert revoked.returncode == 0, revoked.stderr
-    async with api_client(peppered, key) as client:
+        listed = modelreg(peppered, "keys", "list")
+        assert listed.returncode == 0 and prefix in listed.stdout and secret not in listed.stdout
+        revoked = modelreg(peppered, "keys", "revoke", prefix)
+        assert revoked.returncode == 0, revoked.stderr
         assert (await client.get("/v1/namespaces/ns_a/models")).status_code == 401
     assert "revoked" in modelreg(peppered, "keys", "list").stdout
 
@@ -82,14 +82,14 @@ async def test_admin_keys_reach_every_namespace(topics, db) -> None:
         (("--namespace", "équipe-日本"), "invalid namespace"),
     ],
 )
-async def test_keys_create_refuses_unusable_requests(topics, db, args, message) -> None:
-    result = modelreg(topics, "keys", "create", *args)
+async def test_keys_create_refuses_unusable_requests(settings, db, args, message) -> None:
+    result = modelreg(settings, "keys", "create", *args)
     assert result.returncode == 2 and message in result.stderr
     assert await db.api_keys.count_documents({}) == 0
 
 
-async def test_revoking_an_unknown_prefix_fails(topics, db) -> None:
-    result = modelreg(topics, "keys", "revoke", "0123456789ab")
+async def test_revoking_an_unknown_prefix_fails(settings, db) -> None:
+    result = modelreg(settings, "keys", "revoke", "0123456789ab")
     assert result.returncode == 1 and "no key" in result.stderr
 
 
@@ -125,7 +125,7 @@ def test_modelreg_dev_prints_a_working_key(topics, tmp_path) -> None:
         while "API key" not in output.read_text():
             assert process.poll() is None, output.read_text()
             assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.3)
+            time.sleep(0.05)
         key = key_file.read_text().strip()
         assert f"API key        {key}" in output.read_text()
 
