@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import msgspec
+
 from modelreg.services.worker.main import run_worker
 from modelreg.shared.contracts import CommandType, decode_command
 from tests.conftest import eventually, read_topic
@@ -40,7 +42,9 @@ async def test_resync_resets_the_guard_and_asks_the_bridge_to_re_announce(topics
 
     # The bridge's next event (here: a hand-made one with a small sequence) applies again.
     stop = asyncio.Event()
-    worker = asyncio.create_task(run_worker(topics, stop))
+    # Short sessions, as tests/faults use: the worker's groups join in about half a session each on tansu.
+    quick = msgspec.structs.replace(topics, worker_session_timeout_ms=1_000, worker_heartbeat_interval_ms=200)
+    worker = asyncio.create_task(run_worker(quick, stop))
     try:
         await publish(producer, topics, event("deployment.deleted", 1, model_id="m_frozen"))
 
