@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import io
 import tarfile
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -103,6 +104,21 @@ class SharedApi:
                 )
             )
         return self.app_client
+
+    @asynccontextmanager
+    async def own_namespace(self) -> AsyncIterator[tuple[str, str]]:
+        """A fresh namespace and a key for it alone, set on the shared client while the test runs: what a
+        test writes there no other test of the module sees."""
+        from tests.conftest import insert_api_key
+
+        client = await self.client()
+        namespace = f"ns_{uuid.uuid4().hex[:12]}"
+        key = await insert_api_key(self.db, self.settings, namespace)
+        client.headers.update(bearer(key))
+        try:
+            yield namespace, key
+        finally:
+            del client.headers["Authorization"]
 
 
 @asynccontextmanager

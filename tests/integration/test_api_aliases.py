@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -65,13 +64,9 @@ async def shared(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
 
 @pytest.fixture
 async def space(shared: SharedApi) -> AsyncIterator[Space]:
-    client = await shared.client()
-    namespace = f"ns_{uuid.uuid4().hex[:12]}"
-    await shared.db.custom_models.insert_many(seed_models(namespace))
-    key = await insert_api_key(shared.db, shared.settings, namespace)
-    client.headers.update(bearer(key))
-    yield Space(shared, namespace, key)
-    del client.headers["Authorization"]
+    async with shared.own_namespace() as (namespace, key):
+        await shared.db.custom_models.insert_many(seed_models(namespace))
+        yield Space(shared, namespace, key)
 
 
 async def put_alias(client, alias: str, model_id: str, aliases: str = ALIASES, **params) -> dict:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from modelreg.services.devstack.embedded import free_port
 from modelreg.shared.contracts import COMMAND_DECODER, CommandType, DeploymentCommand
-from tests.api_support import SharedApi, api_client, bearer, shared_api, upload
-from tests.conftest import insert_api_key
+from tests.api_support import SharedApi, api_client, shared_api, upload
 from tests.factories import seed_model_document
 from tests.integration.test_api_models import seed_validator
 
@@ -63,11 +61,8 @@ async def shared(infra, tmp_path_factory) -> AsyncIterator[SharedApi]:
 
 @pytest.fixture
 async def space(shared: SharedApi) -> AsyncIterator[Space]:
-    client = await shared.client()
-    namespace = f"ns_{uuid.uuid4().hex[:12]}"
-    client.headers.update(bearer(await insert_api_key(shared.db, shared.settings, namespace)))
-    yield Space(shared, namespace)
-    del client.headers["Authorization"]
+    async with shared.own_namespace() as (namespace, _):
+        yield Space(shared, namespace)
 
 
 async def commands(space: Space, expected: int) -> list[DeploymentCommand]:
