@@ -138,17 +138,15 @@ class ClusterWatch:
         crash in between repeats them at the next check.
         """
         now = self.clock()
+        timeout_s = self.settings.cluster_unreachable_after_s
         clusters = await self.store.all()
         lost = [
             c
             for c in clusters
-            if is_unreachable(
-                last_served_at(c.last_seen_at, c.last_up_at), self.settings.cluster_unreachable_after_s, now
-            )
+            if is_unreachable(last_served_at(c.last_seen_at, c.last_up_at), timeout_s, now)
         ]
         for cluster in lost:
             for placed in await self.store.models_living_on(cluster.name):
-                timeout_s = self.settings.cluster_unreachable_after_s
                 if needs_unreachable_event(placed.observed, cluster.name, timeout_s, now):
                     event = unreachable_event(placed.key, placed.observed, cluster.name, now)
                     await self.publisher.publish(self.settings.events_topic, event)
