@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,9 @@ async def test_head_answers_like_get_without_a_body(admin, db) -> None:
 # --- a real server: uvicorn's connection handling and the deadlines -----------------------------------
 
 
+BODY_GRACE_S = 1.0
+
+
 @pytest.fixture(scope="module")
 async def api_server(infra, tmp_path_factory):
     """One API process for the wire-level tests of this module: starting one takes seconds."""
@@ -96,7 +100,7 @@ async def api_server(infra, tmp_path_factory):
         archive_root=str(tmp_path_factory.mktemp("archives")),
         api_port=free_port(),
         api_header_timeout_s=1.0,
-        api_body_grace_s=1.0,
+        api_body_grace_s=BODY_GRACE_S,
         api_body_min_rate_bytes_s=1000.0,
     )
     await kafka.ensure_topics(settings, [settings.events_topic, settings.dlq_topic, settings.commands_topic])
@@ -165,27 +169,21 @@ async def test_a_trickled_body_gets_408_and_the_connection_closes(api_process, a
         f"POST /v1/namespaces/ns_a/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
         f"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: {body_length}\r\n\r\n".encode()
     )
+    started = time.monotonic()
+    # A byte every 0.1 s (10 B/s, far below the 1000 B/s asked after the 1 s grace) until shortly before the
+    # server's deadline; then only read. A byte landing after the server closed would draw a TCP reset that
+    # can drop the unread 408 on the client's side, so the trickle stops a little ahead of the deadline.
     sent = 0
-    response = b""
-    while sent < body_length and not reader.at_eof():
-        try:
-            writer.write(b"x")
-            await writer.drain()
-        except (ConnectionError, OSError):
-            break
+    while time.monotonic() - started < BODY_GRACE_S - 0.25:
+        writer.write(b"x")
+        await writer.drain()
         sent += 1
         await asyncio.sleep(0.1)
-        if not response:
-            try:
-                response = await asyncio.wait_for(reader.read(4096), timeout=0.01)
-            except TimeoutError:
-                pass
-        if response:
-            break
-    response += await read_all(reader)
+    response = await read_all(reader)
     assert response.startswith(b"HTTP/1.1 408"), response[:300]
     assert b'"RequestTimeoutError"' in response
     assert sent < body_length
+    assert time.monotonic() - started >= BODY_GRACE_S  # cut at the deadline, not at the last byte's pause
     assert await api_db.custom_models.count_documents({}) == 0
     writer.close()
 
