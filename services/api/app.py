@@ -18,6 +18,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from modelreg.services.api.access_log import AccessLog
 from modelreg.services.api.aliases.controller import AliasController
+from modelreg.services.api.aliases.paths import EncodedNames
 from modelreg.services.api.aliases.service import AliasService
 from modelreg.services.api.audit.actor import bind_actor
 from modelreg.services.api.audit.controller import AuditController
@@ -288,6 +289,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
     )
     # Before routing, as Litestar itself wraps CORS: its router would answer HEAD on a GET route with 405.
-    # The access log is outermost, so requests that match no route are logged too.
-    app.asgi_handler = AccessLog(HeadAsGet(app.asgi_handler))
+    # The access log is outermost, so requests that match no route are logged too; EncodedNames keeps a
+    # model name holding "/" one segment of the alias routes' path.
+    app.asgi_handler = AccessLog(HeadAsGet(EncodedNames(app.asgi_handler)))
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import msgspec
 import pytest
@@ -186,6 +187,35 @@ async def test_remove_an_alias(space) -> None:
     }
     assert (await client.get(f"{space.aliases}/production")).status_code == 404
     assert (await aliases_in_views(space))["v1"] == []
+
+
+@pytest.mark.parametrize("name", ["org/bert-base", "50%2F/100%"])
+async def test_a_name_holding_slashes_is_one_segment_sent_encoded(space, name) -> None:
+    client, db = space.client, space.api.db
+    await db.custom_models.insert_many(
+        [
+            seed_model_document(space.namespace, "hf1", name=name, version="1", **deployed_fields()),
+            seed_model_document(space.namespace, "hf2", name=name, version="2"),
+            seed_model_document(space.namespace, "tail", name=name.rsplit("/", 1)[-1], version="1"),
+        ]
+    )
+    aliases = f"/v1/namespaces/{space.namespace}/names/{quote(name, safe='')}/aliases"
+    assert (await put_alias(client, "prod", "hf1", aliases))["alias"]["name"] == name
+    moved = (await put_alias(client, "prod", "hf2", aliases))["alias"]
+    assert (moved["name"], moved["model_id"], moved["previous_model_id"]) == (name, "hf2", "hf1")
+    got = await client.get(f"{aliases}/prod")
+    assert got.status_code == 200 and got.json()["model"]["model_id"] == "hf2"
+    listed = (await client.get(aliases)).json()
+    assert listed["name"] == name and [a["alias"] for a in listed["aliases"]] == ["prod"]
+    rolled = await client.post(f"{aliases}/prod/rollback")
+    assert rolled.status_code == 200 and rolled.json()["alias"]["model_id"] == "hf1"
+    # The last part of the name alone is another name: its aliases are its own.
+    tail_aliases = f"/v1/namespaces/{space.namespace}/names/{quote(name.rsplit('/', 1)[-1], safe='')}/aliases"
+    assert (await client.get(tail_aliases)).json()["aliases"] == []
+    assert (await client.put(f"{tail_aliases}/prod", json={"model_id": "hf1"})).status_code == 409
+    removed = await client.delete(f"{aliases}/prod")
+    assert removed.status_code == 200 and removed.json()["name"] == name
+    assert (await client.get(f"{aliases}/prod")).status_code == 404
 
 
 async def test_deleting_an_aliased_model_needs_force_and_takes_its_aliases(space) -> None:

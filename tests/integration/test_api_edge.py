@@ -6,6 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from modelreg.services.devstack.embedded import free_port
@@ -212,3 +213,21 @@ async def test_head_over_the_wire_the_access_log_and_the_empty_pepper_warning(ap
     )
     assert access["key_prefix"] == key_prefix(key) and access["duration_ms"] >= 0
     assert not [line for line in process.log_lines() if line.get("logger", "").startswith("uvicorn.access")]
+
+
+async def test_a_name_with_a_slash_reaches_its_aliases_over_the_wire(api_process, api_db) -> None:
+    # uvicorn decodes %2F in the path before routing; the alias routes still see the name as one segment.
+    _, port, key = api_process
+    name = "org/bert%base"
+    await api_db.custom_models.insert_one(seed_model_document("ns_a", "hf", name=name, version="1"))
+    headers = {"Authorization": f"Bearer {key}"}
+    aliases = "/v1/namespaces/ns_a/names/org%2Fbert%25base/aliases"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+        put = await client.put(f"{aliases}/edge", json={"model_id": "hf"})
+        assert put.status_code == 200, put.text
+        assert put.json()["alias"]["name"] == name
+        listed = (await client.get(aliases)).json()
+        assert listed["name"] == name and [a["alias"] for a in listed["aliases"]] == ["edge"]
+        # Sent unencoded, the slash is a separator: no such route.
+        assert (await client.get("/v1/namespaces/ns_a/names/org/bert%25base/aliases")).status_code == 404
+        assert (await client.delete(f"{aliases}/edge")).status_code == 200

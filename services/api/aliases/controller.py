@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK
 
+from modelreg.services.api.aliases.paths import name_from_segment
 from modelreg.services.api.aliases.schemas import (
     AliasDeleteResponse,
     AliasDetailResponse,
@@ -32,13 +34,24 @@ from modelreg.shared.identifiers import ID_PATTERN, ID_RULE, MAX_ID_LENGTH
 
 ModelName = Annotated[
     str,
-    Parameter(title="Name", min_length=1, max_length=256, pattern=LABEL_PATTERN, description="Model name"),
+    Parameter(
+        title="Name",
+        min_length=1,
+        max_length=3 * 256,  # a name of up to 256 characters, each "/" or "%" sent as three
+        pattern=LABEL_PATTERN,
+        description='Model name; a "/" in it is sent as %2F (and a "%" as %25), e.g. org%2Fbert-base',
+    ),
 ]
 AliasName = Annotated[
     str,
     Parameter(title="Alias", min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN, description=ID_RULE),
 ]
 NOT_FOUND = {404: error_spec("Alias (or model) not found")}
+
+
+def model_name(name: ModelName) -> str:
+    """The name the path's segment stands for: a name holding "/" arrives encoded (`paths.EncodedNames`)."""
+    return name_from_segment(name)
 
 
 def actor(request: Request[Principal, Any, Any]) -> str | None:
@@ -49,6 +62,7 @@ def actor(request: Request[Principal, Any, Any]) -> str | None:
 class AliasController(Controller):
     path = "/namespaces/{namespace_id:str}/names/{name:str}/aliases"
     tags = ["Aliases"]
+    dependencies = {"model_name": Provide(model_name, sync_to_thread=False)}
 
     @get(
         "/",
@@ -57,9 +71,9 @@ class AliasController(Controller):
         responses={**ERROR_RESPONSES},
     )
     async def list_aliases(
-        self, namespace_id: NamespaceId, name: ModelName, alias_service: AliasService
+        self, namespace_id: NamespaceId, model_name: str, alias_service: AliasService
     ) -> AliasListResponse:
-        return await alias_service.list_for_name(namespace_id, name)
+        return await alias_service.list_for_name(namespace_id, model_name)
 
     @get(
         "/{alias:str}",
@@ -69,9 +83,9 @@ class AliasController(Controller):
         responses={**ERROR_RESPONSES, **NOT_FOUND},
     )
     async def get_alias(
-        self, namespace_id: NamespaceId, name: ModelName, alias: AliasName, alias_service: AliasService
+        self, namespace_id: NamespaceId, model_name: str, alias: AliasName, alias_service: AliasService
     ) -> AliasDetailResponse:
-        return await alias_service.get(namespace_id, name, alias)
+        return await alias_service.get(namespace_id, model_name, alias)
 
     @put(
         "/{alias:str}",
@@ -88,7 +102,7 @@ class AliasController(Controller):
     async def set_alias(
         self,
         namespace_id: NamespaceId,
-        name: ModelName,
+        model_name: str,
         alias: AliasName,
         data: SetAliasRequest,
         request: Request[Principal, Any, Any],
@@ -98,7 +112,12 @@ class AliasController(Controller):
         ] = False,
     ) -> AliasResponse:
         return await alias_service.set(
-            namespace_id, name, alias, data.model_id, actor=actor(request), require_deployed=require_deployed
+            namespace_id,
+            model_name,
+            alias,
+            data.model_id,
+            actor=actor(request),
+            require_deployed=require_deployed,
         )
 
     @delete(
@@ -109,9 +128,9 @@ class AliasController(Controller):
         responses={**ERROR_RESPONSES, **NOT_FOUND},
     )
     async def delete_alias(
-        self, namespace_id: NamespaceId, name: ModelName, alias: AliasName, alias_service: AliasService
+        self, namespace_id: NamespaceId, model_name: str, alias: AliasName, alias_service: AliasService
     ) -> AliasDeleteResponse:
-        return await alias_service.remove(namespace_id, name, alias)
+        return await alias_service.remove(namespace_id, model_name, alias)
 
     @post(
         "/{alias:str}/rollback",
@@ -127,12 +146,12 @@ class AliasController(Controller):
     async def rollback_alias(
         self,
         namespace_id: NamespaceId,
-        name: ModelName,
+        model_name: str,
         alias: AliasName,
         request: Request[Principal, Any, Any],
         alias_service: AliasService,
     ) -> AliasResponse:
-        return await alias_service.rollback(namespace_id, name, alias, actor=actor(request))
+        return await alias_service.rollback(namespace_id, model_name, alias, actor=actor(request))
 
     @post(
         "/{alias:str}/predict",
@@ -146,13 +165,13 @@ class AliasController(Controller):
     async def predict_alias(
         self,
         namespace_id: NamespaceId,
-        name: ModelName,
+        model_name: str,
         alias: AliasName,
         request: Request[Any, Any, Any],
         predictions: PredictionService,
     ) -> Response[bytes] | Stream:
         body = await request.body()
         prediction = await predictions.predict_alias(
-            namespace_id, name, alias, body, forwarded_headers(request)
+            namespace_id, model_name, alias, body, forwarded_headers(request)
         )
         return streamed(prediction)
