@@ -121,7 +121,9 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
         requested_at=datetime.now(UTC),
     )
     if getattr(args, "wait", False):
-        return _deploy_and_wait(settings, args, lambda: publish_command(settings, command))
+        return _deploy_and_wait(
+            settings, args, str(command.command_id), lambda: publish_command(settings, command)
+        )
     if failed := _published(lambda: publish_command(settings, command)):
         return failed
     print(command.command_id)
@@ -129,21 +131,37 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _deploy_and_wait(
-    settings: Settings, args: argparse.Namespace, publish: Callable[[], Coroutine[Any, Any, object]]
+    settings: Settings,
+    args: argparse.Namespace,
+    command_id: str,
+    publish: Callable[[], Coroutine[Any, Any, object]],
 ) -> int:
-    from modelreg.services.follow import follow_model
+    from modelreg.services.follow import EXIT_INTERRUPTED, follow_model
     from modelreg.shared.contracts import ModelKey
+    from modelreg.shared.signals import stop_on_signals
 
     outcome: list[int] = []
 
     async def publish_and_follow() -> None:
+        # SIGINT and SIGTERM end the wait through `stop`: the command is sent (or refused) whole, never
+        # cancelled halfway, and the wait stops at its next step.
+        stop = asyncio.Event()
+        stop_on_signals(stop)
         key = ModelKey(args.namespace, args.model_id)
         outcome.append(
-            await follow_model(settings, key, sys.stdout, publish=publish, wait=True, timeout_s=args.timeout)
+            await follow_model(
+                settings, key, sys.stdout, publish=publish, wait=True, timeout_s=args.timeout, stop=stop
+            )
         )
 
     if failed := _published(publish_and_follow):
         return failed
+    if outcome[0] == EXIT_INTERRUPTED:
+        print(
+            f"modelreg: stopped waiting; command {command_id} was sent and the {args.action} goes on "
+            f"(follow it: modelreg models watch --namespace {args.namespace} --model-id {args.model_id})",
+            file=sys.stderr,
+        )
     return outcome[0]
 
 

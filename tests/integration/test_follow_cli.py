@@ -67,6 +67,21 @@ async def test_deploy_wait_on_a_missing_model_says_so(topics, db) -> None:
     assert await asyncio.wait_for(process.wait(), 60) == 2
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+async def test_deploy_wait_interrupted_leaves_the_deploy_running_and_says_so(topics, db, stop_signal) -> None:
+    await db.custom_models.insert_one(seed_model_document("ns_cli", "m1"))
+    process = await start_cli(topics, "deploy", "--namespace", "ns_cli", "--model-id", "m1", "--wait")
+    assert await read_line(process) == "ns_cli/m1  status=not_deployed"
+    records = await read_topic(topics, topics.commands_topic, expected=1)  # sent before the signal
+    process.send_signal(stop_signal)
+    assert await asyncio.wait_for(process.wait(), 60) == 130
+    assert process.stderr is not None
+    stderr = (await process.stderr.read()).decode()
+    assert "Traceback" not in stderr, stderr
+    command_id = str(decode_command(records[0].key, records[0].value).command_id)
+    assert f"command {command_id} was sent" in stderr and "modelreg models watch" in stderr
+
+
 async def test_watch_prints_each_transition_until_interrupted(settings, db) -> None:
     await db.custom_models.insert_one(seed_model_document("ns_cli", "m1"))
     await db.custom_models.insert_one(seed_model_document("ns_cli", "m2"))
