@@ -32,6 +32,8 @@ def routing_path(path: str, raw_path: bytes | None) -> str:
     """The path to route on: `path` (the server's decoded one), except under a name's aliases, where the
     name's segment stays encoded so that the name is one segment. Without a raw path (optional in ASGI) a `/`
     in the name cannot be told from a separator; its `%` is still encoded, so decoding it stays exact."""
+    if "/names/" not in path:  # every other route: nothing to re-derive
+        return path
     raw_segments: list[str] | None = None
     if raw_path is not None:
         try:
