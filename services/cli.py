@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import Callable, Coroutine
@@ -369,7 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--hash", required=True, help="sha256 of the archive")
     register.set_defaults(handler=cmd_register)
     for action in ("deploy", "undeploy"):
-        command = models.add_parser(action, help=f"publish a {action} command for the Ray Serve bridge")
+        article = "an" if action == "undeploy" else "a"
+        command = models.add_parser(
+            action, help=f"publish {article} {action} command for the Ray Serve bridge"
+        )
         command.add_argument("--namespace", required=True)
         command.add_argument("--model-id", required=True)
         command.set_defaults(handler=cmd_command)
@@ -452,7 +456,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format, service=args.command)
     handler: Callable[[Settings, argparse.Namespace], int] = args.handler  # set_defaults on every command
-    return handler(settings, args)
+    try:
+        return handler(settings, args)
+    except BrokenPipeError:
+        # The reader went away (`modelreg … | head`): end quietly, and keep the interpreter's final flush of
+        # stdout from failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

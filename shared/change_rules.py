@@ -75,6 +75,10 @@ def summarize(change: RegistryChange) -> ModelChangeSummary | None:
             **base,
         )
     desired = updated.get("desired_state")
+    if "desired_state" not in updated and "desired_at" in updated:
+        # A request repeating the stored wish (deploy while pending, undeploy while deleting): the database
+        # leaves unchanged fields out of the update, so only desired_at shows it.
+        desired = document.get("desired_state")
     if desired in REQUEST_KINDS:
         kind = REQUEST_KINDS[desired]
         # The same write stored the request's key prefix (None from the CLI: `desired_by` is then unset).

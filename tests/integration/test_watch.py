@@ -221,3 +221,39 @@ async def test_the_change_feed_names_the_same_requester_as_the_history(api, db, 
     assert started.json()["change"]["type"] == "deployment.changed"
     assert started.json()["change"]["requested_by"] == prefix
     assert [(e["event_type"], e["requested_by"]) for e in history] == [("deployment.started", prefix)]
+
+
+async def test_a_request_repeating_the_stored_wish_is_still_reported_as_a_request(
+    api, db, make_key, namespaces
+) -> None:
+    """A deploy sent again while pending (or an undeploy while deleting) stores the same desired_state, so
+    the write changes only desired_at: the change feed must still say a request was made, and by whom."""
+    ns_a, _ = namespaces
+    base_url, _ = api
+    key = await make_key(ns_a)
+    prefix = key.split("_")[1]
+    await db.custom_models.insert_one(seed_model_document(ns_a, "m1"))
+    async with watch(base_url, f"/v1/namespaces/{ns_a}/models/m1/watch", key) as stream:
+        assert isinstance(stream, Watch)
+        assert (await stream.next_event()).event == "snapshot"
+        async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as client:
+            for _ in range(2):
+                sent = await client.post(f"/v1/namespaces/{ns_a}/models/m1/deploy")
+                assert sent.json()["command_id"] is not None, sent.text
+            deploys = await stream.events_until(2)
+            await apply(event(EventType.READY, 1, ns_a, "m1"))
+            assert (await stream.next_event()).json()["change"]["event_type"] == "deployment.ready"
+            for _ in range(2):
+                sent = await client.delete(f"/v1/namespaces/{ns_a}/models/m1/deploy")
+                assert sent.status_code == 202, sent.text
+            undeploys = await stream.events_until(2)
+
+    assert [(e.json()["change"]["type"], e.json()["change"]["requested_by"]) for e in deploys] == [
+        ("deploy.requested", prefix)
+    ] * 2
+    assert [(e.json()["change"]["type"], e.json()["change"]["requested_by"]) for e in undeploys] == [
+        ("undeploy.requested", prefix)
+    ] * 2
+    assert [e.json()["change"]["deployment_status"] for e in deploys + undeploys] == ["pending"] * 2 + [
+        "deleting"
+    ] * 2

@@ -90,6 +90,20 @@ def test_requests_and_other_updates() -> None:
     assert summarize(change(ChangeOperation.UPDATE, model(), {"name": "x"})).kind == ChangeKind.MODEL_UPDATED
 
 
+def test_a_request_repeating_the_stored_desired_state_shows_only_as_its_desired_at() -> None:
+    # The database leaves a field set to its current value out of the update's fields.
+    again = summarize(
+        change(
+            ChangeOperation.UPDATE,
+            model(desired_state="deployed", desired_at=NOW, desired_by="abc123"),
+            {"desired_at": NOW, "updated_at": NOW},
+        )
+    )
+    assert (again.kind, again.requested_by) == (ChangeKind.DEPLOY_REQUESTED, "abc123")
+    never = summarize(change(ChangeOperation.UPDATE, model(desired_at=NOW), {"desired_at": NOW}))
+    assert never.kind == ChangeKind.MODEL_UPDATED
+
+
 def test_requested_by_is_the_key_prefix_the_request_stored_with_its_desired_state() -> None:
     asked = {"desired_state": "deployed", "desired_by": "abc123"}
     assert summarize(change(ChangeOperation.UPDATE, model(**asked), asked)).requested_by == "abc123"
