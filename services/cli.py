@@ -321,14 +321,8 @@ def cmd_clusters_remove(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_topics(settings: Settings, _: argparse.Namespace) -> int:
     from modelreg.shared.adapters.kafka import ensure_topics
 
-    topics = [
-        settings.events_topic,
-        settings.dlq_topic,
-        settings.commands_topic,
-        settings.cluster_health_topic,
-    ]
-    asyncio.run(ensure_topics(settings, topics))
-    print("\n".join(topics))
+    asyncio.run(ensure_topics(settings, settings.topics))
+    print("\n".join(settings.topics))
     return 0
 
 

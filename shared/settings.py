@@ -185,6 +185,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             raise SettingsError(f"invalid {ENV_PREFIX}* setting: {exc}") from exc
 
     @property
+    def topics(self) -> list[str]:
+        """Every Kafka topic of the registry (what `modelreg topics create` and `make run` create)."""
+        return [self.events_topic, self.dlq_topic, self.commands_topic, self.cluster_health_topic]
+
+    @property
     def metrics_bind_host(self) -> str:
         return self.api_host if self.metrics_host is None else self.metrics_host
 

@@ -137,17 +137,7 @@ def run_dev_stack(settings: Settings, with_ray: bool = True, demo: bool = True) 
         if with_ray:
             print("modelreg dev: starting Ray …", flush=True)
             settings = stack.start_ray()
-        asyncio.run(
-            kafka.ensure_topics(
-                settings,
-                [
-                    settings.events_topic,
-                    settings.dlq_topic,
-                    settings.commands_topic,
-                    settings.cluster_health_topic,
-                ],
-            )
-        )
+        asyncio.run(kafka.ensure_topics(settings, settings.topics))
         if with_ray:
             register_local_cluster(settings)
         dev_key_file = stack.state_dir / "dev-api-key"
@@ -188,7 +178,7 @@ def print_banner(settings: Settings, api_url: str, with_ray: bool = False) -> No
         f"  Console        {api_url}/ui  (sign in with the API key printed below)",
         f"  MongoDB        {settings.mongodb_url}  database {settings.mongodb_database}",
         f"  Kafka          {settings.kafka_bootstrap_servers}",
-        f"  Topics         {settings.events_topic}, {settings.dlq_topic}, {settings.commands_topic}",
+        f"  Topics         {', '.join(settings.topics)}",
         *(ray_lines if with_ray else []),
         "",
         "Use these in another shell:",

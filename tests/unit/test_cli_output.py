@@ -35,3 +35,14 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     assert stderr == ""
+
+
+def test_make_runs_banner_names_every_topic_it_created(capsys) -> None:
+    from modelreg.services.devstack.stack import print_banner
+    from modelreg.shared.settings import Settings
+
+    settings = Settings(cluster_health_topic="health-reports")
+    print_banner(settings, "http://127.0.0.1:8000")
+    [topics_line] = [line for line in capsys.readouterr().out.splitlines() if "Topics" in line]
+    assert topics_line.split(None, 1)[1].split(", ") == settings.topics
+    assert settings.topics[-1] == "health-reports" and len(set(settings.topics)) == 4
