@@ -115,7 +115,7 @@ async def test_the_models_service_records_its_writes(tmp_path: Path, log, audit)
         await service.tagging.patch(ModelKey("ns", "gone"), ModelPatch(tags={"k": "v"}))
     await service.deletion.delete(KEY)
 
-    total, entries = await log.page("ns", AuditQuery(), 0, 10)
+    total, entries = await log.page(AuditQuery(namespace_id="ns"), 0, 10)
     actions = sorted((str(e.action), str(e.outcome), e.model_id) for e in entries)
     assert total == 4
     assert actions == [
