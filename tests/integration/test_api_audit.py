@@ -1,6 +1,6 @@
 """The audit trail through the real app, database and broker: every write recorded with its key, request id
 and outcome; the namespace's route and the organization's with their filters, pages and access rules; the
-key commands' entries."""
+key commands' entries; CLI deploys in the history's `requested_by`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from modelreg.services.keys.service import KeyService
 from modelreg.shared.adapters.mongo import ApiKeyStore, AuditStore
 from tests.api_support import api_client, bearer, upload
 from tests.integration.test_api_upload import assert_error
+from tests.integration.test_keys_cli import modelreg
 
 
 def prefix_of(key: str) -> str:
@@ -246,3 +247,29 @@ async def test_the_organization_trail_lists_every_entry_to_admin_keys_only(topic
     assert_error(as_namespace_key, 403, "ForbiddenError", "admin_required")
     assert_error(as_other, 403, "ForbiddenError", "admin_required")
     assert bad.status_code == 422
+
+
+async def test_a_cli_deploy_after_an_api_deploy_is_not_attributed_to_the_api_key(
+    client, db, topics, key
+) -> None:
+    model_id = (await upload(client, "ns_a")).json()["model_id"]
+    assert (await client.post(f"/v1/namespaces/ns_a/models/{model_id}/deploy")).status_code == 200
+    await db.custom_models.update_one(
+        {"model_id": model_id}, {"$push": {"deployment_history": history_entry("deployment.started", 1)}}
+    )
+    deployed = modelreg(topics, "models", "deploy", "--namespace", "ns_a", "--model-id", model_id)
+    assert deployed.returncode == 0, deployed.stderr
+    # The CLI's command, applied: its events are nobody's key's.
+    await db.custom_models.update_one(
+        {"model_id": model_id}, {"$push": {"deployment_history": history_entry("deployment.ready", 2)}}
+    )
+
+    events = (await client.get(f"/v1/namespaces/ns_a/models/{model_id}/events")).json()["events"]
+    entries = (await trail(client, action="model.deploy"))["entries"]
+
+    assert [(e["event_type"], e["requested_by"]) for e in events] == [
+        ("deployment.ready", None),
+        ("deployment.started", prefix_of(key)),
+    ]
+    assert [(e["via"], e["key_prefix"]) for e in entries] == [("cli", None), ("api", prefix_of(key))]
+    assert entries[0]["details"] == {"command_id": deployed.stdout.strip(), "sent": True}
