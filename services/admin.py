@@ -1,4 +1,8 @@
-"""Operator actions used by the CLI: register a model document, publish an event or a command, resync."""
+"""Operator actions used by the CLI: register a model document, publish an event or a command, resync.
+
+Registrations and deploy/undeploy commands are recorded in the audit trail as the API's writes are (`via`
+cli, no key prefix): written before the write, settled after it.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from typing import TYPE_CHECKING
 
 from modelreg.shared.adapters import kafka
 from modelreg.shared.adapters.event_producer import DeploymentEventProducer
+from modelreg.shared.audit import AuditAction
 from modelreg.shared.contracts import (
     CommandType,
     DeploymentCommand,
     DeploymentEvent,
+    InvalidMessage,
     ModelFormat,
     ModelKey,
     decode_command,
@@ -19,10 +25,16 @@ from modelreg.shared.contracts import (
 from modelreg.shared.identifiers import check_id, check_model_id
 from modelreg.shared.settings import Settings
 
-# MongoDB (Beanie, pymongo) and the archive storage are imported by the actions that use them, so the CLI's
-# publishing commands, which only speak Kafka, start without them.
+# MongoDB (Beanie, pymongo) and the archive storage are imported by the actions that use them, so
+# `modelreg events publish`, which only speaks Kafka, starts without them.
 if TYPE_CHECKING:
+    from modelreg.services.audit.recorder import Audit
     from modelreg.shared.documents import ModelDetails, ResourceRequirementsFields
+
+COMMAND_ACTIONS = {
+    CommandType.DEPLOY: AuditAction.MODEL_DEPLOY,
+    CommandType.UNDEPLOY: AuditAction.MODEL_UNDEPLOY,
+}
 
 
 class InvalidRegistration(ValueError):
@@ -41,13 +53,15 @@ async def register_model(
     model_hash: str,
     resource_requirements: ResourceRequirementsFields | None = None,
     task_type: str | None = None,
+    audited: bool = True,
 ) -> ModelDetails:
-    """Insert a model whose archive is already stored.
+    """Insert a model whose archive is already stored; recorded as `model.upload` unless not `audited`.
 
     Raises InvalidRegistration, or the store's ModelRegisteredError when its id or name and version is taken.
     """
+    from modelreg.services.audit.recorder import NOT_AUDITED
     from modelreg.shared.adapters import mongo
-    from modelreg.shared.adapters.mongo import ModelStore
+    from modelreg.shared.adapters.mongo import DuplicateModelError, DuplicateModelIdError, ModelStore
     from modelreg.shared.adapters.storage import ArchiveLocationRefusedError, ArchiveStorage
     from modelreg.shared.documents import ModelDetails, ResourceRequirementsFields
 
@@ -68,12 +82,33 @@ async def register_model(
         resource_requirements=resource_requirements or ResourceRequirementsFields(),
         task_type=task_type,
     )
+
+    def taken(exc: BaseException) -> str | None:  # the API's codes for the same refusals
+        if isinstance(exc, DuplicateModelError):
+            return "model_version_exists"
+        return "model_id_taken" if isinstance(exc, DuplicateModelIdError) else None
+
     client = await mongo.connect(settings)
     try:
-        await ModelStore(settings.history_limit).insert_model(details)
+        async with (_audit() if audited else NOT_AUDITED).recording(
+            AuditAction.MODEL_UPLOAD,
+            [namespace_id],
+            model_id=model_id,
+            target={"name": name, "version": version},
+            details={"model_hash": model_hash, "archive_url": archive_url},
+            refusal=taken,
+        ):
+            await ModelStore(settings.history_limit).insert_model(details)
     finally:
         await client.close()
     return details
+
+
+def _audit() -> Audit:
+    from modelreg.services.audit.recorder import Audit
+    from modelreg.shared.adapters.mongo import AuditStore
+
+    return Audit(AuditStore())
 
 
 async def publish_event(settings: Settings, event: DeploymentEvent) -> None:
@@ -90,6 +125,36 @@ async def publish_command(settings: Settings, command: DeploymentCommand) -> Non
     """Send one command; raises InvalidMessage for one the bridge would refuse, KafkaError if not sent."""
     decode_command(command.key.kafka_key(), encode(command))
     await _send(settings, settings.commands_topic, command)
+
+
+def contract_refusal(exc: BaseException) -> str | None:
+    """A command the contract refuses was refused (nothing sent): its reason is the entry's code."""
+    return exc.reason if isinstance(exc, InvalidMessage) else None
+
+
+async def request_deployment(settings: Settings, command: DeploymentCommand) -> None:
+    """Publish a deploy or undeploy command with its audit entry (as publish_command raises); MongoDB must
+    be connected (`mongo.connect`), as `modelreg models deploy --wait` is while it follows the model."""
+    recording = _audit().recording(
+        COMMAND_ACTIONS[command.command_type],
+        [command.namespace_id],
+        model_id=command.model_id,
+        refusal=contract_refusal,
+    )
+    async with recording as note:
+        await publish_command(settings, command)
+        note.details.update(command_id=str(command.command_id), sent=True)
+
+
+async def connect_and_request_deployment(settings: Settings, command: DeploymentCommand) -> None:
+    """request_deployment with its own MongoDB connection."""
+    from modelreg.shared.adapters import mongo
+
+    client = await mongo.connect(settings)
+    try:
+        await request_deployment(settings, command)
+    finally:
+        await client.close()
 
 
 async def _send(settings: Settings, topic: str, message: kafka.Message) -> None:

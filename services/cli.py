@@ -111,7 +111,9 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
-    from modelreg.services.admin import publish_command
+    from pymongo.errors import PyMongoError
+
+    from modelreg.services.admin import connect_and_request_deployment, request_deployment
     from modelreg.shared.contracts import CommandType, DeploymentCommand
 
     command = DeploymentCommand(
@@ -121,11 +123,16 @@ def cmd_command(settings: Settings, args: argparse.Namespace) -> int:
         model_id=args.model_id,
         requested_at=datetime.now(UTC),
     )
-    if getattr(args, "wait", False):
+    if getattr(args, "wait", False):  # follows the model over its own MongoDB connection
         return _deploy_and_wait(
-            settings, args, str(command.command_id), lambda: publish_command(settings, command)
+            settings, args, str(command.command_id), lambda: request_deployment(settings, command)
         )
-    if failed := _published(lambda: publish_command(settings, command)):
+    try:
+        failed = _published(lambda: connect_and_request_deployment(settings, command))
+    except PyMongoError as exc:  # the audit entry is written first: without it nothing is sent
+        print(f"modelreg: not published, its audit entry could not be stored: {exc!r}", file=sys.stderr)
+        return 1
+    if failed:
         return failed
     print(command.command_id)
     return 0

@@ -69,8 +69,9 @@ class AuditEntry(msgspec.Struct, kw_only=True):
 
 
 class AuditQuery(msgspec.Struct, kw_only=True, frozen=True):
-    """Which entries of a namespace to list (every field that is set must match)."""
+    """Which entries to list (every field that is set must match)."""
 
+    namespace_id: str | None = None  # the namespace's entries; None: every entry, namespace-less ones too
     model_id: str | None = None
     action: AuditAction | None = None
     since: datetime | None = None

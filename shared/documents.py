@@ -445,6 +445,8 @@ class AuditDocument(Document):
                 ],
                 name="audit_namespace_model_at",
             ),
+            # The organization's trail (GET /v1/audit), every namespace's entries and those of none.
+            pymongo.IndexModel([("at", pymongo.ASCENDING), ("entry_id", pymongo.ASCENDING)], name="audit_at"),
         ]
 
 

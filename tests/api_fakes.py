@@ -335,13 +335,11 @@ class FakeAuditLog:
         ]
         return sorted(sent, key=lambda e: (e.at, e.entry_id), reverse=True)[:limit]
 
-    async def page(
-        self, namespace_id: str, query: AuditQuery, offset: int, limit: int
-    ) -> tuple[int, list[AuditEntry]]:
+    async def page(self, query: AuditQuery, offset: int, limit: int) -> tuple[int, list[AuditEntry]]:
         matching = [
             e
             for e in self.entries.values()
-            if namespace_id in e.namespaces
+            if (query.namespace_id is None or query.namespace_id in e.namespaces)
             and (query.model_id is None or e.model_id == query.model_id)
             and (query.action is None or e.action == query.action)
         ]

@@ -21,7 +21,7 @@ from modelreg.services.api.aliases.controller import AliasController
 from modelreg.services.api.aliases.paths import EncodedNames
 from modelreg.services.api.aliases.service import AliasService
 from modelreg.services.api.audit.actor import bind_actor
-from modelreg.services.api.audit.controller import AuditController
+from modelreg.services.api.audit.controller import AuditController, OrgAuditController
 from modelreg.services.api.audit.service import AuditReads
 from modelreg.services.api.auth.cache import CachingKeyStore
 from modelreg.services.api.auth.controller import whoami
@@ -224,6 +224,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PredictController,
             AliasController,
             AuditController,
+            OrgAuditController,
             WatchController,
             WebhookController,
         ],

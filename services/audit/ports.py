@@ -31,8 +31,6 @@ class AuditLog(Protocol):
         """The model's latest deploy/undeploy requests that sent a command (done, sent), newest first."""
         ...
 
-    async def page(
-        self, namespace_id: str, query: AuditQuery, offset: int, limit: int
-    ) -> tuple[int, list[AuditEntry]]:
-        """A namespace's entries matching `query`, newest first, and how many match."""
+    async def page(self, query: AuditQuery, offset: int, limit: int) -> tuple[int, list[AuditEntry]]:
+        """The entries matching `query` (a namespace's, or all), newest first, and how many match."""
         ...

@@ -53,7 +53,10 @@ class Audit:
         model_id: str | None = None,
         target: dict[str, Any] | None = None,
         details: dict[str, Any] | None = None,
+        refusal: Callable[[BaseException], str | None] | None = None,
     ) -> AsyncIterator[AuditNote]:
+        """`refusal` gives the code of other exceptions that mean the write was refused (nothing changed),
+        None for the rest; domain errors (`code`, `message`) are refusals anyway."""
         note = AuditNote(model_id=model_id, target=dict(target or {}), details=dict(details or {}))
         if self.store is None:
             yield note
@@ -77,6 +80,8 @@ class Audit:
         except BaseException as exc:
             refused = hasattr(exc, "code") and hasattr(exc, "message")  # a domain error's shape
             code = getattr(exc, "code", None) if refused else None
+            if not refused and refusal is not None and (code := refusal(exc)) is not None:
+                refused = True
             await self._settle(entry, AuditOutcome.REFUSED if refused else AuditOutcome.FAILED, code, note)
             raise
         await self._settle(entry, AuditOutcome.DONE, None, note)

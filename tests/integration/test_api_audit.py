@@ -1,5 +1,6 @@
 """The audit trail through the real app, database and broker: every write recorded with its key, request id
-and outcome; the namespace's route with its filters, pages and access rules; the key commands' entries."""
+and outcome; the namespace's route and the organization's with their filters, pages and access rules; the
+key commands' entries; CLI deploys in the history's `requested_by`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from modelreg.services.keys.service import KeyService
 from modelreg.shared.adapters.mongo import ApiKeyStore, AuditStore
 from tests.api_support import api_client, bearer, upload
 from tests.integration.test_api_upload import assert_error
+from tests.integration.test_keys_cli import modelreg
 
 
 def prefix_of(key: str) -> str:
@@ -197,3 +199,77 @@ async def test_history_entries_caused_by_a_request_show_its_key(client, db, key,
         ("deployment.started", prefix_of(key)),
         ("deployment.ready", None),
     ]
+
+
+async def test_the_organization_trail_lists_every_entry_to_admin_keys_only(topics, db, key, make_key) -> None:
+    # Before any app runs: Beanie is bound to the test's own client (tests/conftest.py, db).
+    keys = KeyService(ApiKeyStore(), topics.api_key_pepper, Audit(AuditStore()))
+    admin, admin_record = await keys.create([], admin=True)
+    _, spare = await keys.create([], admin=True)
+    await keys.revoke(spare.prefix)
+    other = await make_key("ns_b")
+
+    async with api_client(topics, admin) as client:
+        model_id = (await upload(client, "ns_a")).json()["model_id"]
+        await upload(client, "ns_b")
+        everything = await client.get("/v1/audit")
+        of_ns_a = await client.get("/v1/audit", params={"namespace_id": "ns_a"})
+        creates = await client.get("/v1/audit", params={"action": "key.create", "limit": 1})
+        by_model = await client.get("/v1/audit", params={"model_id": model_id})
+        before_uploads = await client.get(
+            "/v1/audit", params={"until": everything.json()["entries"][1]["at"]}
+        )
+        namespace_trail = await trail(client)
+        as_namespace_key = await client.get("/v1/audit", headers=bearer(key))
+        as_other = await client.get("/v1/audit", headers=bearer(other), params={"namespace_id": "ns_b"})
+        bad = await client.get("/v1/audit", params={"namespace_id": "a/b"})
+
+    assert everything.status_code == 200, everything.text
+    body = everything.json()
+    assert body["namespace_id"] is None and body["total"] == 5 and body["next_offset"] is None
+    assert [(e["action"], e["namespaces"]) for e in body["entries"][:2]] == [
+        ("model.upload", ["ns_b"]),
+        ("model.upload", ["ns_a"]),
+    ]
+    # The admin keys' entries, of no namespace (their order within one millisecond is the entry ids').
+    assert sorted((e["action"], e["target"]["key_prefix"], e["namespaces"]) for e in body["entries"][2:]) == [
+        ("key.create", prefix, []) for prefix in sorted([admin_record.prefix, spare.prefix])
+    ] + [("key.revoke", spare.prefix, [])]
+    assert body["entries"][0]["key_prefix"] == prefix_of(admin)
+    ns_a = of_ns_a.json()
+    assert ns_a["namespace_id"] == "ns_a" and [e["model_id"] for e in ns_a["entries"]] == [model_id]
+    assert creates.json()["total"] == 2 and creates.json()["next_offset"] == 1
+    assert [e["action"] for e in creates.json()["entries"]] == ["key.create"]
+    assert by_model.json()["total"] == 1
+    assert before_uploads.json()["total"] == 3
+    # The namespace route is unchanged: no namespace-less entry, its namespace in the body.
+    assert namespace_trail["namespace_id"] == "ns_a" and namespace_trail["total"] == 1
+    assert_error(as_namespace_key, 403, "ForbiddenError", "admin_required")
+    assert_error(as_other, 403, "ForbiddenError", "admin_required")
+    assert bad.status_code == 422
+
+
+async def test_a_cli_deploy_after_an_api_deploy_is_not_attributed_to_the_api_key(
+    client, db, topics, key
+) -> None:
+    model_id = (await upload(client, "ns_a")).json()["model_id"]
+    assert (await client.post(f"/v1/namespaces/ns_a/models/{model_id}/deploy")).status_code == 200
+    await db.custom_models.update_one(
+        {"model_id": model_id}, {"$push": {"deployment_history": history_entry("deployment.started", 1)}}
+    )
+    deployed = modelreg(topics, "models", "deploy", "--namespace", "ns_a", "--model-id", model_id)
+    assert deployed.returncode == 0, deployed.stderr
+    # The CLI's command, applied: its events are nobody's key's.
+    await db.custom_models.update_one(
+        {"model_id": model_id}, {"$push": {"deployment_history": history_entry("deployment.ready", 2)}}
+    )
+
+    events = (await client.get(f"/v1/namespaces/ns_a/models/{model_id}/events")).json()["events"]
+    entries = (await trail(client, action="model.deploy"))["entries"]
+
+    assert [(e["event_type"], e["requested_by"]) for e in events] == [
+        ("deployment.ready", None),
+        ("deployment.started", prefix_of(key)),
+    ]
+    assert [(e["via"], e["key_prefix"]) for e in entries] == [("cli", None), ("api", prefix_of(key))]
+    assert entries[0]["details"] == {"command_id": deployed.stdout.strip(), "sent": True}

@@ -50,7 +50,17 @@ async def test_deploy_wait_shows_progress_and_exits_with_the_outcome(topics, db,
     process = await start_cli(topics, "deploy", "--namespace", "ns_cli", "--model-id", "m1", "--wait")
     assert await read_line(process) == "ns_cli/m1  status=not_deployed"
     records = await read_topic(topics, topics.commands_topic, expected=1)
-    assert decode_command(records[0].key, records[0].value).command_type == CommandType.DEPLOY
+    command = decode_command(records[0].key, records[0].value)
+    assert command.command_type == CommandType.DEPLOY
+    # Recorded as the API's deploy requests are, over the connection that follows the model.
+    (entry,) = await db.audit_log.find().to_list()
+    assert (entry["action"], entry["via"], entry["model_id"], entry["outcome"]) == (
+        "model.deploy",
+        "cli",
+        "m1",
+        "done",
+    )
+    assert entry["details"] == {"command_id": str(command.command_id), "sent": True}
     await apply(event(EventType.STARTED, 1, "ns_cli", "m1", message="fetching the archive"))
     await apply(event(outcome, 2, "ns_cli", "m1", message=None if outcome is EventType.READY else "no GPU"))
     started = await read_line(process)
@@ -65,6 +75,7 @@ async def test_deploy_wait_on_a_missing_model_says_so(topics, db) -> None:
     process = await start_cli(topics, "deploy", "--namespace", "ns_cli", "--model-id", "nope", "--wait")
     assert await read_line(process) == "no model ns_cli/nope"
     assert await asyncio.wait_for(process.wait(), 60) == 2
+    assert await db.audit_log.count_documents({}) == 0  # nothing was sent
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])

@@ -115,7 +115,7 @@ async def test_the_models_service_records_its_writes(tmp_path: Path, log, audit)
         await service.tagging.patch(ModelKey("ns", "gone"), ModelPatch(tags={"k": "v"}))
     await service.deletion.delete(KEY)
 
-    total, entries = await log.page("ns", AuditQuery(), 0, 10)
+    total, entries = await log.page(AuditQuery(namespace_id="ns"), 0, 10)
     actions = sorted((str(e.action), str(e.outcome), e.model_id) for e in entries)
     assert total == 4
     assert actions == [
@@ -124,3 +124,18 @@ async def test_the_models_service_records_its_writes(tmp_path: Path, log, audit)
         ("model.tags", "done", "m1"),
         ("model.tags", "refused", "gone"),
     ]
+
+
+async def test_an_exception_the_writer_names_a_refusal_is_settled_as_refused(log, audit) -> None:
+    def refusal(exc: BaseException) -> str | None:
+        return "invalid_command" if isinstance(exc, ValueError) else None
+
+    with pytest.raises(ValueError):
+        async with audit.recording(AuditAction.MODEL_DEPLOY, ["ns"], model_id="m1", refusal=refusal):
+            raise ValueError("refused by the contract")
+    with pytest.raises(RuntimeError):
+        async with audit.recording(AuditAction.MODEL_DEPLOY, ["ns"], model_id="m1", refusal=refusal):
+            raise RuntimeError("boom")
+
+    outcomes = [(e.outcome, e.code) for e in log.entries.values()]
+    assert outcomes == [(AuditOutcome.REFUSED, "invalid_command"), (AuditOutcome.FAILED, None)]

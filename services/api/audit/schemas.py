@@ -1,4 +1,4 @@
-"""Bodies of the audit route."""
+"""Bodies of the audit routes."""
 
 from __future__ import annotations
 
@@ -51,6 +51,23 @@ class AuditPageResponse(msgspec.Struct, kw_only=True):
 
     success: Annotated[bool, msgspec.Meta(title="Success")] = True
     namespace_id: Annotated[str, msgspec.Meta(title="Namespace Id")]
+    entries: Annotated[list[AuditEntryView], msgspec.Meta(title="Entries")]
+    total: Annotated[int, _meta("Total", "Entries matching the filters, over all pages")]
+    limit: Annotated[int, msgspec.Meta(title="Limit")]
+    offset: Annotated[int, msgspec.Meta(title="Offset")]
+    next_offset: Annotated[int | None, _meta("Next Offset", "Offset of the next page; null on the last")] = (
+        None
+    )
+
+
+class OrgAuditPageResponse(msgspec.Struct, kw_only=True):
+    """A page of the organization's audit trail (admin keys), newest first."""
+
+    success: Annotated[bool, msgspec.Meta(title="Success")] = True
+    namespace_id: Annotated[
+        str | None,
+        _meta("Namespace Id", "The namespace_id filter; null: every namespace's entries and those of none"),
+    ] = None
     entries: Annotated[list[AuditEntryView], msgspec.Meta(title="Entries")]
     total: Annotated[int, _meta("Total", "Entries matching the filters, over all pages")]
     limit: Annotated[int, msgspec.Meta(title="Limit")]

@@ -12,8 +12,10 @@ from modelreg.shared.audit import AuditAction, AuditEntry, AuditOutcome, AuditQu
 from modelreg.shared.documents import AuditDocument
 
 
-def audit_filter(namespace_id: str, query: AuditQuery) -> dict[str, Any]:
-    found: dict[str, Any] = {"namespaces": namespace_id}
+def audit_filter(query: AuditQuery) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if query.namespace_id is not None:
+        found["namespaces"] = query.namespace_id
     if query.model_id is not None:
         found["model_id"] = query.model_id
     if query.action is not None:
@@ -78,10 +80,8 @@ class AuditStore:
         )
         return [_entry(document) for document in documents]
 
-    async def page(
-        self, namespace_id: str, query: AuditQuery, offset: int, limit: int
-    ) -> tuple[int, list[AuditEntry]]:
-        found = audit_filter(namespace_id, query)
+    async def page(self, query: AuditQuery, offset: int, limit: int) -> tuple[int, list[AuditEntry]]:
+        found = audit_filter(query)
         total = await AuditDocument.find(found).count()
         documents = (
             await AuditDocument.find(found)
