@@ -171,9 +171,11 @@ class RegistryStack:
         return Namespace(f"{prefix}-{uuid.uuid4().hex[:12]}", self.namespace_key)
 
     def client(self, key: str | None = None, **options: Any) -> httpx.Client:
-        """An HTTP client for the API with `key` (default: the admin key); close it (or use `with`)."""
-        headers = {"Authorization": f"Bearer {key or self.admin_key}"}
-        return httpx.Client(base_url=self.api_url, headers=headers, timeout=30, **options)
+        """An HTTP client for the API with `key` (default: the admin key); close it (or use `with`).
+        `options` go to `httpx.Client` (`timeout`, 30 s unless given; `headers` beside the key's)."""
+        headers = {**options.pop("headers", {}), "Authorization": f"Bearer {key or self.admin_key}"}
+        options.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.api_url, headers=headers, **options)
 
     def register_model(
         self,
