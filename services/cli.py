@@ -91,19 +91,23 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     from modelreg.services.admin import publish_event
     from modelreg.shared.contracts import DeploymentEvent
 
-    event = DeploymentEvent(
-        event_id=uuid.uuid4(),
-        event_type=EventType(EVENT_TYPE_PREFIX + args.type),
-        namespace_id=args.namespace,
-        model_id=args.model_id,
-        sequence=args.sequence if args.sequence is not None else now_microseconds(),
-        occurred_at=datetime.now(UTC),
-        endpoint=args.endpoint,
-        base_image=args.base_image,
-        ray_cluster_url=args.ray_cluster_url,
-        ray_deployment_name=args.ray_deployment_name,
-        message=args.message,
-    )
+    try:
+        event = DeploymentEvent(
+            event_id=uuid.uuid4(),
+            event_type=EventType(EVENT_TYPE_PREFIX + args.type),
+            namespace_id=args.namespace,
+            model_id=args.model_id,
+            sequence=args.sequence if args.sequence is not None else now_microseconds(),
+            occurred_at=datetime.now(UTC),
+            endpoint=args.endpoint,
+            base_image=args.base_image,
+            ray_cluster_url=args.ray_cluster_url,
+            ray_deployment_name=args.ray_deployment_name,
+            message=args.message,
+        )
+    except ValueError as exc:  # the contract's cross-field rule (a ready event needs endpoint and image)
+        print(f"modelreg: not published, the message is invalid: invalid_event: {exc}", file=sys.stderr)
+        return 2
     if failed := _published(lambda: publish_event(settings, event)):
         return failed
     print(event.event_id)

@@ -54,7 +54,8 @@ async def add_cluster(
     *,
     exist_ok: bool = False,
 ) -> ClusterRecord:
-    """Register the cluster; with `exist_ok`, an existing registration of that name is kept as it is."""
+    """Register the cluster; with `exist_ok`, an existing registration of that name is kept (its labels, its
+    observed health) and takes the new addresses: `modelreg dev` starts each Ray head on other ports."""
     client = await mongo.connect(settings)
     try:
         store = ClusterStore()
@@ -64,6 +65,7 @@ async def add_cluster(
         except DuplicateClusterError:
             if not exist_ok:
                 raise InvalidCluster(f"a cluster named {registration.name} is already registered") from None
+            await store.set_addresses(registration.name, registration.ray_address, registration.serve_url)
             existing = await store.get(registration.name)
             assert existing is not None
             return existing

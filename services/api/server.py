@@ -9,6 +9,7 @@ body read deadlines are an ASGI middleware (services/api/limits.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import structlog
 import uvicorn
@@ -86,4 +87,6 @@ def serve(app: Litestar, settings: Settings) -> None:
             "MODELREG_API_KEY_PEPPER is empty: stored key hashes are not keyed with a secret; set one in "
             "production (changing it later invalidates every key)"
         )
-    uvicorn.Server(uvicorn_config(app, settings)).run()
+    # uvicorn shuts down gracefully on SIGINT, then raises it again for its caller: that is us, done.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(uvicorn_config(app, settings)).run()

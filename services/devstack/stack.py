@@ -109,7 +109,8 @@ class DevStack:
 
 
 def register_local_cluster(settings: Settings) -> None:
-    """`modelreg dev` has one Ray cluster: registered as the default cluster `local` (kept if it exists)."""
+    """`modelreg dev` has one Ray cluster: registered as the default cluster `local` (kept if it exists,
+    with this run's addresses)."""
     from modelreg.services.cluster_admin import add_cluster, validated
     from modelreg.shared.cluster_routing import DEFAULT_CLUSTER
 

@@ -533,3 +533,10 @@ async def test_modelreg_dev_registers_its_one_cluster_as_local_and_keeps_it(sett
     [doc] = await db.ray_clusters.find({}).to_list(None)
     assert (doc["name"], doc["ray_address"]) == ("local", settings.ray_address)
     assert doc["serve_url"] == f"http://{settings.serve_host}:{settings.serve_port}"
+    # Its next Ray head listens on another dashboard port: the record follows, its labels stay.
+    await db.ray_clusters.update_one({"name": "local"}, {"$set": {"labels": {"pool": "dev"}}})
+    moved = msgspec.structs.replace(settings, ray_address="http://127.0.0.1:1", serve_port=2)
+    await asyncio.to_thread(register_local_cluster, moved)
+    [doc] = await db.ray_clusters.find({}).to_list(None)
+    assert (doc["ray_address"], doc["serve_url"]) == ("http://127.0.0.1:1", f"http://{settings.serve_host}:2")
+    assert doc["labels"] == {"pool": "dev"}

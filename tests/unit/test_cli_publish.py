@@ -28,6 +28,25 @@ def test_publish_refuses_invalid_values_before_connecting(option, value) -> None
     assert "invalid_event" in result.stderr and option.removeprefix("--").replace("-", "_") in result.stderr
 
 
+@pytest.mark.parametrize(
+    "missing", [[], ["--endpoint", "http://127.0.0.1:8001/ns/m"], ["--base-image", "img"]]
+)
+def test_publish_refuses_a_ready_event_without_endpoint_or_image(missing) -> None:
+    # The contract's cross-field rule (ready needs both) is refused like any other field: exit 2, the reason.
+    env = {**os.environ, "MODELREG_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
+    args = ["events", "publish", "--namespace", "ns", "--model-id", "m", "--type", "ready", *missing]
+    result = subprocess.run(
+        [sys.executable, "-m", "modelreg.services.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "invalid_event" in result.stderr and "requires endpoint and base_image" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_publishing_commands_start_without_mongodb_or_the_api_stack() -> None:
     # Each CLI process pays for what it imports: a command that only speaks Kafka imports no MongoDB
     # (Beanie, pymongo), no Litestar and no Ray. The command runs for real up to its refusal (exit 2).

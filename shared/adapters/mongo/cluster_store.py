@@ -73,6 +73,11 @@ class ClusterStore:
     async def all(self) -> list[ClusterRecord]:
         return await ClusterDocument.find({}, projection_model=ClusterRecord).sort("name").to_list()
 
+    async def set_addresses(self, name: str, ray_address: str, serve_url: str) -> None:
+        await ClusterDocument.find_one({"name": name}).update(
+            {"$set": {"ray_address": ray_address, "serve_url": serve_url}}
+        )
+
     async def remove(self, name: str) -> bool:
         result = await ClusterDocument.find_one({"name": name}).delete()
         return result is not None and result.deleted_count == 1
