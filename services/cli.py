@@ -192,7 +192,7 @@ def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _published(publish: Callable[[], Coroutine[Any, Any, object]]) -> int:
-    """Run a publish: 0 once sent, 2 for a message the contract refuses, 1 when Kafka refuses it.""" ""
+    """Run a publish: 0 once sent, 2 for a message the contract refuses, 1 when Kafka refuses it."""
     from aiokafka.errors import KafkaError
 
     from modelreg.shared.contracts import InvalidMessage
