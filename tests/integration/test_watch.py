@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -199,22 +200,30 @@ async def test_watch_follows_the_read_rules_for_keys_and_namespaces(api, db, mak
         assert isinstance(unauthenticated, httpx.Response) and unauthenticated.status_code == 401
 
 
-async def test_the_change_feed_names_the_same_requester_as_the_history(api, db, make_key, namespaces) -> None:
-    ns_a, ns_b = namespaces
-    base_url, _ = api
-    key = await make_key(ns_a)
-    prefix = key.split("_")[1]
-    await db.custom_models.insert_one(seed_model_document(ns_a, "m1"))
-    async with watch(base_url, f"/v1/namespaces/{ns_a}/models/m1/watch", key) as stream:
+@asynccontextmanager
+async def watched_model(
+    base_url: str, db: Any, make_key: Any, namespace: str
+) -> AsyncIterator[tuple[Watch, httpx.AsyncClient, str]]:
+    """Model m1 seeded in `namespace`, its watch past the snapshot, and an API client with a key of the
+    namespace (and that key's prefix)."""
+    key = await make_key(namespace)
+    await db.custom_models.insert_one(seed_model_document(namespace, "m1"))
+    async with watch(base_url, f"/v1/namespaces/{namespace}/models/m1/watch", key) as stream:
         assert isinstance(stream, Watch)
         assert (await stream.next_event()).event == "snapshot"
         async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as client:
-            deployed = await client.post(f"/v1/namespaces/{ns_a}/models/m1/deploy")
-            assert deployed.status_code in (200, 202), deployed.text
-            requested = await stream.next_event()
-            await apply(event(EventType.STARTED, 1, ns_a, "m1"))
-            started = await stream.next_event()
-            history = (await client.get(f"/v1/namespaces/{ns_a}/models/m1/events")).json()["events"]
+            yield stream, client, key.split("_")[1]
+
+
+async def test_the_change_feed_names_the_same_requester_as_the_history(api, db, make_key, namespaces) -> None:
+    ns_a, _ = namespaces
+    async with watched_model(api[0], db, make_key, ns_a) as (stream, client, prefix):
+        deployed = await client.post(f"/v1/namespaces/{ns_a}/models/m1/deploy")
+        assert deployed.status_code in (200, 202), deployed.text
+        requested = await stream.next_event()
+        await apply(event(EventType.STARTED, 1, ns_a, "m1"))
+        started = await stream.next_event()
+        history = (await client.get(f"/v1/namespaces/{ns_a}/models/m1/events")).json()["events"]
 
     assert requested.json()["change"]["type"] == "deploy.requested"
     assert requested.json()["change"]["requested_by"] == prefix
@@ -229,24 +238,17 @@ async def test_a_request_repeating_the_stored_wish_is_still_reported_as_a_reques
     """A deploy sent again while pending (or an undeploy while deleting) stores the same desired_state, so
     the write changes only desired_at: the change feed must still say a request was made, and by whom."""
     ns_a, _ = namespaces
-    base_url, _ = api
-    key = await make_key(ns_a)
-    prefix = key.split("_")[1]
-    await db.custom_models.insert_one(seed_model_document(ns_a, "m1"))
-    async with watch(base_url, f"/v1/namespaces/{ns_a}/models/m1/watch", key) as stream:
-        assert isinstance(stream, Watch)
-        assert (await stream.next_event()).event == "snapshot"
-        async with httpx.AsyncClient(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as client:
-            for _ in range(2):
-                sent = await client.post(f"/v1/namespaces/{ns_a}/models/m1/deploy")
-                assert sent.json()["command_id"] is not None, sent.text
-            deploys = await stream.events_until(2)
-            await apply(event(EventType.READY, 1, ns_a, "m1"))
-            assert (await stream.next_event()).json()["change"]["event_type"] == "deployment.ready"
-            for _ in range(2):
-                sent = await client.delete(f"/v1/namespaces/{ns_a}/models/m1/deploy")
-                assert sent.status_code == 202, sent.text
-            undeploys = await stream.events_until(2)
+    async with watched_model(api[0], db, make_key, ns_a) as (stream, client, prefix):
+        for _ in range(2):
+            sent = await client.post(f"/v1/namespaces/{ns_a}/models/m1/deploy")
+            assert sent.json()["command_id"] is not None, sent.text
+        deploys = await stream.events_until(2)
+        await apply(event(EventType.READY, 1, ns_a, "m1"))
+        assert (await stream.next_event()).json()["change"]["event_type"] == "deployment.ready"
+        for _ in range(2):
+            sent = await client.delete(f"/v1/namespaces/{ns_a}/models/m1/deploy")
+            assert sent.status_code == 202, sent.text
+        undeploys = await stream.events_until(2)
 
     assert [(e.json()["change"]["type"], e.json()["change"]["requested_by"]) for e in deploys] == [
         ("deploy.requested", prefix)

@@ -9,21 +9,35 @@ import sys
 import pytest
 
 
-@pytest.mark.parametrize(
-    ("option", "value"),
-    [("--endpoint", "javascript:alert(1)"), ("--message", "forged\rline"), ("--base-image", "img\x1b[2J")],
-)
-def test_publish_refuses_invalid_values_before_connecting(option, value) -> None:
+def publish_to_an_unreachable_broker(*options: str) -> subprocess.CompletedProcess[str]:
     # An unreachable broker: reaching it would hang or fail differently, not exit 2 with the reason.
     env = {**os.environ, "MODELREG_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
-    args = ["events", "publish", "--namespace", "ns", "--model-id", "m", "--type", "started", option, value]
-    result = subprocess.run(
-        [sys.executable, "-m", "modelreg.services.cli", *args],
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelreg.services.cli",
+            "events",
+            "publish",
+            "--namespace",
+            "ns",
+            "--model-id",
+            "m",
+        ]
+        + list(options),
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--endpoint", "javascript:alert(1)"), ("--message", "forged\rline"), ("--base-image", "img\x1b[2J")],
+)
+def test_publish_refuses_invalid_values_before_connecting(option, value) -> None:
+    result = publish_to_an_unreachable_broker("--type", "started", option, value)
     assert result.returncode == 2, result.stderr
     assert "invalid_event" in result.stderr and option.removeprefix("--").replace("-", "_") in result.stderr
 
@@ -33,15 +47,7 @@ def test_publish_refuses_invalid_values_before_connecting(option, value) -> None
 )
 def test_publish_refuses_a_ready_event_without_endpoint_or_image(missing) -> None:
     # The contract's cross-field rule (ready needs both) is refused like any other field: exit 2, the reason.
-    env = {**os.environ, "MODELREG_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}
-    args = ["events", "publish", "--namespace", "ns", "--model-id", "m", "--type", "ready", *missing]
-    result = subprocess.run(
-        [sys.executable, "-m", "modelreg.services.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = publish_to_an_unreachable_broker("--type", "ready", *missing)
     assert result.returncode == 2, result.stderr
     assert "invalid_event" in result.stderr and "requires endpoint and base_image" in result.stderr
     assert "Traceback" not in result.stderr
