@@ -89,7 +89,7 @@ def cmd_register(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
     from modelreg.services.admin import publish_event
-    from modelreg.shared.contracts import DeploymentEvent
+    from modelreg.shared.contracts import DeploymentEvent, InvalidMessage
 
     try:
         event = DeploymentEvent(
@@ -106,8 +106,7 @@ def cmd_publish(settings: Settings, args: argparse.Namespace) -> int:
             message=args.message,
         )
     except ValueError as exc:  # the contract's cross-field rule (a ready event needs endpoint and image)
-        print(f"modelreg: not published, the message is invalid: invalid_event: {exc}", file=sys.stderr)
-        return 2
+        return _invalid(InvalidMessage("invalid_event", str(exc)))
     if failed := _published(lambda: publish_event(settings, event)):
         return failed
     print(event.event_id)
@@ -200,12 +199,16 @@ def _published(publish: Callable[[], Coroutine[Any, Any, object]]) -> int:
     try:
         asyncio.run(publish())
     except InvalidMessage as exc:
-        print(f"modelreg: not published, the message is invalid: {exc}", file=sys.stderr)
-        return 2
+        return _invalid(exc)
     except KafkaError as exc:
         print(f"modelreg: not published, Kafka refused it: {exc!r}", file=sys.stderr)
         return 1
     return 0
+
+
+def _invalid(exc: Exception) -> int:
+    print(f"modelreg: not published, the message is invalid: {exc}", file=sys.stderr)
+    return 2
 
 
 def cmd_resync(settings: Settings, args: argparse.Namespace) -> int:

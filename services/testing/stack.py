@@ -310,8 +310,7 @@ class RegistryStack:
         )
         self._ports.append(self.settings.api_port)
         self._ports.extend(self._embedded_ports(infra))
-        topics = [*vars(self.topics).values(), self.settings.cluster_health_topic]
-        run_blocking(lambda: kafka.ensure_topics(self.settings, topics))
+        run_blocking(lambda: kafka.ensure_topics(self.settings, self.settings.topics))
         self.admin_key = self._create_key(["--admin"])
         if self.with_bridge:
             self._start_ray()

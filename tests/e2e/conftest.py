@@ -192,10 +192,7 @@ class Registry:
 async def registry(settings: Settings, tmp_path: Path, http_timeout_s: float = 30) -> AsyncIterator[Registry]:
     """Topics, the worker (in this process), the read API (its own process on `settings.api_port`) and an
     admin key; on exit the bridges a test started, the API and the worker stop and the database is dropped."""
-    await kafka.ensure_topics(
-        settings,
-        [settings.events_topic, settings.dlq_topic, settings.commands_topic, settings.cluster_health_topic],
-    )
+    await kafka.ensure_topics(settings, settings.topics)
     client = await mongo.connect(settings)
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop))
